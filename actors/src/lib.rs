@@ -1,0 +1,1 @@
+//! Supervised ractor actors of the live twin. Built in issue 3.

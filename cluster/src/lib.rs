@@ -1,0 +1,1 @@
+//! Multi-node placement with ractor_cluster. Built in a later issue.

@@ -1,0 +1,1 @@
+//! Synthetic networks for benchmarks and tests (e.g. large grids).

@@ -1,0 +1,86 @@
+//! The hydraulic solver: Global Gradient Algorithm (Todini-Pilati) as EPANET 2.3 runs it.
+//!
+//! - `compile`: model (file units) to [`data::HydNetwork`] (internal units).
+//! - `linear`: sparse Cholesky (faer), symbolic factorization once per network.
+//! - `coeffs`, `newton`, `status`: one hydraulic solve (EPANET's `hydsolve`).
+//! - `eps`: extended period simulation: patterns, controls, tanks, time steps.
+//! - `rules`: rule-based controls.
+
+pub mod data;
+
+mod compile;
+mod curves;
+mod coeffs;
+mod eps;
+mod linear;
+mod newton;
+mod rules;
+mod status;
+mod tanks;
+
+pub use compile::compile;
+pub use eps::simulate;
+pub use newton::Solver;
+
+/// How to run a simulation.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Solve only the first period (time 0), as EPANET does with a zero duration.
+    pub steady: bool,
+}
+
+/// Results of a simulation, in the network's own (file) units, arrays aligned with the
+/// network's nodes and links.
+#[derive(Debug, Clone, Default)]
+pub struct SimResults {
+    /// Every hydraulic time step the solver took.
+    pub steps: Vec<StepResult>,
+    /// Warnings as EPANET words them, with the time they first occurred and how often.
+    pub warnings: Vec<SimWarning>,
+    /// Set when the run stopped early (e.g. unbalanced with `UNBALANCED STOP`).
+    pub halted: Option<Halt>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepResult {
+    /// Seconds since the start.
+    pub t: u64,
+    /// `true` at reporting times.
+    pub report: bool,
+    pub head: Vec<f64>,
+    pub pressure: Vec<f64>,
+    pub demand: Vec<f64>,
+    pub flow: Vec<f64>,
+    /// 0 closed, 1 open, 2 active.
+    pub status: Vec<u8>,
+    /// EPANET's internal status code of each link ([`data::Status`] as a number).
+    pub state: Vec<u8>,
+    pub iterations: u32,
+    pub relative_error: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimWarning {
+    /// EPANET's message text, e.g. `WARNING: Negative pressures .`
+    pub message: String,
+    pub count: usize,
+    /// Time of the first occurrence, seconds.
+    pub first_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Halt {
+    pub t: u64,
+    pub message: String,
+}
+
+/// Why a network cannot be simulated.
+#[derive(Debug, thiserror::Error)]
+pub enum SolverError {
+    /// The network is invalid for simulation (EPANET errors 2xx found after reading).
+    #[error("invalid network: {0}")]
+    InvalidNetwork(String),
+    /// The linear system could not be solved (EPANET error 110).
+    #[error("cannot solve network hydraulic equations at {time}: {detail}")]
+    IllConditioned { time: String, detail: String },
+}

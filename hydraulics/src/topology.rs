@@ -1,0 +1,1 @@
+//! Network topology with petgraph: connected components and reachability from sources.

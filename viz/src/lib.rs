@@ -1,0 +1,1 @@
+//! Bevy 3D viewer `aquatwin-view`. Built in issue 7.
