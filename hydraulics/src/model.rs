@@ -295,6 +295,8 @@ pub struct Rule {
     pub else_actions: Vec<RuleAction>,
     /// `PRIORITY` value; 0 when not given.
     pub priority: f64,
+    /// `false` for a rule marked `DISABLED` (EPANET 2.3); disabled rules are never evaluated.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

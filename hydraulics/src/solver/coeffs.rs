@@ -1,1 +1,702 @@
-//! (in progress)
+//! Coefficients of the linearized network equations (EPANET's `hydcoeffs.c` and the solver
+//! side of `leakage.c`): for every link its inverse head loss gradient `P` and flow
+//! correction `Y`, then the junction matrix `A` and right-hand side `F`, including emitters,
+//! pressure-driven demands, pipe leakage and the control valves' special equations.
+
+use std::f64::consts::PI;
+
+use super::curves::segment;
+use super::data::{HydCurve, HydLink, HydNetwork, HydState, LinkType, PumpType, Status, MISSING};
+use super::linear::LinearSystem;
+use crate::model::{DemandModel, HeadlossFormula};
+
+/// Tiny and huge coefficients: the conductance of a closed link is `1/CBIG`, the resistance
+/// of an open valve without minor loss `CSMALL`.
+pub(crate) const CSMALL: f64 = 1.0e-6;
+pub(crate) const CBIG: f64 = 1.0e8;
+const TINY: f64 = 1.0e-6;
+/// Converts a minor loss coefficient to `head = km q^2` form for a diameter in ft:
+/// 8 / (g pi^2).
+pub(crate) const MINOR_LOSS_FACTOR: f64 = 0.02517;
+
+// Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
+/// 1000 pi: Reynolds number 4000 in units of `q / (viscosity * d)`.
+const RE_TURBULENT: f64 = 3.14159265358979323850e+03;
+/// 500 pi: Reynolds number 2000 likewise.
+const RE_LAMINAR: f64 = 1.57079632679489661930e+03;
+/// 5.74 (pi/4)^0.9.
+const SWAMEE_JAIN_RE_TERM: f64 = 4.61841319859066668690e+00;
+/// -2 / ln(10).
+const MINUS_TWO_OVER_LN10: f64 = -8.68588963806503655300e-01;
+/// 5.74 / 4000^0.9.
+const SWAMEE_JAIN_AT_4000: f64 = 3.28895476345399058690e-03;
+/// -2 * 0.9 * 2 / ln(10) * 5.74 / 4000^0.9.
+const DUNLOP_SLOPE_TERM: f64 = -5.14214965799093883760e-03;
+
+/// Smallest pressure range of a pressure-driven demand, ft.
+pub(crate) const MIN_PDA_PRESSURE_RANGE: f64 = 0.1;
+/// Orifice coefficient of FAVAD leaks (0.6 sqrt(2g) with EPANET's area scaling).
+const LEAK_ORIFICE_COEFF: f64 = 4.8149866e-6;
+
+/// The fixed and variable area leakage of one junction (EPANET's `Sleakage`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NodeLeakage {
+    /// Inverted FAVAD coefficients: head = cfa * qfa^2, head = cva * qva^(2/3).
+    pub cfa: f64,
+    pub cva: f64,
+    pub qfa: f64,
+    pub qva: f64,
+}
+
+impl NodeLeakage {
+    fn leaks(&self) -> bool {
+        self.cfa != 0.0 || self.cva != 0.0
+    }
+}
+
+/// Work arrays of one solve, allocated once per network.
+pub(crate) struct Workspace {
+    /// Per link: inverse head loss gradient and flow correction.
+    pub p: Vec<f64>,
+    pub y: Vec<f64>,
+    /// Per node: flow excess (inflow - outflow) of the current iterate.
+    pub xflow: Vec<f64>,
+    /// Per junction: the full (required) demand of this period.
+    pub full_demand: Vec<f64>,
+    /// Per junction; empty when no pipe leaks.
+    pub leakage: Vec<NodeLeakage>,
+    /// Fraction of each flow change applied (1, or 0.6 once DAMPLIMIT is reached).
+    pub relax: f64,
+}
+
+impl Workspace {
+    pub(crate) fn new(network: &HydNetwork) -> Self {
+        let nodes = network.nodes.len();
+        Self {
+            p: vec![0.0; network.links.len()],
+            y: vec![0.0; network.links.len()],
+            xflow: vec![0.0; nodes],
+            full_demand: vec![0.0; network.junctions],
+            leakage: node_leakage(network),
+            relax: 1.0,
+        }
+    }
+}
+
+/// Accumulates each leaking pipe's FAVAD coefficients onto its junction ends, half to each
+/// when both ends are junctions, and inverts them (EPANET's `leakage_init`).
+fn node_leakage(network: &HydNetwork) -> Vec<NodeLeakage> {
+    let junctions = network.junctions;
+    let mut leakage = vec![NodeLeakage::default(); junctions];
+    let mut any = false;
+    for link in network.links.iter().filter(|l| l.link_type.is_pipe()) {
+        let (from_junction, to_junction) = (link.from < junctions, link.to < junctions);
+        if !from_junction && !to_junction {
+            continue;
+        }
+        if link.leak_area == 0.0 && link.leak_expansion == 0.0 {
+            continue;
+        }
+        any = true;
+        let mut sections = link.length * network.units.length / 100.0;
+        if from_junction && to_junction {
+            sections *= 0.5;
+        }
+        let area = LEAK_ORIFICE_COEFF * link.leak_area / (crate::units::M_PER_FT.powi(2)) * sections;
+        let expansion = LEAK_ORIFICE_COEFF * link.leak_expansion * sections;
+        for (node, is_junction) in [(link.from, from_junction), (link.to, to_junction)] {
+            if is_junction {
+                leakage[node].cfa += area;
+                leakage[node].cva += expansion;
+            }
+        }
+    }
+    if !any {
+        return Vec::new();
+    }
+    for leak in &mut leakage {
+        leak.cfa = if leak.cfa > 0.0 { 1.0 / (leak.cfa * leak.cfa) } else { 0.0 };
+        leak.cva = if leak.cva > 0.0 { 1.0 / leak.cva.powf(2.0 / 3.0) } else { 0.0 };
+        // The solver needs a non-zero starting flow.
+        leak.qfa = if leak.cfa > 0.0 { 0.001 } else { 0.0 };
+        leak.qva = if leak.cva > 0.0 { 0.001 } else { 0.0 };
+    }
+    leakage
+}
+
+/// Barrier terms keeping a flow above a lower limit (`dq` = flow - limit) ...
+pub(crate) fn add_lower_barrier(dq: f64, hloss: &mut f64, hgrad: &mut f64) {
+    let a = 1.0e9 * dq;
+    let b = (a * a + 1.0e-6).sqrt();
+    *hloss += (a - b) / 2.0;
+    *hgrad += (1.0e9 / 2.0) * (1.0 - a / b);
+}
+
+/// ... or below an upper limit (`dq` = flow - limit).
+fn add_upper_barrier(dq: f64, hloss: &mut f64, hgrad: &mut f64) {
+    let a = 1.0e9 * dq;
+    let b = (a * a + 1.0e-6).sqrt();
+    *hloss += (a + b) / 2.0;
+    *hgrad += (1.0e9 / 2.0) * (1.0 + a / b);
+}
+
+/// A positional control valve's loss coefficient at `setting` percent open, from its curve of
+/// flow-coefficient ratio against opening (linear when it has none).
+pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) -> f64 {
+    if setting == MISSING {
+        return 0.0;
+    }
+    let open_loss = link.minor_loss;
+    if setting >= 100.0 {
+        return open_loss;
+    }
+    if setting <= 0.0 {
+        return CBIG;
+    }
+    let ratio_percent = match link.curve.and_then(|c| curves.get(c)).filter(|c| !c.x.is_empty()) {
+        None => setting,
+        Some(curve) => {
+            let (x, y) = (&curve.x, &curve.y);
+            let last = x.len() - 1;
+            if setting < x[0] {
+                setting / x[0] * y[0]
+            } else if setting > x[last] {
+                (setting - x[last]) / (1.0 - x[last]) * (1.0 - y[last]) + y[last]
+            } else {
+                let (intercept, slope) = segment(x, y, setting);
+                intercept + slope * setting
+            }
+        }
+    };
+    let ratio = (ratio_percent / 100.0).min(1.0).max(CSMALL);
+    (open_loss / (ratio * ratio)).min(CBIG)
+}
+
+/// `P` and `Y` of every link at the current flows (EPANET's `headlosscoeffs`).
+pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace) {
+    for (k, link) in network.links.iter().enumerate() {
+        let flow = state.flow[k];
+        let status = state.status[k];
+        let setting = state.setting[k];
+        let (p, y) = match link.link_type {
+            LinkType::Pipe | LinkType::CvPipe => pipe_coeff(network, link, flow, status),
+            LinkType::Pump => pump_coeff(network, link, flow, status, setting),
+            LinkType::Pbv => pbv_coeff(link, flow, status, setting, network.options.rqtol),
+            LinkType::Tcv => {
+                let km = if setting == MISSING {
+                    link.minor_loss
+                } else {
+                    MINOR_LOSS_FACTOR * setting / link.diameter.powi(4)
+                };
+                valve_coeff(km, flow, status, network.options.rqtol)
+            }
+            LinkType::Pcv => {
+                let km = if setting == MISSING {
+                    link.minor_loss
+                } else {
+                    pcv_loss_coeff(link, setting, &network.curves)
+                };
+                valve_coeff(km, flow, status, network.options.rqtol)
+            }
+            LinkType::Gpv => gpv_coeff(network, link, flow, status),
+            LinkType::Prv | LinkType::Psv | LinkType::Fcv => {
+                if setting == MISSING {
+                    valve_coeff(link.minor_loss, flow, status, network.options.rqtol)
+                } else {
+                    // Controlling valves get their equations in `valve_matrix_coeffs`.
+                    (0.0, work.y[k])
+                }
+            }
+        };
+        work.p[k] = p;
+        work.y[k] = y;
+    }
+}
+
+/// Coefficients of a closed link: `h = CBIG q`.
+fn closed_coeff(flow: f64) -> (f64, f64) {
+    (1.0 / CBIG, flow)
+}
+
+fn pipe_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status) -> (f64, f64) {
+    if status.is_closed() {
+        return closed_coeff(flow);
+    }
+    let options = &network.options;
+    if options.headloss == HeadlossFormula::DarcyWeisbach {
+        return darcy_weisbach_coeff(link, flow, options.viscosity);
+    }
+    let q = flow.abs();
+    let mut hgrad = options.hexp * link.resistance * q.powf(options.hexp - 1.0);
+    let mut hloss = if hgrad < options.rqtol {
+        // A linear law near zero flow keeps the gradient from vanishing.
+        hgrad = options.rqtol / options.hexp;
+        hgrad * q
+    } else {
+        hgrad * q / options.hexp
+    };
+    if link.minor_loss > 0.0 {
+        hloss += link.minor_loss * q * q;
+        hgrad += 2.0 * link.minor_loss * q;
+    }
+    (1.0 / hgrad, hloss * flow.signum_or_zero() / hgrad)
+}
+
+/// Darcy-Weisbach: Hagen-Poiseuille below Re 2000, else the friction factor (with its
+/// derivative) from `friction_factor`.
+fn darcy_weisbach_coeff(link: &HydLink, flow: f64, viscosity: f64) -> (f64, f64) {
+    let q = flow.abs();
+    let relative_roughness = link.roughness / link.diameter;
+    let s = viscosity * link.diameter;
+    let ml = link.minor_loss;
+    let (hloss, hgrad) = if q <= RE_LAMINAR * s {
+        let r = 16.0 * PI * s * link.resistance;
+        (flow * (r + ml * q), r + 2.0 * ml * q)
+    } else {
+        let (f, dfdq) = friction_factor(q, relative_roughness, s);
+        let r1 = f * link.resistance + ml;
+        (r1 * q * flow, 2.0 * r1 * q + dfdq * link.resistance * q * q)
+    };
+    (1.0 / hgrad, hloss / hgrad)
+}
+
+/// Darcy-Weisbach friction factor and its derivative with respect to flow, for `q` = |flow|,
+/// `e` = roughness / diameter, `s` = viscosity * diameter: Swamee-Jain from Re 4000, Dunlop's
+/// cubic interpolation between Re 2000 and 4000.
+pub(crate) fn friction_factor(q: f64, e: f64, s: f64) -> (f64, f64) {
+    let w = q / s;
+    if w >= RE_TURBULENT {
+        let y1 = SWAMEE_JAIN_RE_TERM / w.powf(0.9);
+        let y2 = e / 3.7 + y1;
+        let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
+        let f = 1.0 / (y3 * y3);
+        let dfdq = 1.8 * f * y1 * MINUS_TWO_OVER_LN10 / y2 / y3 / q;
+        (f, dfdq)
+    } else {
+        let y2 = e / 3.7 + SWAMEE_JAIN_AT_4000;
+        let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
+        let fa = 1.0 / (y3 * y3);
+        let fb = (2.0 + DUNLOP_SLOPE_TERM / (y2 * y3)) * fa;
+        let r = w / RE_LAMINAR;
+        let x1 = 7.0 * fa - fb;
+        let x2 = 0.128 - 17.0 * fa + 2.5 * fb;
+        let x3 = -0.128 + 13.0 * fa - (fb + fb);
+        let x4 = 0.032 - 3.0 * fa + 0.5 * fb;
+        let f = x1 + r * (x2 + r * (x3 + r * x4));
+        let dfdq = (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / RE_LAMINAR;
+        (f, dfdq)
+    }
+}
+
+fn pump_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status, setting: f64) -> (f64, f64) {
+    if status.is_closed() || setting == 0.0 {
+        return closed_coeff(flow);
+    }
+    let Some(pump) = link.pump.and_then(|p| network.pumps.get(p)) else {
+        return closed_coeff(flow);
+    };
+    let q = flow.abs();
+    let rqtol = network.options.rqtol;
+    let (hloss, hgrad) = match pump.pump_type {
+        PumpType::NoCurve => return (1.0 / CSMALL, flow),
+        PumpType::Custom => {
+            let Some(curve) = pump.head_curve.and_then(|c| network.curves.get(c)) else {
+                return closed_coeff(flow);
+            };
+            // The curve's segment at the speed-adjusted flow, as a head loss.
+            let (h0, r) = segment(&curve.x, &curve.y, q / setting);
+            let hgrad = -r * setting;
+            (-h0 * setting * setting + hgrad * flow, hgrad)
+        }
+        PumpType::ConstHp => {
+            let r = pump.r * setting.powi(3);
+            let hgrad = -r / q / q;
+            if hgrad > CBIG {
+                return closed_coeff(flow);
+            }
+            if hgrad < CSMALL {
+                return (1.0 / CSMALL, flow);
+            }
+            (r / flow, hgrad)
+        }
+        PumpType::PowerFunc => {
+            let h0 = setting * setting * pump.h0;
+            let n = if (pump.n - 1.0).abs() < TINY { 1.0 } else { pump.n };
+            let r = pump.r * setting.powf(2.0 - n);
+            if n != 1.0 {
+                let hgrad = n * r * q.powf(n - 1.0);
+                if hgrad < rqtol {
+                    (h0 + rqtol * flow, rqtol)
+                } else {
+                    (h0 + hgrad * flow / n, hgrad)
+                }
+            } else {
+                (h0 + r * flow, r)
+            }
+        }
+    };
+    (1.0 / hgrad, hloss / hgrad)
+}
+
+/// An open, closed or throttled valve with loss coefficient `km` (EPANET's `valvecoeff`).
+fn valve_coeff(km: f64, flow: f64, status: Status, rqtol: f64) -> (f64, f64) {
+    if status.is_closed() {
+        return closed_coeff(flow);
+    }
+    if km > 0.0 {
+        let q = flow.abs();
+        let mut hgrad = 2.0 * km * q;
+        let hloss = if hgrad < rqtol {
+            hgrad = rqtol / 2.0;
+            flow * hgrad
+        } else {
+            flow * hgrad / 2.0
+        };
+        (1.0 / hgrad, hloss / hgrad)
+    } else {
+        (1.0 / CSMALL, flow)
+    }
+}
+
+fn gpv_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status) -> (f64, f64) {
+    let curve = link.curve.and_then(|c| network.curves.get(c));
+    match curve {
+        Some(curve) if status != Status::Closed => {
+            let q = flow.abs().max(TINY);
+            let (h0, r) = segment(&curve.x, &curve.y, q);
+            let r = r.max(TINY);
+            (1.0 / r, (h0 / r + q) * flow.signum_or_zero())
+        }
+        _ => valve_coeff(link.minor_loss, flow, status, network.options.rqtol),
+    }
+}
+
+/// A pressure breaker valve forces its setting as head loss unless its open-valve loss is
+/// already larger.
+fn pbv_coeff(link: &HydLink, flow: f64, status: Status, setting: f64, rqtol: f64) -> (f64, f64) {
+    if setting == MISSING || setting == 0.0 || link.minor_loss * flow * flow > setting {
+        return valve_coeff(link.minor_loss, flow, status, rqtol);
+    }
+    (CBIG, setting * CBIG)
+}
+
+/// Fills the linear system `A H = F` for the current iterate (EPANET's `matrixcoeffs`).
+pub(crate) fn matrix_coeffs(
+    network: &HydNetwork,
+    state: &mut HydState,
+    work: &mut Workspace,
+    system: &mut LinearSystem,
+) {
+    system.clear();
+    work.xflow.fill(0.0);
+    link_matrix_coeffs(network, state, work, system);
+    emitter_matrix_coeffs(network, state, work, system);
+    demand_matrix_coeffs(network, state, work, system);
+    leakage_matrix_coeffs(network, work, system);
+    for i in 0..network.junctions {
+        work.xflow[i] -= state.demand_flow[i];
+        system.add_rhs(i, work.xflow[i]);
+    }
+    valve_matrix_coeffs(network, state, work, system);
+}
+
+fn link_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace, system: &mut LinearSystem) {
+    let junctions = network.junctions;
+    for (k, link) in network.links.iter().enumerate() {
+        let p = work.p[k];
+        if p == 0.0 {
+            continue;
+        }
+        let (n1, n2) = (link.from, link.to);
+        let flow = state.flow[k];
+        work.xflow[n1] -= flow;
+        work.xflow[n2] += flow;
+        system.add_off_diagonal(k, -p);
+        if n1 < junctions {
+            system.add_diagonal(n1, p);
+            system.add_rhs(n1, work.y[k]);
+        } else if n2 < junctions {
+            system.add_rhs(n2, p * state.head[n1]);
+        }
+        if n2 < junctions {
+            system.add_diagonal(n2, p);
+            system.add_rhs(n2, -work.y[k]);
+        } else if n1 < junctions {
+            system.add_rhs(n1, p * state.head[n2]);
+        }
+    }
+}
+
+/// An emitter's head loss and gradient at its current flow: `h = ke q^qexp`, linear near zero
+/// flow, with a barrier against inflow when backflow is not allowed.
+pub(crate) fn emitter_headloss(network: &HydNetwork, node: usize, q: f64) -> (f64, f64) {
+    let options = &network.options;
+    let ke = network.nodes[node].emitter_coeff.max(CSMALL);
+    let qexp = options.emitter_exponent;
+    let mut hgrad = qexp * ke * q.abs().powf(qexp - 1.0);
+    let mut hloss = if hgrad < options.rqtol {
+        hgrad = options.rqtol / qexp;
+        hgrad * q
+    } else {
+        hgrad * q / qexp
+    };
+    if !options.emitter_backflow {
+        add_lower_barrier(q, &mut hloss, &mut hgrad);
+    }
+    (hloss, hgrad)
+}
+
+fn emitter_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace, system: &mut LinearSystem) {
+    for i in 0..network.junctions {
+        let node = &network.nodes[i];
+        if node.emitter_coeff == 0.0 {
+            continue;
+        }
+        let (hloss, hgrad) = emitter_headloss(network, i, state.emitter_flow[i]);
+        system.add_diagonal(i, 1.0 / hgrad);
+        system.add_rhs(i, (hloss + node.elevation) / hgrad);
+        work.xflow[i] -= state.emitter_flow[i];
+    }
+}
+
+/// The head loss of delivering a pressure-driven demand `d` of `full`: the inverted demand
+/// function `p = dp (d/full)^n` with barriers keeping `0 <= d <= full`.
+pub(crate) fn demand_headloss(d: f64, full: f64, dp: f64, n: f64) -> (f64, f64) {
+    let r = d.abs() / full;
+    let mut hgrad = n * dp * r.powf(n - 1.0) / full;
+    let mut hloss = hgrad * d / n;
+    add_lower_barrier(d, &mut hloss, &mut hgrad);
+    add_upper_barrier(d - full, &mut hloss, &mut hgrad);
+    (hloss, hgrad)
+}
+
+fn demand_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &Workspace, system: &mut LinearSystem) {
+    let options = &network.options;
+    if options.demand_model == DemandModel::Dda {
+        return;
+    }
+    let dp = options.preq - options.pmin;
+    let n = 1.0 / options.pexp;
+    for i in 0..network.junctions {
+        let full = work.full_demand[i];
+        if full <= 0.0 {
+            continue;
+        }
+        let (hloss, hgrad) = demand_headloss(state.demand_flow[i], full, dp, n);
+        if hgrad > 0.0 {
+            system.add_diagonal(i, 1.0 / hgrad);
+            system.add_rhs(i, (hloss + network.nodes[i].elevation + options.pmin) / hgrad);
+        }
+    }
+}
+
+/// Head and gradient of a junction's fixed and variable area leakage at its current leakage
+/// flows: `((hfa, gfa), (hva, gva))`, zeros for a part that does not leak.
+pub(crate) fn leakage_headloss(leak: &NodeLeakage, rqtol: f64) -> ((f64, f64), (f64, f64)) {
+    let eval = |q: f64, c: f64, exponent: f64| {
+        if c == 0.0 {
+            return (0.0, 0.0);
+        }
+        let n = 1.0 / exponent;
+        let mut g = n * c * q.abs().powf(n - 1.0);
+        let mut h = if g < rqtol {
+            g = rqtol / n;
+            g * q
+        } else {
+            g * q / n
+        };
+        add_lower_barrier(q, &mut h, &mut g);
+        (h, g)
+    };
+    (eval(leak.qfa, leak.cfa, 0.5), eval(leak.qva, leak.cva, 1.5))
+}
+
+fn leakage_matrix_coeffs(network: &HydNetwork, work: &mut Workspace, system: &mut LinearSystem) {
+    let rqtol = network.options.rqtol;
+    for (i, leak) in work.leakage.iter().enumerate() {
+        if !leak.leaks() {
+            continue;
+        }
+        let elevation = network.nodes[i].elevation;
+        let ((hfa, gfa), (hva, gva)) = leakage_headloss(leak, rqtol);
+        if gfa > 0.0 {
+            system.add_diagonal(i, 1.0 / gfa);
+            system.add_rhs(i, (hfa + elevation) / gfa);
+        }
+        if gva > 0.0 {
+            system.add_diagonal(i, 1.0 / gva);
+            system.add_rhs(i, (hva + elevation) / gva);
+        }
+        work.xflow[i] -= leak.qfa + leak.qva;
+    }
+}
+
+/// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)
+/// fixes its downstream (upstream) head at the setting, an active FCV becomes a demand and a
+/// supply of its setting, any other state is an open or closed valve.
+fn valve_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace, system: &mut LinearSystem) {
+    let junctions = network.junctions;
+    let rqtol = network.options.rqtol;
+    // Adds to the row of a junction only; EPANET's rows of fixed-head nodes are never solved.
+    let add_diag = |system: &mut LinearSystem, node: usize, v: f64| {
+        if node < junctions {
+            system.add_diagonal(node, v);
+        }
+    };
+    let add_rhs = |system: &mut LinearSystem, node: usize, v: f64| {
+        if node < junctions {
+            system.add_rhs(node, v);
+        }
+    };
+    for &k in &network.valves {
+        let setting = state.setting[k];
+        if setting == MISSING {
+            continue;
+        }
+        let link = &network.links[k];
+        let (n1, n2) = (link.from, link.to);
+        let flow = state.flow[k];
+        let status = state.status[k];
+        let active = status == Status::Active;
+        match link.link_type {
+            LinkType::Prv if active => {
+                let hset = network.nodes[n2].elevation + setting;
+                work.p[k] = 0.0;
+                work.y[k] = flow + work.xflow[n2];
+                add_rhs(system, n2, hset * CBIG);
+                add_diag(system, n2, CBIG);
+                if work.xflow[n2] < 0.0 {
+                    add_rhs(system, n1, work.xflow[n2]);
+                }
+                continue;
+            }
+            LinkType::Psv if active => {
+                let hset = network.nodes[n1].elevation + setting;
+                work.p[k] = 0.0;
+                work.y[k] = flow - work.xflow[n1];
+                add_rhs(system, n1, hset * CBIG);
+                add_diag(system, n1, CBIG);
+                if work.xflow[n1] > 0.0 {
+                    add_rhs(system, n2, work.xflow[n1]);
+                }
+                system.add_off_diagonal(k, -1.0 / CBIG);
+                add_diag(system, n2, 1.0 / CBIG);
+                continue;
+            }
+            LinkType::Fcv if active => {
+                work.xflow[n1] -= setting;
+                work.xflow[n2] += setting;
+                work.y[k] = flow - setting;
+                add_rhs(system, n1, -setting);
+                add_rhs(system, n2, setting);
+                let p = 1.0 / CBIG;
+                work.p[k] = p;
+                system.add_off_diagonal(k, -p);
+                add_diag(system, n1, p);
+                add_diag(system, n2, p);
+                continue;
+            }
+            LinkType::Prv | LinkType::Psv | LinkType::Fcv => {}
+            _ => continue,
+        }
+        let (p, y) = valve_coeff(link.minor_loss, flow, status, rqtol);
+        work.p[k] = p;
+        work.y[k] = y;
+        system.add_off_diagonal(k, -p);
+        add_diag(system, n1, p);
+        add_diag(system, n2, p);
+        add_rhs(system, n1, y - flow);
+        add_rhs(system, n2, -(y - flow));
+    }
+}
+
+/// `signum` that gives 0 for a zero flow, as EPANET's `SGN` does.
+trait SignumOrZero {
+    fn signum_or_zero(self) -> f64;
+}
+
+impl SignumOrZero for f64 {
+    fn signum_or_zero(self) -> f64 {
+        if self > 0.0 {
+            1.0
+        } else if self < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swamee_jain_friction_factor_matches_hand_value() {
+        // Re = 1e5 (w = Re pi / 4), relative roughness 1e-4.
+        let s = 1.0;
+        let w = 1.0e5 * PI / 4.0;
+        let (f, dfdq) = friction_factor(w, 1.0e-4, s);
+        // f = 0.25 / log10(e/3.7 + 5.74/Re^0.9)^2
+        let expected = 0.25 / (1.0e-4 / 3.7 + 5.74 / 1.0e5f64.powf(0.9)).log10().powi(2);
+        assert!((f - expected).abs() < 1e-12, "{f} vs {expected}");
+        // The derivative matches a finite difference.
+        let h = 1e-3;
+        let numeric = (friction_factor(w + h, 1.0e-4, s).0 - friction_factor(w - h, 1.0e-4, s).0) / (2.0 * h);
+        assert!((dfdq - numeric).abs() < 1e-9 * dfdq.abs().max(1e-12) + 1e-15);
+    }
+
+    #[test]
+    fn dunlop_interpolation_joins_laminar_and_turbulent() {
+        let s = 1.0;
+        let e = 1.0e-3;
+        // At Re 2000 the cubic gives the laminar 64/Re.
+        let (f_2000, _) = friction_factor(RE_LAMINAR, e, s);
+        assert!((f_2000 - 64.0 / 2000.0).abs() < 1e-12);
+        // At Re 4000 it meets Swamee-Jain.
+        let (f_below, _) = friction_factor(RE_TURBULENT * (1.0 - 1e-12), e, s);
+        let (f_above, _) = friction_factor(RE_TURBULENT, e, s);
+        assert!((f_below - f_above).abs() < 1e-9);
+    }
+
+    #[test]
+    fn open_valve_without_minor_loss_is_a_small_resistance() {
+        assert_eq!(valve_coeff(0.0, 2.0, Status::Open, 1e-7), (1.0 / CSMALL, 2.0));
+        assert_eq!(valve_coeff(5.0, 2.0, Status::Closed, 1e-7), (1.0 / CBIG, 2.0));
+        let (p, y) = valve_coeff(5.0, 2.0, Status::Active, 1e-7);
+        assert_eq!(p, 1.0 / 20.0);
+        assert_eq!(y, 1.0); // hloss/hgrad = km q^2 / (2 km q) = q/2
+    }
+
+    #[test]
+    fn pbv_forces_its_setting_unless_minor_loss_exceeds_it() {
+        let mut link = HydLink {
+            id: "v".into(),
+            from: 0,
+            to: 1,
+            link_type: LinkType::Pbv,
+            diameter: 1.0,
+            length: 0.0,
+            roughness: 0.0,
+            minor_loss: 1.0,
+            resistance: CSMALL,
+            initial_status: Status::Active,
+            initial_setting: 10.0,
+            leak_area: 0.0,
+            leak_expansion: 0.0,
+            pump: None,
+            curve: None,
+        };
+        assert_eq!(pbv_coeff(&link, 2.0, Status::Active, 10.0, 1e-7), (CBIG, 10.0 * CBIG));
+        link.minor_loss = 5.0; // 5 * 2^2 = 20 > 10
+        assert_eq!(pbv_coeff(&link, 2.0, Status::Active, 10.0, 1e-7), valve_coeff(5.0, 2.0, Status::Active, 1e-7));
+    }
+
+    #[test]
+    fn barriers_vanish_far_inside_the_limits() {
+        let (mut h, mut g) = (1.0, 2.0);
+        add_lower_barrier(1.0, &mut h, &mut g);
+        add_upper_barrier(-1.0, &mut h, &mut g);
+        assert!((h - 1.0).abs() < 1e-12 && (g - 2.0).abs() < 1e-12);
+    }
+}

@@ -8,6 +8,11 @@
 
 use crate::model;
 
+/// EPANET's "no value" marker. A PRV, PSV, PBV, FCV, TCV or PCV whose `setting` is `MISSING`
+/// has a fixed status (opened or closed by the user, a control or a rule) instead of
+/// controlling; a control's missing setting is `None` instead.
+pub const MISSING: f64 = -1.0e10;
+
 /// Link types as the solver distinguishes them (EPANET's `LinkType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkType {
@@ -296,13 +301,17 @@ pub struct HydState {
     pub leakage_flow: Vec<f64>,
     /// Link flows, cfs.
     pub flow: Vec<f64>,
-    /// Pump speed or valve setting (internal units); NaN-free, `f64::MISSING` not used.
+    /// Pump speed or valve setting (internal units); [`MISSING`] for a valve with a fixed
+    /// status, as EPANET does. Pipes hold their roughness, GPVs their curve index.
     pub setting: Vec<f64>,
     pub status: Vec<Status>,
     /// Tank volumes, ft3, indexed like `HydNetwork::tanks`.
     pub tank_volume: Vec<f64>,
     /// Current time since the start, seconds.
     pub time: i64,
+    /// Sum of the positive junction demands of the current period (EPANET's `Dsystem`), cfs:
+    /// set where the period's demands are computed, read by `SYSTEM DEMAND` rule premises.
+    pub system_demand: f64,
 }
 
 /// What the solver reports about one hydraulic solve.
@@ -311,4 +320,7 @@ pub struct SolveOutcome {
     pub iterations: u32,
     pub relative_error: f64,
     pub converged: bool,
+    /// Set when the equations could not be solved (EPANET error 110): the node whose
+    /// pivot failed and no active control valve could be fixed to cure it.
+    pub ill_conditioned_node: Option<usize>,
 }

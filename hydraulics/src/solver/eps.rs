@@ -1,9 +1,617 @@
-//! (in progress)
-use super::{SimOptions, SimResults, SolverError};
+//! Extended period simulation, driven as EPANET 2.3's `hydraul.c` drives it: each period sets
+//! the demands, reservoir heads and pump speeds of its pattern period, applies the simple
+//! controls and solves; the next time is the earliest of the hydraulic step, the next pattern
+//! period, the next report time, a tank filling or draining, a control firing and a rule
+//! firing, and tank levels advance over the step.
+
+use super::compile::compile;
+use super::controls::{apply_controls, control_time_step};
+use super::data::{HydNetwork, HydState, LinkType, SolveOutcome, Status, MISSING};
+use super::newton::Solver;
+use super::rules::{check_rules, set_link_setting};
+use super::tanks::{tank_time_step, update_tank_levels};
+use super::warnings::{junction_outflow, WarningChecker, WarningLog};
+use super::{Halt, SimOptions, SimResults, SolverError, StepResult};
 use crate::model::Network;
+use crate::results::clock_time;
+
+/// Flow given to closed links at the start, cfs (EPANET's `QZERO`).
+const ZERO_FLOW: f64 = 1.0e-6;
 
 /// Runs the network's extended period simulation (or one steady period).
 pub fn simulate(network: &Network, options: &SimOptions) -> Result<SimResults, SolverError> {
-    let _ = (network, options);
-    todo!("eps")
+    let hyd = compile(network)?;
+    Ok(simulate_compiled(&hyd, options))
+}
+
+/// Runs the simulation of a compiled network.
+fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
+    let mut solver = Solver::new(hyd);
+    let mut run = Simulation::new(hyd, options.steady);
+    let mut results = SimResults::default();
+    loop {
+        let outcome = run.solve_period(&mut solver);
+        if let Some(node) = outcome.ill_conditioned_node {
+            results.halted = Some(Halt {
+                t: run.clock.now(),
+                message: format!(
+                    "cannot solve network hydraulic equations at {} hrs: ill-conditioned at node {}",
+                    clock_time(run.clock.now()),
+                    hyd.nodes[node].id
+                ),
+            });
+            break;
+        }
+        results.steps.push(run.step_result(&outcome));
+        if let Some(halt) = run.check_period(&outcome) {
+            results.halted = Some(halt);
+        }
+        if run.advance() == 0 {
+            break;
+        }
+    }
+    results.warnings = run.warnings.into_warnings();
+    results
+}
+
+/// The simulation clock, seconds (EPANET's `Htime`, `Rtime` and time options).
+#[derive(Debug, Clone, PartialEq)]
+struct Clock {
+    /// Simulated time of the current period.
+    time: i64,
+    /// Next reporting time the steps must not jump over.
+    next_report: i64,
+    duration: i64,
+    hydraulic_step: i64,
+    pattern_step: i64,
+    pattern_start: i64,
+    report_step: i64,
+    report_start: i64,
+    rule_step: i64,
+}
+
+impl Clock {
+    /// The clock of `network`'s time options (already adjusted as EPANET adjusts them:
+    /// the hydraulic step no longer than the pattern and report steps, the rule step no
+    /// longer than the hydraulic step); a zero step is taken as 1 s to keep the clock moving.
+    fn new(network: &HydNetwork, steady: bool) -> Self {
+        let times = &network.times;
+        Self {
+            time: 0,
+            next_report: times.report_step.max(1),
+            duration: if steady { 0 } else { times.duration.max(0) },
+            hydraulic_step: times.hydraulic_step.max(1),
+            pattern_step: times.pattern_step.max(1),
+            pattern_start: times.pattern_start.max(0),
+            report_step: times.report_step.max(1),
+            report_start: times.report_start.max(0),
+            rule_step: times.rule_step.max(1),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.time.max(0) as u64
+    }
+
+    /// The pattern period that the current time falls in, counted from the pattern start.
+    fn pattern_period(&self) -> usize {
+        ((self.time + self.pattern_start) / self.pattern_step).max(0) as usize
+    }
+
+    /// `true` when the current time is a reporting time.
+    fn is_report_time(&self) -> bool {
+        self.time >= self.report_start && (self.time - self.report_start) % self.report_step == 0
+    }
+
+    /// The step to take before looking at tanks, controls and rules: the hydraulic step, cut
+    /// at the next pattern period and the next reporting time.
+    fn base_step(&self) -> i64 {
+        let mut step = self.hydraulic_step;
+        // EPANET measures the next pattern period from time 0 even with a pattern start.
+        let next_period = (self.time + self.pattern_start) / self.pattern_step + 1;
+        let to_pattern = next_period * self.pattern_step - self.time;
+        if to_pattern > 0 && to_pattern < step {
+            step = to_pattern;
+        }
+        let to_report = self.next_report - self.time;
+        if to_report > 0 && to_report < step {
+            step = to_report;
+        }
+        step
+    }
+
+    /// Moves the clock on by `step`; at the end of the run (`step` 0) it moves past the end.
+    fn advance(&mut self, step: i64) {
+        if self.time < self.duration {
+            self.time += step;
+            if self.time >= self.next_report {
+                self.next_report += self.report_step;
+            }
+        } else {
+            self.time += 1;
+        }
+    }
+}
+
+/// One run's state between periods.
+struct Simulation<'a> {
+    network: &'a HydNetwork,
+    state: HydState,
+    clock: Clock,
+    /// Set when the run must stop after the current period (unbalanced with `UNBALANCED STOP`).
+    halting: bool,
+    checker: WarningChecker,
+    warnings: WarningLog,
+}
+
+impl<'a> Simulation<'a> {
+    fn new(network: &'a HydNetwork, steady: bool) -> Self {
+        Self {
+            network,
+            state: initial_state(network),
+            clock: Clock::new(network, steady),
+            halting: false,
+            checker: WarningChecker::new(network),
+            warnings: WarningLog::default(),
+        }
+    }
+
+    /// Sets the period's demands and control actions and solves it (EPANET's `runhyd`).
+    fn solve_period(&mut self, solver: &mut Solver) -> SolveOutcome {
+        self.state.time = self.clock.time;
+        self.set_demands();
+        apply_controls(self.network, &mut self.state);
+        solver.solve(self.network, &mut self.state)
+    }
+
+    /// Decides whether an unbalanced period halts the run and records the period's warnings.
+    fn check_period(&mut self, outcome: &SolveOutcome) -> Option<Halt> {
+        let options = &self.network.options;
+        let unbalanced = outcome.relative_error > options.accuracy;
+        self.halting = unbalanced && options.extra_trials.is_none();
+        self.checker.check(
+            self.network,
+            &self.state,
+            outcome,
+            self.halting,
+            &mut self.warnings,
+        );
+        self.halting.then(|| Halt {
+            t: self.clock.now(),
+            message: format!(
+                "system unbalanced at {} hrs; simulation halted",
+                clock_time(self.clock.now())
+            ),
+        })
+    }
+
+    /// Finds the next time step, advancing tank levels over it, and moves the clock on
+    /// (EPANET's `nexthyd`). Returns the step taken; 0 at the end of the run.
+    fn advance(&mut self) -> i64 {
+        if self.halting {
+            self.clock.time = self.clock.duration;
+        }
+        let step = if self.clock.time < self.clock.duration {
+            self.time_step()
+        } else {
+            0
+        };
+        self.clock.advance(step);
+        self.state.time = self.clock.time;
+        step
+    }
+
+    /// The length of the next time step (EPANET's `timestep`), with tanks advanced over it.
+    fn time_step(&mut self) -> i64 {
+        let mut step = self.clock.base_step();
+        step = tank_time_step(self.network, &self.state, step);
+        step = control_time_step(self.network, &self.state, step);
+        if self.network.rules.is_empty() {
+            update_tank_levels(self.network, &mut self.state, step);
+            step
+        } else {
+            self.rule_time_step(step)
+        }
+    }
+
+    /// Walks through the step in rule steps, advancing tanks and evaluating the rules, and
+    /// ends the step early at the first rule step where a rule changes a link (EPANET's
+    /// `ruletimestep`).
+    fn rule_time_step(&mut self, step: i64) -> i64 {
+        let start = self.clock.time;
+        let end = start + step;
+        let rule_step = self.clock.rule_step.min(step);
+        // The first increment reaches the next multiple of the rule step.
+        let mut increment = (self.clock.rule_step - start % self.clock.rule_step).min(step);
+        if increment == 0 {
+            increment = rule_step;
+        }
+        let mut time = start;
+        loop {
+            time += increment;
+            self.state.time = time;
+            update_tank_levels(self.network, &mut self.state, increment);
+            if check_rules(self.network, &mut self.state, increment) > 0 {
+                break;
+            }
+            increment = rule_step.min(end - time);
+            if increment <= 0 {
+                break;
+            }
+        }
+        self.state.time = start;
+        time - start
+    }
+
+    /// Sets junction demands, reservoir heads and pump speeds for the current pattern period
+    /// (EPANET's `demands`).
+    fn set_demands(&mut self) {
+        let network = self.network;
+        let period = self.clock.pattern_period();
+        let multiplier = |pattern: Option<usize>| -> f64 {
+            pattern
+                .and_then(|p| network.patterns.get(p))
+                .filter(|factors| !factors.is_empty())
+                .map_or(1.0, |factors| factors[period % factors.len()])
+        };
+        let demand_multiplier = network.options.demand_multiplier;
+        let state = &mut self.state;
+        state.system_demand = 0.0;
+        for node in 0..network.junctions {
+            let mut total = 0.0;
+            for demand in &network.nodes[node].demands {
+                let flow = demand.base * multiplier(demand.pattern) * demand_multiplier;
+                if flow > 0.0 {
+                    state.system_demand += flow;
+                }
+                total += flow;
+            }
+            state.node_demand[node] = total;
+            state.demand_flow[node] = total;
+        }
+        for tank in network.tanks.iter().filter(|t| t.is_reservoir()) {
+            if tank.pattern.is_some() {
+                state.head[tank.node] =
+                    network.nodes[tank.node].elevation * multiplier(tank.pattern);
+            }
+        }
+        for pump in &network.pumps {
+            if pump.speed_pattern.is_some() {
+                set_link_setting(network, state, pump.link, multiplier(pump.speed_pattern));
+            }
+        }
+    }
+
+    /// The current period's results, in the network's own units.
+    fn step_result(&self, outcome: &SolveOutcome) -> StepResult {
+        let network = self.network;
+        let state = &self.state;
+        let units = &network.units;
+        let head: Vec<f64> = state.head.iter().map(|h| h * units.head).collect();
+        let pressure = (0..network.nodes.len())
+            .map(|node| {
+                let is_reservoir = node >= network.junctions
+                    && network.tanks[node - network.junctions].is_reservoir();
+                if is_reservoir {
+                    0.0
+                } else {
+                    (state.head[node] - network.nodes[node].elevation) * units.pressure
+                }
+            })
+            .collect();
+        let demand = (0..network.nodes.len())
+            .map(|node| {
+                let flow = if node < network.junctions {
+                    junction_outflow(state, node)
+                } else {
+                    state.node_demand[node]
+                };
+                flow * units.flow
+            })
+            .collect();
+        StepResult {
+            t: self.clock.now(),
+            report: self.clock.is_report_time(),
+            head,
+            pressure,
+            demand,
+            // A closed link carries no flow, whatever small flow the solver kept in it.
+            flow: state
+                .flow
+                .iter()
+                .zip(&state.status)
+                .map(|(q, status)| if status.is_closed() { 0.0 } else { q * units.flow })
+                .collect(),
+            status: state.status.iter().map(|s| s.report_code()).collect(),
+            state: state.status.iter().map(|&s| s as u8).collect(),
+            iterations: outcome.iterations,
+            relative_error: outcome.relative_error,
+        }
+    }
+}
+
+/// The state at the start of a run (EPANET's `inithyd`): tanks at their initial levels, links
+/// at their initial status and setting, control valves with a setting active, and initial
+/// flows of a closed link ~0, of a pump its design flow at its speed, of anything else the
+/// flow at 1 ft/s.
+fn initial_state(network: &HydNetwork) -> HydState {
+    let nodes = network.nodes.len();
+    let links = network.links.len();
+    let mut state = HydState {
+        head: vec![0.0; nodes],
+        node_demand: vec![0.0; nodes],
+        demand_flow: vec![0.0; nodes],
+        emitter_flow: vec![0.0; nodes],
+        leakage_flow: vec![0.0; nodes],
+        flow: vec![0.0; links],
+        setting: vec![0.0; links],
+        status: vec![Status::Open; links],
+        tank_volume: vec![0.0; network.tanks.len()],
+        time: 0,
+        system_demand: 0.0,
+    };
+    for (index, tank) in network.tanks.iter().enumerate() {
+        state.tank_volume[index] = tank.v0;
+        state.head[tank.node] = tank.h0;
+    }
+    for (node, data) in network.nodes.iter().enumerate().take(network.junctions) {
+        if data.emitter_coeff > 0.0 {
+            state.emitter_flow[node] = 1.0;
+        }
+    }
+    for (index, link) in network.links.iter().enumerate() {
+        let setting = link.initial_setting;
+        let mut status = link.initial_status;
+        let controlling_valve = matches!(
+            link.link_type,
+            LinkType::Prv | LinkType::Psv | LinkType::Fcv
+        );
+        if controlling_valve && setting != MISSING {
+            status = Status::Active;
+        }
+        state.status[index] = status;
+        state.setting[index] = setting;
+        state.flow[index] = if status.is_closed() {
+            ZERO_FLOW
+        } else if link.link_type == LinkType::Pump {
+            link.pump.map_or(0.0, |p| setting * network.pumps[p].q0)
+        } else {
+            std::f64::consts::PI * link.diameter * link.diameter / 4.0
+        };
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{compare, ResultsDocument, Tolerances};
+    use crate::solver::controls::apply_controls;
+    use std::path::Path;
+
+    /// A reservoir feeding a tank through a junction, in CFS and feet. The tank's diameter
+    /// gives it an area of 100 ft2, so a 1 cfs inflow raises it 0.01 ft a second.
+    fn tank_network(controls: &str, times: &str) -> HydNetwork {
+        let text = format!(
+            "[JUNCTIONS]\n J1 0 0\n[RESERVOIRS]\n R1 100\n[TANKS]\n T1 0 10 0 20 \
+             11.283791670955125 0\n[PIPES]\n P1 R1 J1 1000 12 100 0 Open\n P2 J1 T1 1000 12 100 \
+             0 Open\n[CONTROLS]\n{controls}\n[TIMES]\n Duration 24:00\n{times}\n[OPTIONS]\n \
+             Units CFS\n[END]\n"
+        );
+        let network = crate::inp::read_str(&text, "tank.inp").unwrap();
+        compile(&network).unwrap()
+    }
+
+    const TANK_NODE: usize = 2;
+
+    /// The initial state with the tank filling at `inflow` cfs.
+    fn filling_state(network: &HydNetwork, inflow: f64) -> HydState {
+        let mut state = initial_state(network);
+        state.node_demand[TANK_NODE] = inflow;
+        state
+    }
+
+    fn clock(time: i64, next_report: i64, pattern_step: i64) -> Clock {
+        Clock {
+            time,
+            next_report,
+            duration: 86_400,
+            hydraulic_step: 3600,
+            pattern_step,
+            pattern_start: 0,
+            report_step: 3600,
+            report_start: 0,
+            rule_step: 360,
+        }
+    }
+
+    #[test]
+    fn steps_stop_at_pattern_periods_and_report_times() {
+        assert_eq!(clock(0, 3600, 3600).base_step(), 3600);
+        assert_eq!(clock(1800, 3600, 2700).base_step(), 900);
+        assert_eq!(clock(3000, 3600, 7200).base_step(), 600);
+        let mut at_report = clock(3000, 3600, 7200);
+        at_report.advance(600);
+        assert_eq!((at_report.time, at_report.next_report), (3600, 7200));
+        assert!(at_report.is_report_time());
+        at_report.advance(1000);
+        assert!(!at_report.is_report_time());
+    }
+
+    #[test]
+    fn tank_fill_and_drain_times_cut_the_step() {
+        let network = tank_network("", "");
+        // 10 ft to fill at 0.01 ft/s; 10 ft to drain at 0.02 ft/s.
+        assert_eq!(
+            tank_time_step(&network, &filling_state(&network, 1.0), 3600),
+            1000
+        );
+        assert_eq!(
+            tank_time_step(&network, &filling_state(&network, -2.0), 3600),
+            500
+        );
+        assert_eq!(
+            tank_time_step(&network, &filling_state(&network, 0.1), 3600),
+            3600
+        );
+        assert_eq!(
+            tank_time_step(&network, &filling_state(&network, 1e-7), 3600),
+            3600
+        );
+    }
+
+    #[test]
+    fn tank_levels_advance_and_stop_at_full() {
+        let network = tank_network("", "");
+        let mut state = filling_state(&network, 1.0);
+        update_tank_levels(&network, &mut state, 500);
+        assert!((state.head[TANK_NODE] - 15.0).abs() < 1e-9);
+        // Within a second of full, the tank is set full.
+        update_tank_levels(&network, &mut state, 499);
+        assert!((state.head[TANK_NODE] - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn level_and_time_controls_cut_the_step() {
+        let network = tank_network("LINK P1 CLOSED IF NODE T1 ABOVE 15", "");
+        assert_eq!(
+            control_time_step(&network, &filling_state(&network, 1.0), 3600),
+            500
+        );
+        // A draining tank never reaches the upper level.
+        assert_eq!(
+            control_time_step(&network, &filling_state(&network, -1.0), 3600),
+            3600
+        );
+
+        let network = tank_network("LINK P1 CLOSED AT TIME 0:20", "");
+        assert_eq!(
+            control_time_step(&network, &filling_state(&network, 0.0), 3600),
+            1200
+        );
+
+        // Clock time 23:50 with the start at 23:00: 50 minutes of simulated time.
+        let network = tank_network(
+            "LINK P1 CLOSED AT CLOCKTIME 23:50",
+            " Start ClockTime 23:00",
+        );
+        assert_eq!(
+            control_time_step(&network, &filling_state(&network, 0.0), 3600),
+            3000
+        );
+
+        // A control that would not change its link does not cut the step.
+        let network = tank_network("LINK P1 OPEN AT TIME 0:20", "");
+        assert_eq!(
+            control_time_step(&network, &filling_state(&network, 0.0), 3600),
+            3600
+        );
+    }
+
+    #[test]
+    fn level_controls_fire_within_one_second_of_flow() {
+        let network = tank_network("LINK P1 CLOSED IF NODE T1 ABOVE 15", "");
+        // 0.02 ft below the control level is 2 ft3 short of its volume.
+        let mut state = filling_state(&network, 1.0);
+        state.head[TANK_NODE] = 14.98;
+        assert_eq!(apply_controls(&network, &mut state), 0);
+        assert_eq!(state.status[0], Status::Open);
+        state.node_demand[TANK_NODE] = 3.0;
+        assert_eq!(apply_controls(&network, &mut state), 1);
+        assert_eq!(state.status[0], Status::Closed);
+    }
+
+    /// Simulates `name` from the shared networks and compares every step with EPANET's.
+    fn parity(name: &str) -> Result<String, String> {
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+        let network = crate::inp::read_file(&shared.join(format!("networks/{name}.inp")))
+            .map_err(|e| e.to_string())?;
+        let mut hyd = compile(&network).map_err(|e| e.to_string())?;
+        if std::env::var("FIXTANK").is_ok() {
+            for t in hyd.tanks.iter_mut().filter(|t| !t.is_reservoir() && t.volume_curve.is_none()) {
+                t.v0 = t.vmin + t.area * (t.h0 - t.hmin);
+                t.vmax = t.vmin + t.area * (t.hmax - t.hmin);
+            }
+        }
+        let results = simulate_compiled(&hyd, &SimOptions::default());
+        let ours = ResultsDocument::from_simulation(&network, &results, name);
+        let text = std::fs::read_to_string(shared.join(format!("reference/{name}.json")))
+            .map_err(|e| e.to_string())?;
+        let reference: ResultsDocument = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let tolerances = Tolerances {
+            all_steps: true,
+            ..Tolerances::default()
+        };
+        let outcome = compare(&ours, &reference, &tolerances);
+        if outcome.passed() {
+            Ok(outcome.verdict())
+        } else {
+            Err(format!(
+                "{}\n  {}",
+                outcome.verdict(),
+                outcome.problems.join("\n  ")
+            ))
+        }
+    }
+
+    fn check_parity(names: &[&str]) {
+        let failures: Vec<String> = names
+            .iter()
+            .filter_map(|name| match parity(name) {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    None
+                }
+                Err(problem) => Some(problem),
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    #[ignore]
+    fn parity_named() {
+        let names = std::env::var("NETS").unwrap();
+        check_parity(&names.split(',').collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn extended_period_parity_with_tanks_and_controls() {
+        check_parity(&[
+            "Net1",
+            "latin1",
+            "tank_controls_1",
+            "tank_controls_2",
+            "time_controls",
+        ]);
+    }
+}
+#[cfg(test)]
+mod debug_dump {
+    #[test]
+    #[ignore]
+    fn dump() {
+        let name = std::env::var("NET").unwrap();
+        let from: u64 = std::env::var("FROM").map(|s| s.parse().unwrap()).unwrap_or(0);
+        let to: u64 = std::env::var("TO").map(|s| s.parse().unwrap()).unwrap_or(u64::MAX);
+        let path = format!("{}/../../shared/networks/{name}.inp", env!("CARGO_MANIFEST_DIR"));
+        let net = crate::read_file(std::path::Path::new(&path)).unwrap();
+        let mut hyd = super::compile(&net).unwrap();
+        if std::env::var("FIXTANK").is_ok() {
+            for t in hyd.tanks.iter_mut().filter(|t| !t.is_reservoir() && t.volume_curve.is_none()) {
+                t.v0 = t.vmin + t.area * (t.h0 - t.hmin);
+                t.vmax = t.vmin + t.area * (t.hmax - t.hmin);
+            }
+        }
+        let res = super::simulate_compiled(&hyd, &crate::SimOptions::default());
+        for s in &res.steps {
+            if s.t >= from && s.t <= to {
+                println!("{} {:?} {:?} {:?} {:?} it={} err={:e}", s.t, s.head, s.demand, s.flow, s.state, s.iterations, s.relative_error);
+            }
+        }
+        for w in &res.warnings {
+            println!("{w:?}");
+        }
+        println!("halted {:?} steps {}", res.halted, res.steps.len());
+    }
 }

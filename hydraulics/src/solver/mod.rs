@@ -9,6 +9,7 @@
 pub mod data;
 
 mod compile;
+mod controls;
 mod curves;
 mod coeffs;
 mod eps;
@@ -17,6 +18,7 @@ mod newton;
 mod rules;
 mod status;
 mod tanks;
+mod warnings;
 
 pub use compile::compile;
 pub use eps::simulate;

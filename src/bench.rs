@@ -1,0 +1,292 @@
+//! `aquatwin bench`: our solver against EPANET 2.3 on the same networks, in the same run.
+//!
+//! EPANET runs through the PyPI package `owa-epanet`, timed inside Python by
+//! `tests/peers/epanet_bench.py` (embedded here, so the binary needs no source tree).
+
+use crate::simulate::PEAK_MEMORY_LABEL;
+use crate::BadInput;
+use anyhow::Context as _;
+use hydraulics::generate::{grid, GridSpec};
+use hydraulics::{Network, SimOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const EPANET_PEER: &str = include_str!("../tests/peers/epanet_bench.py");
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Folder holding the benchmark networks.
+    #[arg(long, default_value = "../shared/networks")]
+    pub networks: PathBuf,
+    /// Networks (file stems in the folder) whose full extended period simulation is timed.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "Net6,MICROPOLIS_v1,BWSN_Network_1"
+    )]
+    pub names: Vec<String>,
+    /// Runs per network; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Junctions of the synthetic grid timed for parse + steady solve (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub grid_junctions: usize,
+    /// Runs of the grid; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub grid_repeat: usize,
+    /// Python interpreter that has owa-epanet installed.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Time only our solver.
+    #[arg(long)]
+    pub no_epanet: bool,
+}
+
+/// Medians of one solver on one network.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    read: Duration,
+    solve: Duration,
+}
+
+/// One line of the report.
+struct Row {
+    label: String,
+    steps: Option<usize>,
+    ours: Result<Timing, String>,
+    epanet: Option<Timing>,
+    peak_memory_mib: Option<f64>,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.repeat == 0 || args.grid_repeat == 0 {
+        return Err(BadInput("--repeat and --grid-repeat must be at least 1".to_string()).into());
+    }
+    let scratch = std::env::temp_dir().join(format!("aquatwin-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let outcome = bench_in(args, &scratch);
+    // The scratch folder only holds files we wrote; a failure to remove it is not worth an error.
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome
+}
+
+fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
+    let paths: Vec<PathBuf> = args
+        .names
+        .iter()
+        .map(|name| args.networks.join(format!("{name}.inp")))
+        .collect();
+    if let Some(missing) = paths.iter().find(|path| !path.is_file()) {
+        return Err(BadInput(format!(
+            "{}: no such network (set the folder with --networks)",
+            missing.display()
+        ))
+        .into());
+    }
+    let peer = scratch.join("epanet_bench.py");
+    std::fs::write(&peer, EPANET_PEER)
+        .with_context(|| format!("cannot write {}", peer.display()))?;
+    let mut notes = Vec::new();
+    let mut epanet_of = |paths: &[PathBuf], repeat: usize, steady: bool| {
+        if args.no_epanet {
+            return HashMap::new();
+        }
+        epanet_timings(&args.python, &peer, paths, repeat, steady).unwrap_or_else(|error| {
+            notes.push(format!("EPANET not timed: {error:#}"));
+            HashMap::new()
+        })
+    };
+
+    println!(
+        "aquatwin bench: medians of {} runs ({} for the grid); EPANET 2.3 via owa-epanet",
+        args.repeat, args.grid_repeat
+    );
+    let epanet_eps = epanet_of(&paths, args.repeat, false);
+    let mut rows = Vec::new();
+    for (name, path) in args.names.iter().zip(&paths) {
+        let (steps, ours) = match time_ours(path, args.repeat, false) {
+            Ok((steps, timing)) => (Some(steps), Ok(timing)),
+            Err(error) => (None, Err(format!("{error:#}"))),
+        };
+        rows.push(Row {
+            label: format!("{name} (EPS)"),
+            steps,
+            ours,
+            epanet: epanet_eps.get(name).copied(),
+            peak_memory_mib: peak_memory_of_simulation(path),
+        });
+    }
+
+    if args.grid_junctions > 0 {
+        let network = grid(&GridSpec::new(args.grid_junctions))
+            .map_err(|error| BadInput(format!("cannot generate the grid: {error}")))?;
+        let grid_name = format!("grid{}", args.grid_junctions);
+        let grid_path = scratch.join(format!("{grid_name}.inp"));
+        std::fs::write(&grid_path, hydraulics::write_string(&network))
+            .with_context(|| format!("cannot write {}", grid_path.display()))?;
+        let epanet_grid = epanet_of(std::slice::from_ref(&grid_path), args.grid_repeat, true);
+        let (steps, ours) = match time_ours(&grid_path, args.grid_repeat, true) {
+            Ok((steps, timing)) => (Some(steps), Ok(timing)),
+            Err(error) => (None, Err(format!("{error:#}"))),
+        };
+        rows.push(Row {
+            label: format!("grid {} junctions (steady)", args.grid_junctions),
+            steps,
+            ours,
+            epanet: epanet_grid.get(&grid_name).copied(),
+            peak_memory_mib: None,
+        });
+    }
+
+    print_table(&rows);
+    for note in notes {
+        println!("note: {note}");
+    }
+    Ok(())
+}
+
+/// Our medians over `repeat` runs: reading the file, and simulating it.
+fn time_ours(path: &Path, repeat: usize, steady: bool) -> anyhow::Result<(usize, Timing)> {
+    let mut reads = Vec::with_capacity(repeat);
+    let mut solves = Vec::with_capacity(repeat);
+    let mut steps = 0;
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let network: Network = hydraulics::read_file(path)?;
+        reads.push(started.elapsed());
+        let started = Instant::now();
+        let results = hydraulics::simulate(&network, &SimOptions { steady })?;
+        solves.push(started.elapsed());
+        steps = results.steps.len();
+    }
+    Ok((
+        steps,
+        Timing {
+            read: median(&mut reads),
+            solve: median(&mut solves),
+        },
+    ))
+}
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort_unstable();
+    durations
+        .get(durations.len() / 2)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// EPANET's medians per network name, from the Python peer's JSON lines.
+fn epanet_timings(
+    python: &str,
+    peer: &Path,
+    paths: &[PathBuf],
+    repeat: usize,
+    steady: bool,
+) -> anyhow::Result<HashMap<String, Timing>> {
+    let mut command = Command::new(python);
+    command.arg(peer).arg("--repeat").arg(repeat.to_string());
+    if steady {
+        command.arg("--steady");
+    }
+    let output = command
+        .args(paths)
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "{python} {} failed: {}",
+            peer.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let mut timings = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("unexpected peer output {line}"))?;
+        let seconds = |key: &str| record[key].as_f64().map(Duration::from_secs_f64);
+        if let (Some(name), Some(read), Some(solve)) = (
+            record["network"].as_str(),
+            seconds("open_s"),
+            seconds("solve_s"),
+        ) {
+            timings.insert(name.to_string(), Timing { read, solve });
+        }
+    }
+    Ok(timings)
+}
+
+/// Peak resident memory of a separate `aquatwin simulate` of `path`, from its summary.
+fn peak_memory_of_simulation(path: &Path) -> Option<f64> {
+    let executable = std::env::current_exe().ok()?;
+    let output = Command::new(executable)
+        .arg("simulate")
+        .arg(path)
+        .arg("--summary")
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with(PEAK_MEMORY_LABEL))?;
+    line[PEAK_MEMORY_LABEL.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10}",
+        "network",
+        "steps",
+        "ours read",
+        "ours solve",
+        "EPANET open",
+        "EPANET solve",
+        "ours/EPANET",
+        "peak RSS"
+    );
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    for row in rows {
+        let steps = row.steps.map_or_else(|| "-".to_string(), |s| s.to_string());
+        let (epanet_read, epanet_solve) = row
+            .epanet
+            .map_or(("n/a".to_string(), "n/a".to_string()), |e| {
+                (ms(e.read), ms(e.solve))
+            });
+        let peak = row
+            .peak_memory_mib
+            .map_or_else(|| "-".to_string(), |m| format!("{m:.1} MiB"));
+        match &row.ours {
+            Ok(ours) => {
+                let ratio = row.epanet.map_or_else(
+                    || "n/a".to_string(),
+                    |e| format!("{:.2}x", ours.solve.as_secs_f64() / e.solve.as_secs_f64()),
+                );
+                println!(
+                    "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10}",
+                    row.label,
+                    steps,
+                    ms(ours.read),
+                    ms(ours.solve),
+                    epanet_read,
+                    epanet_solve,
+                    ratio,
+                    peak
+                );
+            }
+            Err(error) => println!(
+                "{:<32} ours failed: {error}; EPANET {epanet_read} open, {epanet_solve} solve",
+                row.label
+            ),
+        }
+    }
+}
