@@ -1,7 +1,7 @@
 //! Parity with EPANET 2.3, end to end: every network in `../shared/networks` that has a
 //! reference is simulated by the `aquatwin` binary (extended period and `--steady`), and the
 //! result is compared with EPANET's by our comparison and by `../shared/tools/compare_results.py`.
-//! The two verdicts must agree word for word. The test passes when every case passes, except the
+//! The two reports (problems and verdict) must agree word for word. The test passes when every case passes, except the
 //! cases listed in `tests/parity_known_gaps.txt`; a listed case that now passes fails the test,
 //! so the list stays honest.
 
@@ -58,7 +58,7 @@ struct Outcome {
     passed: bool,
     /// Our verdict line, or why there is no result to compare.
     verdict: String,
-    /// `Some(line)` when compare_results.py's verdict differs from ours.
+    /// `Some(verdict)` when compare_results.py's report differs from ours.
     disagreement: Option<String>,
     seconds: f64,
 }
@@ -148,16 +148,11 @@ fn run_case(case: &Case, scratch: &Path) -> Outcome {
         .arg("--all-steps")
         .output()
         .expect("python3 runs compare_results.py");
-    let script_stdout = String::from_utf8_lossy(&script.stdout);
-    let script_verdict = script_stdout.lines().last().unwrap_or("").to_string();
-    let script_passed = script.status.success();
+    let script_report = String::from_utf8_lossy(&script.stdout);
+    let script_verdict = script_report.lines().last().unwrap_or("").to_string();
+    let disagreement = (script_report != ours.report() || script.status.success() != ours.passed())
+        .then(|| format!("compare_results.py ({}): {script_verdict}", script.status));
     let verdict = ours.verdict();
-    let disagreement = (script_verdict != verdict || script_passed != ours.passed()).then(|| {
-        format!(
-            "compare_results.py (exit {}): {script_verdict}",
-            script.status
-        )
-    });
     // Large results are not worth keeping once compared.
     let _ = std::fs::remove_file(&result_path);
     Outcome {

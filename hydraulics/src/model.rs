@@ -48,14 +48,25 @@ impl Network {
     }
     /// Map from node id to index, for callers that look up many ids.
     pub fn node_ids(&self) -> HashMap<&str, usize> {
-        self.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect()
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect()
     }
     /// Map from link id to index.
     pub fn link_ids(&self) -> HashMap<&str, usize> {
-        self.links.iter().enumerate().map(|(i, l)| (l.id.as_str(), i)).collect()
+        self.links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.id.as_str(), i))
+            .collect()
     }
     pub fn junction_count(&self) -> usize {
-        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Junction(_))).count()
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Junction(_)))
+            .count()
     }
 }
 
@@ -137,6 +148,10 @@ pub struct Link {
     pub vertices: Vec<(f64, f64)>,
     pub tag: Option<String>,
     /// Initial status or setting from `[STATUS]`, overriding the one in the link's section.
+    /// The reader records it only where EPANET's `changestatus` acts: pipes and GPVs get
+    /// `Open`/`Closed` only; pumps get `Open` (speed 1), `Closed` (speed 0) or `Value(speed)`
+    /// (closed when 0); other valves get `Open`/`Closed` (fixed status) or `Value(setting)`
+    /// (active with that setting). Check valves never have one.
     pub initial_status: Option<StatusSpec>,
 }
 
@@ -248,6 +263,9 @@ pub enum CurveKind {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Curve {
     pub id: String,
+    /// From the curve's use (pump head, tank volume, GPV headloss, PCV, pump efficiency);
+    /// an unused curve keeps the kind the file states (a `;PUMP:`-style comment before its
+    /// first point, or a type word after a point), else `Generic`.
     pub kind: CurveKind,
     /// (x, y) points in file units, x increasing.
     pub points: Vec<(f64, f64)>,
@@ -268,6 +286,9 @@ pub enum LinkAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Control {
     pub link: usize,
+    /// As EPANET reads it: a number on a pipe becomes `Open`/`Closed` (zero closes); on a
+    /// pump, `Setting(speed)` closes it when 0 and opens it otherwise; on a valve it is the
+    /// new setting (valve active). Never `Active`.
     pub action: LinkAction,
     pub condition: ControlCondition,
     /// `false` for a control written with `DISABLED`.
@@ -278,8 +299,14 @@ pub struct Control {
 pub enum ControlCondition {
     /// `IF NODE id ABOVE value`: pressure for junctions, level for tanks, head for reservoirs
     /// (file units).
-    NodeAbove { node: usize, value: f64 },
-    NodeBelow { node: usize, value: f64 },
+    NodeAbove {
+        node: usize,
+        value: f64,
+    },
+    NodeBelow {
+        node: usize,
+        value: f64,
+    },
     /// `AT TIME t`, seconds since the start.
     AtTime(u64),
     /// `AT CLOCKTIME t`, seconds since midnight.
@@ -330,6 +357,8 @@ pub enum RuleVariable {
     DrainTime,
 }
 
+/// A premise's relation as written. EPANET treats `Is` as `Eq`, `Not` as `Ne`, `Below` as
+/// `Lt` and `Above` as `Gt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Relation {
     Eq,
@@ -387,7 +416,10 @@ pub enum FlowUnits {
 impl FlowUnits {
     /// `true` for US customary units (CFS GPM MGD IMGD AFD), which also select feet and psi.
     pub fn is_us(self) -> bool {
-        matches!(self, Self::Cfs | Self::Gpm | Self::Mgd | Self::Imgd | Self::Afd)
+        matches!(
+            self,
+            Self::Cfs | Self::Gpm | Self::Mgd | Self::Imgd | Self::Afd
+        )
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -448,9 +480,11 @@ pub struct Options {
     pub pressure_units: Option<PressureUnits>,
     pub headloss: HeadlossFormula,
     pub specific_gravity: f64,
-    /// Relative kinematic viscosity (1 = water at 20 C).
+    /// Relative kinematic viscosity (1 = water at 20 C). The reader converts a file value up
+    /// to 1e-3, which EPANET takes as a kinematic viscosity in ft2/s or m2/s, to this ratio.
     pub viscosity: f64,
     pub trials: u32,
+    /// Clamped to [1e-5, 0.1] by the reader, as EPANET does.
     pub accuracy: f64,
     pub unbalanced: Unbalanced,
     /// `PATTERN` option: the default demand pattern id. `None`: pattern "1" if it exists.
@@ -564,7 +598,12 @@ pub struct Energy {
 
 impl Default for Energy {
     fn default() -> Self {
-        Self { global_efficiency: 75.0, global_price: 0.0, global_pattern: None, demand_charge: 0.0 }
+        Self {
+            global_efficiency: 75.0,
+            global_price: 0.0,
+            global_pattern: None,
+            demand_charge: 0.0,
+        }
     }
 }
 

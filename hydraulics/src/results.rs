@@ -414,6 +414,15 @@ impl Comparison {
         }
     }
 
+    /// What `compare_results.py` prints: each problem on an indented line, then the verdict.
+    pub fn report(&self) -> String {
+        let mut text = String::new();
+        for problem in &self.problems {
+            let _ = writeln!(text, "  {problem}");
+        }
+        text + &self.verdict() + "\n"
+    }
+
     /// The one-line verdict, worded and formatted exactly as `compare_results.py` prints it.
     pub fn verdict(&self) -> String {
         format!(

@@ -108,8 +108,14 @@ mod tests {
     #[test]
     fn components_with_and_without_closed_links() {
         let net = read_str(NET, "t.inp").unwrap();
-        assert_eq!(connected_components(&net, Links::All), vec![vec![0, 1, 2, 3, 4, 5]]);
-        assert_eq!(connected_components(&net, Links::InitiallyOpen), vec![vec![0, 1, 5], vec![2], vec![3, 4]]);
+        assert_eq!(
+            connected_components(&net, Links::All),
+            vec![vec![0, 1, 2, 3, 4, 5]]
+        );
+        assert_eq!(
+            connected_components(&net, Links::InitiallyOpen),
+            vec![vec![0, 1, 5], vec![2], vec![3, 4]]
+        );
     }
 
     #[test]

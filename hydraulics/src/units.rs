@@ -45,9 +45,11 @@ impl UnitFactors {
         let flow = flow_factor(options.flow_units);
         let si = !options.flow_units.is_us();
         let sg = options.specific_gravity;
-        let pressure_units = options
-            .pressure_units
-            .unwrap_or(if si { PressureUnits::Meters } else { PressureUnits::Psi });
+        let pressure_units = options.pressure_units.unwrap_or(if si {
+            PressureUnits::Meters
+        } else {
+            PressureUnits::Psi
+        });
         let length_factor = if si { M_PER_FT } else { 1.0 };
         let pressure = match pressure_units {
             PressureUnits::Psi => PSI_PER_FT * sg,

@@ -29,9 +29,17 @@ fn every_valid_network_reads() {
     for path in &paths {
         match read_file(path) {
             Ok(net) => {
-                let first_source = net.nodes.iter().position(|n| !matches!(n.kind, NodeKind::Junction(_)));
+                let first_source = net
+                    .nodes
+                    .iter()
+                    .position(|n| !matches!(n.kind, NodeKind::Junction(_)));
                 let junctions = net.junction_count();
-                assert_eq!(first_source.unwrap_or(net.nodes.len()), junctions, "{}", path.display());
+                assert_eq!(
+                    first_source.unwrap_or(net.nodes.len()),
+                    junctions,
+                    "{}",
+                    path.display()
+                );
                 assert!(!net.links.is_empty());
             }
             Err(e) => failures.push(format!("{}: {e}", path.display())),
@@ -58,6 +66,9 @@ fn every_valid_network_round_trips() {
 fn invalid_networks_are_rejected() {
     for name in INVALID {
         let path = networks_dir().join(format!("{name}.inp"));
-        assert!(matches!(read_file(&path), Err(InpError::Invalid(_))), "{name}");
+        assert!(
+            matches!(read_file(&path), Err(InpError::Invalid(_))),
+            "{name}"
+        );
     }
 }

@@ -38,17 +38,26 @@ fn link_type(net: &Network, i: usize) -> &'static str {
 }
 
 fn strings(v: &Value) -> Vec<&str> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
 }
 
 #[test]
 fn order_ids_types_and_options_match_epanet() {
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(shared().join("reference")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(shared().join("reference"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for reference in entries {
         let file = reference.file_name().unwrap().to_str().unwrap().to_string();
-        let Some(name) = file.strip_suffix(".steady.json") else { continue };
+        let Some(name) = file.strip_suffix(".steady.json") else {
+            continue;
+        };
         let r: Value = serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
         let net = read_file(&shared().join(format!("networks/{name}.inp"))).unwrap();
         let node_ids: Vec<&str> = net.nodes.iter().map(|n| n.id.as_str()).collect();
@@ -62,29 +71,69 @@ fn order_ids_types_and_options_match_epanet() {
 
         let o = &r["options"];
         let opts = &net.options;
-        assert_eq!(r["units"]["flow"].as_str().unwrap(), opts.flow_units.name(), "{name}");
+        assert_eq!(
+            r["units"]["flow"].as_str().unwrap(),
+            opts.flow_units.name(),
+            "{name}"
+        );
         let headloss = match opts.headloss {
             HeadlossFormula::HazenWilliams => "H-W",
             HeadlossFormula::DarcyWeisbach => "D-W",
             HeadlossFormula::ChezyManning => "C-M",
         };
         assert_eq!(o["headloss"].as_str().unwrap(), headloss, "{name}");
-        let model = if opts.demand_model == DemandModel::Pda { "PDA" } else { "DDA" };
+        let model = if opts.demand_model == DemandModel::Pda {
+            "PDA"
+        } else {
+            "DDA"
+        };
         assert_eq!(o["demand_model"].as_str().unwrap(), model, "{name}");
         if let Some(pda) = o["pda_pmin_preq_pexp"].as_array() {
             let values: Vec<f64> = pda.iter().map(|v| v.as_f64().unwrap()).collect();
-            assert_eq!(values, vec![opts.minimum_pressure, opts.required_pressure, opts.pressure_exponent], "{name}");
+            assert_eq!(
+                values,
+                vec![
+                    opts.minimum_pressure,
+                    opts.required_pressure,
+                    opts.pressure_exponent
+                ],
+                "{name}"
+            );
         }
-        assert_eq!(o["duration_s"].as_u64().unwrap(), net.times.duration, "{name}");
-        assert_eq!(o["pattern_step_s"].as_u64().unwrap(), net.times.pattern_step, "{name}");
-        assert_eq!(o["trials"].as_u64().unwrap(), u64::from(opts.trials), "{name}");
+        assert_eq!(
+            o["duration_s"].as_u64().unwrap(),
+            net.times.duration,
+            "{name}"
+        );
+        assert_eq!(
+            o["pattern_step_s"].as_u64().unwrap(),
+            net.times.pattern_step,
+            "{name}"
+        );
+        assert_eq!(
+            o["trials"].as_u64().unwrap(),
+            u64::from(opts.trials),
+            "{name}"
+        );
         assert_eq!(o["accuracy"].as_f64().unwrap(), opts.accuracy, "{name}");
-        assert_eq!(o["demand_multiplier"].as_f64().unwrap(), opts.demand_multiplier, "{name}");
-        assert_eq!(o["specific_gravity"].as_f64().unwrap(), opts.specific_gravity, "{name}");
+        assert_eq!(
+            o["demand_multiplier"].as_f64().unwrap(),
+            opts.demand_multiplier,
+            "{name}"
+        );
+        assert_eq!(
+            o["specific_gravity"].as_f64().unwrap(),
+            opts.specific_gravity,
+            "{name}"
+        );
         assert_eq!(o["viscosity"].as_f64().unwrap(), opts.viscosity, "{name}");
         // EPANET never lets the hydraulic step exceed the pattern or report step.
         let t = &net.times;
-        let report_step = if t.report_step == 0 { t.pattern_step } else { t.report_step };
+        let report_step = if t.report_step == 0 {
+            t.pattern_step
+        } else {
+            t.report_step
+        };
         assert_eq!(o["report_step_s"].as_u64().unwrap(), report_step, "{name}");
         let hyd_step = t.hydraulic_step.min(t.pattern_step).min(report_step);
         assert_eq!(o["hyd_step_s"].as_u64().unwrap(), hyd_step, "{name}");

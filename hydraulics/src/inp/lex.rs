@@ -65,7 +65,9 @@ pub(crate) fn leading_integer(token: &str) -> i64 {
         Some(b'+') => (1, &trimmed[1..]),
         _ => (1, trimmed),
     };
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
     digits[..end].parse::<i64>().map(|v| sign * v).unwrap_or(0)
 }
 
@@ -95,7 +97,12 @@ pub(crate) fn hours(time: &str, units: &str, extra_fields: &mut bool) -> Option<
         if units.is_empty() {
             return Some(fields[0]);
         }
-        for (unit, per_hour) in [("SEC", 1.0 / 3600.0), ("MIN", 1.0 / 60.0), ("HOU", 1.0), ("DAY", 24.0)] {
+        for (unit, per_hour) in [
+            ("SEC", 1.0 / 3600.0),
+            ("MIN", 1.0 / 60.0),
+            ("HOU", 1.0),
+            ("DAY", 24.0),
+        ] {
             if matches(units, unit) {
                 return Some(fields[0] * per_hour);
             }
@@ -127,7 +134,12 @@ pub(crate) fn hours(time: &str, units: &str, extra_fields: &mut bool) -> Option<
 
 /// Formats seconds as `h:mm:ss`, which [`hours`] reads back to the same number of seconds.
 pub(crate) fn clock(seconds: u64) -> String {
-    format!("{}:{:02}:{:02}", seconds / 3600, (seconds / 60) % 60, seconds % 60)
+    format!(
+        "{}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    )
 }
 
 #[cfg(test)]
@@ -148,7 +160,10 @@ mod tests {
         assert!(matches("Duration", "DURA"));
         assert!(matches("cv", "CV"));
         assert!(!matches("CL", "CLOSED"));
-        assert_eq!(find_keyword(">=", &["=", "<>", "<=", ">=", "<", ">"]), Some(3));
+        assert_eq!(
+            find_keyword(">=", &["=", "<>", "<=", ">=", "<", ">"]),
+            Some(3)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod lex;
 mod reader;
 mod rules;
+mod settings;
 mod validate;
 mod writer;
 
@@ -31,7 +32,10 @@ pub struct InpProblem {
 #[derive(Debug, thiserror::Error)]
 pub enum InpError {
     #[error("cannot read {file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{} error(s) in {}:\n{}", .0.len(), .0.first().map(|p| p.file.as_str()).unwrap_or("input"), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<InpProblem>),
 }
@@ -58,7 +62,10 @@ pub fn read_str(text: &str, file_name: &str) -> Result<Network, InpError> {
 /// Like [`read_file`], also returning the reader's notes.
 pub fn read_file_with_notes(path: &Path) -> Result<Reading, InpError> {
     let file_name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InpError::Io { file: file_name.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| InpError::Io {
+        file: file_name.clone(),
+        source,
+    })?;
     read_str_with_notes(&decode(bytes), &file_name)
 }
 

@@ -8,15 +8,12 @@
 use super::lex::{self, Tokens};
 use super::{error_text, InpError, InpProblem, Reading};
 use crate::model::*;
-use crate::units::M_PER_FT;
 use std::collections::{HashMap, HashSet};
 
 /// EPANET's longest id (`MAXID`).
 const MAX_ID_LEN: usize = 31;
 /// EPANET's longest input line (`MAXLINE`).
 const MAX_LINE_LEN: usize = 1024;
-/// Smallest gap EPANET allows between required and minimum pressure (`MINPDIFF`).
-const MIN_PRESSURE_DIFFERENCE: f64 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Section {
@@ -124,14 +121,20 @@ impl Section {
 
     /// The section a heading token opens (EPANET matches `[NAME]` as a case-insensitive prefix).
     fn from_heading(token: &str) -> Option<Section> {
-        Section::ALL.into_iter().find(|s| lex::matches(token, &format!("[{}]", s.name())))
+        Section::ALL
+            .into_iter()
+            .find(|s| lex::matches(token, &format!("[{}]", s.name())))
     }
 
     /// Sections kept verbatim in [`Network::kept_sections`].
     fn is_kept(self) -> bool {
         matches!(
             self,
-            Section::Sources | Section::Quality | Section::Reactions | Section::Mixing | Section::Roughness
+            Section::Sources
+                | Section::Quality
+                | Section::Reactions
+                | Section::Mixing
+                | Section::Roughness
         )
     }
 }
@@ -147,7 +150,10 @@ pub(super) type LineResult = Result<(), Fault>;
 
 /// A fault on a token of the line.
 pub(super) fn fault(code: u32, token: &str) -> Fault {
-    Fault { code, token: Some(token.to_string()) }
+    Fault {
+        code,
+        token: Some(token.to_string()),
+    }
 }
 
 /// A fault on the line as a whole.
@@ -207,6 +213,8 @@ pub(super) struct Reader<'a> {
 
 /// Reads `.inp` text into a network, or lists every problem found.
 pub(super) fn read(text: &str, file: &str) -> Result<Reading, InpError> {
+    // A byte-order mark would hide the first section heading.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader::new(file);
     reader.prescan(text);
     reader.read_lines(text);
@@ -247,7 +255,9 @@ impl<'a> Reader<'a> {
         let mut sources = 0;
         for (number, raw) in text.lines().enumerate() {
             let tokens = lex::tokenize(raw);
-            let Some(&first) = tokens.tokens.first() else { continue };
+            let Some(&first) = tokens.tokens.first() else {
+                continue;
+            };
             if first.starts_with('[') {
                 section = Section::from_heading(first);
                 if section == Some(Section::End) {
@@ -261,14 +271,22 @@ impl<'a> Reader<'a> {
                 Some(Section::Patterns) if !self.pattern_ids.contains_key(first) => {
                     self.line = number + 1;
                     self.check_id_length(first, Section::Patterns);
-                    self.pattern_ids.insert(first.to_string(), self.net.patterns.len());
-                    self.net.patterns.push(Pattern { id: first.to_string(), multipliers: Vec::new() });
+                    self.pattern_ids
+                        .insert(first.to_string(), self.net.patterns.len());
+                    self.net.patterns.push(Pattern {
+                        id: first.to_string(),
+                        multipliers: Vec::new(),
+                    });
                 }
                 Some(Section::Curves) if !self.curve_ids.contains_key(first) => {
                     self.line = number + 1;
                     self.check_id_length(first, Section::Curves);
-                    self.curve_ids.insert(first.to_string(), self.net.curves.len());
-                    self.net.curves.push(Curve { id: first.to_string(), ..Curve::default() });
+                    self.curve_ids
+                        .insert(first.to_string(), self.net.curves.len());
+                    self.net.curves.push(Curve {
+                        id: first.to_string(),
+                        ..Curve::default()
+                    });
                     self.stated_curve_kinds.push(None);
                     self.lines.curves.push(number + 1);
                 }
@@ -293,7 +311,8 @@ impl<'a> Reader<'a> {
         for (number, raw) in text.lines().enumerate() {
             self.line = number + 1;
             let tokens = lex::tokenize(raw);
-            let in_patterns_or_curves = matches!(self.section, Some(Section::Patterns | Section::Curves));
+            let in_patterns_or_curves =
+                matches!(self.section, Some(Section::Patterns | Section::Curves));
             if tokens.tokens.is_empty() {
                 if in_patterns_or_curves {
                     self.pending_comment = tokens.comment.map(|c| c.trim().to_string());
@@ -317,7 +336,10 @@ impl<'a> Reader<'a> {
                     Some(section) => {
                         self.section = Some(section);
                         if section.is_kept() {
-                            self.net.kept_sections.push(KeptSection { name: section.name().to_string(), lines: Vec::new() });
+                            self.net.kept_sections.push(KeptSection {
+                                name: section.name().to_string(),
+                                lines: Vec::new(),
+                            });
                         }
                     }
                     None => {
@@ -327,21 +349,39 @@ impl<'a> Reader<'a> {
                             line: self.line,
                             section: first.trim_matches(['[', ']']).to_uppercase(),
                             code: 299,
-                            message: format!("{} '{first}': section contents ignored", error_text(299)),
+                            message: format!(
+                                "{} '{first}': section contents ignored",
+                                error_text(299)
+                            ),
                         });
                     }
                 }
                 continue;
             }
-            let Some(section) = self.section else { continue };
+            let Some(section) = self.section else {
+                continue;
+            };
             let data = raw.split(';').next().unwrap_or("").trim();
-            if let Err(f) = self.read_line(section, &tokens, comment.as_deref().unwrap_or(""), data, raw) {
+            if let Err(f) = self.read_line(
+                section,
+                &tokens,
+                comment.as_deref().unwrap_or(""),
+                data,
+                raw,
+            ) {
                 self.problem(f);
             }
         }
     }
 
-    fn read_line(&mut self, section: Section, t: &Tokens, comment: &str, data: &str, raw: &str) -> LineResult {
+    fn read_line(
+        &mut self,
+        section: Section,
+        t: &Tokens,
+        comment: &str,
+        data: &str,
+        raw: &str,
+    ) -> LineResult {
         let tokens = t.tokens.as_slice();
         match section {
             Section::Title => {
@@ -388,7 +428,11 @@ impl<'a> Reader<'a> {
                 self.tag(tokens);
                 Ok(())
             }
-            Section::Sources | Section::Quality | Section::Reactions | Section::Mixing | Section::Roughness => {
+            Section::Sources
+            | Section::Quality
+            | Section::Reactions
+            | Section::Mixing
+            | Section::Roughness => {
                 if let Some(kept) = self.net.kept_sections.last_mut() {
                     kept.lines.push(data.to_string());
                 }
@@ -414,7 +458,8 @@ impl<'a> Reader<'a> {
     }
 
     pub(super) fn note(&mut self, text: &str) {
-        self.notes.push(format!("{}:{}: {text}", self.file, self.line));
+        self.notes
+            .push(format!("{}:{}: {text}", self.file, self.line));
     }
 
     // ----- lookups -----
@@ -427,16 +472,22 @@ impl<'a> Reader<'a> {
         self.link_ids.get(id).copied()
     }
 
-    fn node_or(&self, id: &str, code: u32) -> Result<usize, Fault> {
+    pub(super) fn node_or(&self, id: &str, code: u32) -> Result<usize, Fault> {
         self.find_node(id).ok_or_else(|| fault(code, id))
     }
 
-    fn find_pattern(&self, id: &str) -> Result<usize, Fault> {
-        self.pattern_ids.get(id).copied().ok_or_else(|| fault(205, id))
+    pub(super) fn find_pattern(&self, id: &str) -> Result<usize, Fault> {
+        self.pattern_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| fault(205, id))
     }
 
-    fn find_curve(&self, id: &str) -> Result<usize, Fault> {
-        self.curve_ids.get(id).copied().ok_or_else(|| fault(206, id))
+    pub(super) fn find_curve(&self, id: &str) -> Result<usize, Fault> {
+        self.curve_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| fault(206, id))
     }
 
     pub(super) fn is_junction_slot(&self, slot: usize) -> bool {
@@ -523,7 +574,14 @@ impl<'a> Reader<'a> {
                 Err(f) => result = Err(f),
             }
         }
-        let junction = Junction { elevation, demands: vec![Demand { base, pattern, category: None }] };
+        let junction = Junction {
+            elevation,
+            demands: vec![Demand {
+                base,
+                pattern,
+                category: None,
+            }],
+        };
         self.put_node(slot, new_node(t[0], NodeKind::Junction(junction)));
         result
     }
@@ -556,7 +614,10 @@ impl<'a> Reader<'a> {
             result = self.tank_values(t, &mut tank);
         }
         let kind = if tank.diameter == 0.0 {
-            NodeKind::Reservoir(Reservoir { head: elevation, pattern })
+            NodeKind::Reservoir(Reservoir {
+                head: elevation,
+                pattern,
+            })
         } else {
             tank.elevation = elevation;
             NodeKind::Tank(tank)
@@ -601,20 +662,33 @@ impl<'a> Reader<'a> {
     }
 
     /// End nodes of a link line, checked as EPANET does.
-    fn end_nodes(&self, t: &[&str], min_tokens: usize) -> Result<(usize, usize), Fault> {
+    /// End nodes of a link line, checked as EPANET does. `None` for a line too short to
+    /// define the link: EPANET 2.3.5 skips such a line without an error, and so do we (with
+    /// a note).
+    fn end_nodes(
+        &mut self,
+        t: &[&str],
+        min_tokens: usize,
+    ) -> Result<Option<(usize, usize)>, Fault> {
         if t.len() < min_tokens {
-            return Err(line_fault(201));
+            self.note(&format!(
+                "link line '{}' has too few values; ignored as EPANET does",
+                t.join(" ")
+            ));
+            return Ok(None);
         }
         let from = self.node_or(t[1], 203)?;
         let to = self.node_or(t[2], 203)?;
         if from == to {
             return Err(fault(222, t[0]));
         }
-        Ok((from, to))
+        Ok(Some((from, to)))
     }
 
     fn pipe(&mut self, t: &[&str]) -> LineResult {
-        let (from, to) = self.end_nodes(t, 3)?;
+        let Some((from, to)) = self.end_nodes(t, 3)? else {
+            return Ok(());
+        };
         self.add_link_id(t[0])?;
         let si = self.is_si();
         let mut pipe = Pipe {
@@ -636,7 +710,9 @@ impl<'a> Reader<'a> {
     }
 
     fn pump(&mut self, t: &[&str]) -> LineResult {
-        let (from, to) = self.end_nodes(t, 3)?;
+        let Some((from, to)) = self.end_nodes(t, 3)? else {
+            return Ok(());
+        };
         self.add_link_id(t[0])?;
         let mut pump = Pump {
             head_curve: None,
@@ -683,7 +759,9 @@ impl<'a> Reader<'a> {
     }
 
     fn valve(&mut self, t: &[&str]) -> LineResult {
-        let (from, to) = self.end_nodes(t, 5)?;
+        let Some((from, to)) = self.end_nodes(t, 5)? else {
+            return Ok(());
+        };
         let valve_type = valve_type(t[4]).ok_or_else(|| fault(213, t[4]))?;
         if let Some(code) = self.valve_connection_fault(valve_type, from, to) {
             return Err(match code {
@@ -741,7 +819,9 @@ impl<'a> Reader<'a> {
             return Some(219);
         }
         for link in &self.net.links {
-            let LinkKind::Valve(other) = &link.kind else { continue };
+            let LinkKind::Valve(other) = &link.kind else {
+                continue;
+            };
             let (f, t) = (link.from, link.to);
             let conflict = match (other.valve_type, kind) {
                 (Prv, Prv) => t == to || t == from || f == to,
@@ -816,7 +896,11 @@ impl<'a> Reader<'a> {
         };
         let category = (!comment.is_empty()).then(|| comment.to_string());
         let replace = self.replaced_demands.insert(node);
-        if let Some(Some(Node { kind: NodeKind::Junction(junction), .. })) = self.nodes.get_mut(node) {
+        if let Some(Some(Node {
+            kind: NodeKind::Junction(junction),
+            ..
+        })) = self.nodes.get_mut(node)
+        {
             match junction.demands.first_mut() {
                 Some(first) if replace => {
                     first.base = base;
@@ -825,7 +909,11 @@ impl<'a> Reader<'a> {
                         first.category = category;
                     }
                 }
-                _ => junction.demands.push(Demand { base, pattern, category }),
+                _ => junction.demands.push(Demand {
+                    base,
+                    pattern,
+                    category,
+                }),
             }
         }
         Ok(())
@@ -845,7 +933,11 @@ impl<'a> Reader<'a> {
         let kind = self.link_kind(link).cloned();
         let is_pump = matches!(kind, Some(LinkKind::Pump(_)));
         let is_pipe = matches!(kind, Some(LinkKind::Pipe(_)));
-        if let Some(LinkKind::Pipe(Pipe { status: PipeStatus::CheckValve, .. })) = kind {
+        if let Some(LinkKind::Pipe(Pipe {
+            status: PipeStatus::CheckValve,
+            ..
+        })) = kind
+        {
             return Err(fault(207, t[1]));
         }
         let action = if lex::matches(t[2], "OPEN") {
@@ -859,7 +951,12 @@ impl<'a> Reader<'a> {
             if (is_pump || is_pipe) && setting < 0.0 {
                 return Err(fault(211, t[2]));
             }
-            LinkAction::Setting(setting)
+            // EPANET uses only the status a number implies for a pipe: zero closes it.
+            match (is_pipe, setting == 0.0) {
+                (true, true) => LinkAction::Closed,
+                (true, false) => LinkAction::Open,
+                (false, _) => LinkAction::Setting(setting),
+            }
         };
         let condition = if lex::matches(t[4], "TIME") || lex::matches(t[4], "CLOCKTIME") {
             let units = if n >= 7 { t[6] } else { "" };
@@ -869,7 +966,10 @@ impl<'a> Reader<'a> {
                 return Err(fault(213, t[5]));
             }
             if extra {
-                self.note(&format!("time '{}' has more than three fields; EPANET ignores the extra ones", t[5]));
+                self.note(&format!(
+                    "time '{}' has more than three fields; EPANET ignores the extra ones",
+                    t[5]
+                ));
             }
             let seconds = (3600.0 * h + 0.5) as u64;
             if lex::matches(t[4], "TIME") {
@@ -896,7 +996,12 @@ impl<'a> Reader<'a> {
                 ControlCondition::NodeBelow { node, value }
             }
         };
-        self.net.controls.push(Control { link, action, condition, enabled });
+        self.net.controls.push(Control {
+            link,
+            action,
+            condition,
+            enabled,
+        });
         Ok(())
     }
 
@@ -930,7 +1035,11 @@ impl<'a> Reader<'a> {
         };
         let area = non_negative(t[1])?;
         let expansion = non_negative(t[2])?;
-        if let Some(Link { kind: LinkKind::Pipe(pipe), .. }) = self.net.links.get_mut(link) {
+        if let Some(Link {
+            kind: LinkKind::Pipe(pipe),
+            ..
+        }) = self.net.links.get_mut(link)
+        {
             pipe.leak_area = area;
             pipe.leak_expansion = expansion;
         }
@@ -959,7 +1068,13 @@ impl<'a> Reader<'a> {
         if n == 1 {
             let link = self.find_link(t[0]).ok_or_else(|| fault(204, t[0]))?;
             let kind = self.link_kind(link);
-            if matches!(kind, Some(LinkKind::Pipe(Pipe { status: PipeStatus::CheckValve, .. }))) {
+            if matches!(
+                kind,
+                Some(LinkKind::Pipe(Pipe {
+                    status: PipeStatus::CheckValve,
+                    ..
+                }))
+            ) {
                 return Err(fault(207, t[0]));
             }
             if is_gpv(kind) && matches!(spec, StatusSpec::Value(_)) {
@@ -982,381 +1097,15 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn energy(&mut self, t: &[&str]) -> LineResult {
-        let n = t.len();
-        if n < 3 {
-            return Err(line_fault(201));
-        }
-        if lex::matches(t[0], "DEMAN") {
-            match lex::number(t[2]) {
-                None => return Err(fault(202, t[2])),
-                Some(y) if y < 0.0 => return Err(fault(213, t[2])),
-                Some(y) => self.net.energy.demand_charge = y,
-            }
-            return Ok(());
-        }
-        let pump = if lex::matches(t[0], "GLOB") {
-            None
-        } else if lex::matches(t[0], "PUMP") {
-            if n < 4 {
-                return Err(line_fault(201));
-            }
-            match self.find_link(t[1]) {
-                Some(k) if matches!(self.link_kind(k), Some(LinkKind::Pump(_))) => Some(k),
-                _ => return Err(fault(216, t[1])),
-            }
-        } else {
-            return Err(fault(213, t[0]));
-        };
-        let (keyword, value) = (t[n - 2], t[n - 1]);
-        if lex::matches(keyword, "PRICE") {
-            let y = lex::number(value).ok_or_else(|| fault(202, value))?;
-            if y < 0.0 {
-                return Err(fault(217, value));
-            }
-            match pump {
-                None => self.net.energy.global_price = y,
-                Some(k) => self.with_pump(k, |p| p.energy_price = Some(y)),
-            }
-        } else if lex::matches(keyword, "PATT") {
-            let pattern = self.find_pattern(value)?;
-            match pump {
-                None => self.net.energy.global_pattern = Some(pattern),
-                Some(k) => self.with_pump(k, |p| p.price_pattern = Some(pattern)),
-            }
-        } else if lex::matches(keyword, "EFFI") {
-            match pump {
-                None => match lex::number(value) {
-                    None => return Err(fault(202, value)),
-                    Some(y) if y <= 0.0 => return Err(fault(217, value)),
-                    Some(y) => self.net.energy.global_efficiency = y,
-                },
-                Some(k) => {
-                    let curve = self.find_curve(value)?;
-                    self.with_pump(k, |p| p.efficiency_curve = Some(curve));
-                }
-            }
-        } else {
-            return Err(line_fault(201));
-        }
-        Ok(())
-    }
-
-    fn with_pump(&mut self, link: usize, change: impl FnOnce(&mut Pump)) {
-        if let Some(Link { kind: LinkKind::Pump(pump), .. }) = self.net.links.get_mut(link) {
-            change(pump);
-        }
-    }
-
-    /// Checks the `[REPORT]` lines EPANET checks (the line itself is kept as written).
-    fn report(&mut self, t: &[&str]) -> LineResult {
-        let n = t.len() - 1;
-        if n < 1 {
-            return Err(line_fault(201));
-        }
-        if lex::matches(t[0], "PAGE") {
-            match lex::number(t[n]) {
-                None => return Err(fault(202, t[n])),
-                Some(y) if !(0.0..=255.0).contains(&y) => return Err(fault(213, t[n])),
-                Some(_) => {}
-            }
-        } else if lex::matches(t[0], "NODE") && !lex::matches(t[n], "NONE") && !lex::matches(t[n], "ALL") {
-            for &id in &t[1..] {
-                self.node_or(id, 203)?;
-            }
-        } else if lex::matches(t[0], "LINK") && !lex::matches(t[n], "NONE") && !lex::matches(t[n], "ALL") {
-            for &id in &t[1..] {
-                self.find_link(id).ok_or_else(|| fault(204, id))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn time(&mut self, t: &[&str]) -> LineResult {
-        let n = t.len() - 1;
-        if n < 1 {
-            return Err(line_fault(201));
-        }
-        if lex::matches(t[0], "STAT") {
-            let value = t[n];
-            self.net.times.statistic = if lex::matches(value, "NONE") || lex::matches(value, "NO") {
-                Statistic::None
-            } else if lex::matches(value, "AVERAGE") {
-                Statistic::Average
-            } else if lex::matches(value, "MINIMUM") {
-                Statistic::Minimum
-            } else if lex::matches(value, "MAXIMUM") {
-                Statistic::Maximum
-            } else if lex::matches(value, "RANGE") {
-                Statistic::Range
-            } else {
-                return Err(fault(213, value));
-            };
-            return Ok(());
-        }
-        let mut extra = false;
-        let hours = match lex::number(t[n]) {
-            Some(y) => y,
-            None => lex::hours(t[n], "", &mut extra)
-                .or_else(|| lex::hours(t[n - 1], t[n], &mut extra))
-                .ok_or_else(|| fault(213, t[n - 1]))?,
-        };
-        // EPANET's bound: twice the time in seconds must fit in a 64-bit long.
-        if !(hours >= 0.0 && hours < i64::MAX as f64 / 7200.0) {
-            return Err(fault(213, t[n]));
-        }
-        if extra {
-            self.note(&format!("time '{}' has more than three fields; EPANET ignores the extra ones", t[n]));
-        }
-        let seconds = (3600.0 * hours + 0.5) as u64;
-        let times = &mut self.net.times;
-        let step_or_start = |target: &str| -> Result<bool, Fault> {
-            let word = t.get(1).copied().unwrap_or("");
-            if lex::matches(word, "TIME") {
-                Ok(true)
-            } else if lex::matches(word, "STAR") {
-                Ok(false)
-            } else {
-                Err(fault(213, if word.is_empty() { target } else { word }))
-            }
-        };
-        if lex::matches(t[0], "DURA") {
-            times.duration = seconds;
-        } else if lex::matches(t[0], "HYDR") {
-            times.hydraulic_step = seconds;
-        } else if lex::matches(t[0], "QUAL") {
-            times.quality_step = (seconds > 0).then_some(seconds);
-        } else if lex::matches(t[0], "RULE") {
-            times.rule_step = (seconds > 0).then_some(seconds);
-        } else if lex::matches(t[0], "MINI") {
-            // MINIMUM TRAVELTIME: no longer used by EPANET.
-        } else if lex::matches(t[0], "PATT") {
-            if step_or_start(t[0])? {
-                times.pattern_step = seconds;
-            } else {
-                times.pattern_start = seconds;
-            }
-        } else if lex::matches(t[0], "REPO") {
-            if step_or_start(t[0])? {
-                times.report_step = seconds;
-            } else {
-                times.report_start = seconds;
-            }
-        } else if lex::matches(t[0], "STAR") {
-            times.start_clocktime = seconds % 86_400;
-        } else {
-            return Err(fault(213, t[0]));
-        }
-        Ok(())
-    }
-
-    fn option(&mut self, t: &[&str], data: &str) -> LineResult {
-        match self.option_choice(t, data)? {
-            true => Ok(()),
-            false => self.option_value(t, data),
-        }
-    }
-
-    /// Options whose value is a keyword or an id. `Ok(false)` when the line is not one.
-    fn option_choice(&mut self, t: &[&str], data: &str) -> Result<bool, Fault> {
-        let n = t.len() - 1;
-        let value = t.get(1).copied().unwrap_or("");
-        let options = &mut self.net.options;
-        let keyword = t[0];
-        if lex::matches(keyword, "UNIT") {
-            if n >= 1 {
-                options.flow_units = flow_units(value).ok_or_else(|| fault(213, value))?;
-            }
-        } else if lex::matches(keyword, "PRESSURE") {
-            if n < 1 {
-                return Ok(true);
-            }
-            if lex::matches(value, "EXP") {
-                return Ok(false);
-            }
-            options.pressure_units = Some(pressure_units(value).ok_or_else(|| fault(213, value))?);
-        } else if lex::matches(keyword, "HEADL") {
-            if n >= 1 {
-                options.headloss = headloss_formula(value).ok_or_else(|| fault(213, value))?;
-            }
-        } else if lex::matches(keyword, "HYDR") {
-            if n >= 2 && !lex::matches(value, "USE") && !lex::matches(value, "SAVE") {
-                return Err(fault(213, value));
-            }
-            options.other.push(data.to_string());
-        } else if lex::matches(keyword, "QUAL") {
-            if n >= 1 && lex::matches(value, "TRACE") {
-                let node = t.get(2).ok_or_else(|| line_fault(201))?;
-                self.node_or(node, 212)?;
-            }
-            self.net.options.other.push(data.to_string());
-        } else if lex::matches(keyword, "MAP") || lex::matches(keyword, "VERI") {
-            options.other.push(data.to_string());
-        } else if lex::matches(keyword, "UNBA") {
-            if n < 1 {
-                return Ok(true);
-            }
-            options.unbalanced = if lex::matches(value, "STOP") {
-                Unbalanced::Stop
-            } else if lex::matches(value, "CONT") {
-                let extra = t.get(2).map(|s| lex::leading_integer(s)).unwrap_or(0);
-                Unbalanced::Continue(u32::try_from(extra).unwrap_or(0))
-            } else {
-                return Err(fault(213, value));
-            };
-        } else if lex::matches(keyword, "PATT") {
-            if n >= 1 {
-                options.default_pattern = Some(value.to_string());
-            }
-        } else if lex::matches(keyword, "DEMAND") {
-            if n < 2 {
-                return Ok(true);
-            }
-            if !lex::matches(value, "MODEL") {
-                return Ok(false);
-            }
-            options.demand_model = if lex::matches(t[2], "DDA") {
-                DemandModel::Dda
-            } else if lex::matches(t[2], "PDA") {
-                DemandModel::Pda
-            } else {
-                return Err(fault(213, t[2]));
-            };
-        } else if lex::matches(keyword, "BACK") {
-            if n < 2 {
-                return Ok(true);
-            }
-            if !lex::matches(value, "ALLOW") {
-                return Ok(false);
-            }
-            options.emitter_backflow = if lex::matches(t[2], "YES") {
-                true
-            } else if lex::matches(t[2], "NO") {
-                false
-            } else {
-                return Err(fault(213, t[2]));
-            };
-        } else {
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// Options whose value is a number (EPANET's `optionvalue`).
-    fn option_value(&mut self, t: &[&str], data: &str) -> LineResult {
-        let n = t.len() - 1;
-        let keyword = t[0];
-        let options = &mut self.net.options;
-        if lex::matches(keyword, "SEGM") {
-            options.other.push(data.to_string());
-            return Ok(());
-        }
-        let two_words = ["SPEC", "EMIT", "DEMAND", "MINI", "REQ", "PRESSURE", "PREC"];
-        let at = if two_words.iter().any(|w| lex::matches(keyword, w)) { 2 } else { 1 };
-        if n < at {
-            return Ok(());
-        }
-        let y = lex::number(t[at]).ok_or_else(|| fault(202, t[at]))?;
-        let invalid = || fault(213, t[at]);
-        if lex::matches(keyword, "TOLER") || lex::matches(keyword, "DIFF") {
-            if y < 0.0 {
-                return Err(invalid());
-            }
-            options.other.push(data.to_string());
-            return Ok(());
-        }
-        if lex::matches(keyword, "DAMPLIMIT") {
-            options.damp_limit = y;
-            return Ok(());
-        }
-        if lex::matches(keyword, "FLOWCHANGE") || lex::matches(keyword, "HEADERROR") {
-            if y < 0.0 {
-                return Err(invalid());
-            }
-            if lex::matches(keyword, "FLOWCHANGE") {
-                options.flow_change = y;
-            } else {
-                options.head_error = y;
-            }
-            return Ok(());
-        }
-        if lex::matches(keyword, "MINI") {
-            if y < 0.0 {
-                return Err(invalid());
-            }
-            // Like EPANET: a required pressure still at its default follows the minimum.
-            if options.required_pressure == MIN_PRESSURE_DIFFERENCE {
-                options.required_pressure = y + MIN_PRESSURE_DIFFERENCE;
-            } else if options.required_pressure - y < MIN_PRESSURE_DIFFERENCE {
-                return Err(fault(208, t[at]));
-            }
-            options.minimum_pressure = y;
-            return Ok(());
-        }
-        if lex::matches(keyword, "REQ") {
-            if y < 0.0 {
-                return Err(invalid());
-            }
-            if y - options.minimum_pressure < MIN_PRESSURE_DIFFERENCE {
-                return Err(fault(208, t[at]));
-            }
-            options.required_pressure = y;
-            return Ok(());
-        }
-        if lex::matches(keyword, "PRESSURE") {
-            if y <= 0.0 {
-                return Err(invalid());
-            }
-            options.pressure_exponent = y;
-            return Ok(());
-        }
-        if y <= 0.0 {
-            return Err(invalid());
-        }
-        let integer = || -> Result<u32, Fault> {
-            if y < 1.0 || y > f64::from(i32::MAX) {
-                Err(fault(213, t[at]))
-            } else {
-                Ok(y as u32)
-            }
-        };
-        if lex::matches(keyword, "VISC") {
-            options.viscosity = y;
-        } else if lex::matches(keyword, "SPEC") {
-            options.specific_gravity = y;
-        } else if lex::matches(keyword, "TRIAL") {
-            options.trials = integer()?;
-        } else if lex::matches(keyword, "ACCU") {
-            // EPANET clamps the accuracy when it reads it.
-            options.accuracy = y.clamp(1e-5, 1e-1);
-        } else if lex::matches(keyword, "HTOL") || lex::matches(keyword, "QTOL") {
-            options.other.push(data.to_string());
-        } else if lex::matches(keyword, "RQTOL") {
-            if y >= 1.0 {
-                return Err(invalid());
-            }
-            options.other.push(data.to_string());
-        } else if lex::matches(keyword, "CHECKFREQ") {
-            options.check_freq = integer()?;
-        } else if lex::matches(keyword, "MAXCHECK") {
-            options.max_check = integer()?;
-        } else if lex::matches(keyword, "EMIT") {
-            options.emitter_exponent = y;
-        } else if lex::matches(keyword, "DEMAND") {
-            options.demand_multiplier = y;
-        } else {
-            return Err(line_fault(201));
-        }
-        Ok(())
-    }
-
     // ----- map and descriptive sections (EPANET ignores bad lines there) -----
 
     fn coordinates(&mut self, t: &[&str]) {
         if t.len() < 3 {
             return;
         }
-        let (Some(node), Some(x), Some(y)) = (self.find_node(t[0]), lex::number(t[1]), lex::number(t[2])) else {
+        let (Some(node), Some(x), Some(y)) =
+            (self.find_node(t[0]), lex::number(t[1]), lex::number(t[2]))
+        else {
             return;
         };
         if let Some(Some(n)) = self.nodes.get_mut(node) {
@@ -1368,13 +1117,18 @@ impl<'a> Reader<'a> {
         if t.len() < 3 {
             return;
         }
-        if let (Some(link), Some(x), Some(y)) = (self.find_link(t[0]), lex::number(t[1]), lex::number(t[2])) {
+        if let (Some(link), Some(x), Some(y)) =
+            (self.find_link(t[0]), lex::number(t[1]), lex::number(t[2]))
+        {
             self.net.links[link].vertices.push((x, y));
         }
     }
 
     fn label(&mut self, t: &[&str]) {
-        let (Some(x), Some(y)) = (t.first().and_then(|s| lex::number(s)), t.get(1).and_then(|s| lex::number(s))) else {
+        let (Some(x), Some(y)) = (
+            t.first().and_then(|s| lex::number(s)),
+            t.get(1).and_then(|s| lex::number(s)),
+        ) else {
             return;
         };
         self.net.labels.push(Label {
@@ -1404,10 +1158,9 @@ impl<'a> Reader<'a> {
     /// Checks node references in the water-quality sections (their lines are kept verbatim).
     fn quality_line(&mut self, section: Section, t: &[&str]) -> LineResult {
         match section {
-            Section::Sources | Section::Mixing => {
-                if t.len() >= 2 {
-                    self.node_or(t[0], 203)?;
-                }
+            Section::Sources if t.len() < 2 => return Err(line_fault(201)),
+            Section::Sources | Section::Mixing if t.len() >= 2 => {
+                self.node_or(t[0], 203)?;
             }
             Section::Quality if t.len() == 2 => {
                 self.node_or(t[0], 203)?;
@@ -1432,17 +1185,23 @@ impl<'a> Reader<'a> {
         let Some(nodes) = nodes else {
             self.section = None;
             self.line = 0;
-            self.problem(Fault { code: 200, token: None });
+            self.problem(Fault {
+                code: 200,
+                token: None,
+            });
             return Err(InpError::Invalid(self.problems));
         };
         self.net.nodes = nodes;
-        self.net.options.viscosity = relative_viscosity(&self.net.options);
+        self.net.options.viscosity = super::settings::relative_viscosity(&self.net.options);
         self.assign_curve_kinds();
         let problems = super::validate::validate(&self.net, &self.lines, self.file);
         if !problems.is_empty() {
             return Err(InpError::Invalid(problems));
         }
-        Ok(Reading { network: self.net, notes: self.notes })
+        Ok(Reading {
+            network: self.net,
+            notes: self.notes,
+        })
     }
 
     /// A curve's kind comes from its use; unused curves keep the kind the file states.
@@ -1452,7 +1211,11 @@ impl<'a> Reader<'a> {
         }
         let mut used = Vec::new();
         for node in &self.net.nodes {
-            if let NodeKind::Tank(Tank { volume_curve: Some(c), .. }) = node.kind {
+            if let NodeKind::Tank(Tank {
+                volume_curve: Some(c),
+                ..
+            }) = node.kind
+            {
                 used.push((c, CurveKind::Volume));
             }
         }
@@ -1462,10 +1225,18 @@ impl<'a> Reader<'a> {
                     used.extend(pump.head_curve.map(|c| (c, CurveKind::Pump)));
                     used.extend(pump.efficiency_curve.map(|c| (c, CurveKind::Efficiency)));
                 }
-                LinkKind::Valve(Valve { valve_type: ValveType::Gpv, curve: Some(c), .. }) => {
+                LinkKind::Valve(Valve {
+                    valve_type: ValveType::Gpv,
+                    curve: Some(c),
+                    ..
+                }) => {
                     used.push((*c, CurveKind::Headloss));
                 }
-                LinkKind::Valve(Valve { valve_type: ValveType::Pcv, curve: Some(c), .. }) => {
+                LinkKind::Valve(Valve {
+                    valve_type: ValveType::Pcv,
+                    curve: Some(c),
+                    ..
+                }) => {
                     used.push((*c, CurveKind::Valve));
                 }
                 _ => {}
@@ -1479,20 +1250,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// EPANET reads a viscosity up to 1e-3 as a kinematic viscosity (ft2/s or m2/s, by the flow
-/// units in force at the end of the file) and a larger one as relative to water at 20 C.
-fn relative_viscosity(options: &Options) -> f64 {
-    const WATER_FT2_PER_S: f64 = 1.1e-5;
-    let value = options.viscosity;
-    if value > 1e-3 {
-        return value;
-    }
-    let ft2_per_s = if options.flow_units.is_us() { value } else { value / (M_PER_FT * M_PER_FT) };
-    ft2_per_s / WATER_FT2_PER_S
-}
-
 fn new_node(id: &str, kind: NodeKind) -> Node {
-    Node { id: id.to_string(), kind, coordinates: None, tag: None, emitter_coefficient: 0.0 }
+    Node {
+        id: id.to_string(),
+        kind,
+        coordinates: None,
+        tag: None,
+        emitter_coefficient: 0.0,
+    }
 }
 
 fn pipe_values(t: &[&str], pipe: &mut Pipe) -> LineResult {
@@ -1538,17 +1303,28 @@ fn pipe_values(t: &[&str], pipe: &mut Pipe) -> LineResult {
 }
 
 fn is_gpv(kind: Option<&LinkKind>) -> bool {
-    matches!(kind, Some(LinkKind::Valve(Valve { valve_type: ValveType::Gpv, .. })))
+    matches!(
+        kind,
+        Some(LinkKind::Valve(Valve {
+            valve_type: ValveType::Gpv,
+            ..
+        }))
+    )
 }
 
 /// Records a `[STATUS]` entry where EPANET's `changestatus` has an effect: pipes and GPVs
 /// take only OPEN/CLOSED, check valves nothing, pumps and other valves everything.
 fn set_initial_status(link: &mut Link, spec: StatusSpec) {
     let applies = match &link.kind {
-        LinkKind::Pipe(Pipe { status: PipeStatus::CheckValve, .. }) => false,
-        LinkKind::Pipe(_) | LinkKind::Valve(Valve { valve_type: ValveType::Gpv, .. }) => {
-            !matches!(spec, StatusSpec::Value(_))
-        }
+        LinkKind::Pipe(Pipe {
+            status: PipeStatus::CheckValve,
+            ..
+        }) => false,
+        LinkKind::Pipe(_)
+        | LinkKind::Valve(Valve {
+            valve_type: ValveType::Gpv,
+            ..
+        }) => !matches!(spec, StatusSpec::Value(_)),
         LinkKind::Pump(_) | LinkKind::Valve(_) => true,
     };
     if applies {
@@ -1569,50 +1345,6 @@ fn valve_type(token: &str) -> Option<ValveType> {
     .into_iter()
     .find(|(word, _)| lex::matches(token, word))
     .map(|(_, kind)| kind)
-}
-
-fn flow_units(token: &str) -> Option<FlowUnits> {
-    [
-        ("CFS", FlowUnits::Cfs),
-        ("GPM", FlowUnits::Gpm),
-        ("AFD", FlowUnits::Afd),
-        ("MGD", FlowUnits::Mgd),
-        ("IMGD", FlowUnits::Imgd),
-        ("LPS", FlowUnits::Lps),
-        ("LPM", FlowUnits::Lpm),
-        ("CMH", FlowUnits::Cmh),
-        ("CMD", FlowUnits::Cmd),
-        ("MLD", FlowUnits::Mld),
-        ("CMS", FlowUnits::Cms),
-        ("SI", FlowUnits::Lps),
-    ]
-    .into_iter()
-    .find(|(word, _)| lex::matches(token, word))
-    .map(|(_, units)| units)
-}
-
-fn pressure_units(token: &str) -> Option<PressureUnits> {
-    [
-        ("PSI", PressureUnits::Psi),
-        ("KPA", PressureUnits::Kpa),
-        ("METERS", PressureUnits::Meters),
-        ("BAR", PressureUnits::Bar),
-        ("FEET", PressureUnits::Feet),
-    ]
-    .into_iter()
-    .find(|(word, _)| lex::matches(token, word))
-    .map(|(_, units)| units)
-}
-
-fn headloss_formula(token: &str) -> Option<HeadlossFormula> {
-    [
-        ("H-W", HeadlossFormula::HazenWilliams),
-        ("D-W", HeadlossFormula::DarcyWeisbach),
-        ("C-M", HeadlossFormula::ChezyManning),
-    ]
-    .into_iter()
-    .find(|(word, _)| lex::matches(token, word))
-    .map(|(_, formula)| formula)
 }
 
 /// Curve type keywords (EPANET's `CurveTypeTxt`, and the words the EPANET GUI writes in the
@@ -1637,6 +1369,17 @@ fn curve_kind_from_comment(comment: &str) -> Option<CurveKind> {
     let word = word.trim();
     let kind = curve_kind_keyword(word)?;
     // The whole word must be a type name (EFFICIENCY or EFFIC), not just start with one.
-    let known = ["VOLUME", "PUMP", "EFFICIENCY", "EFFIC", "HEADLOSS", "GENERIC", "VALVE"];
-    known.iter().any(|k| k.eq_ignore_ascii_case(word)).then_some(kind)
+    let known = [
+        "VOLUME",
+        "PUMP",
+        "EFFICIENCY",
+        "EFFIC",
+        "HEADLOSS",
+        "GENERIC",
+        "VALVE",
+    ];
+    known
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(word))
+        .then_some(kind)
 }

@@ -59,18 +59,30 @@ fn object_class(token: &str) -> Option<ObjectClass> {
 }
 
 fn lookup<T: Copy>(token: &str, table: &[(&str, T)]) -> Option<T> {
-    table.iter().find(|(word, _)| lex::matches(token, word)).map(|&(_, v)| v)
+    table
+        .iter()
+        .find(|(word, _)| lex::matches(token, word))
+        .map(|&(_, v)| v)
 }
 
 /// A status word (`OPEN`, `CLOSED`, `ACTIVE`).
 fn status_value(token: &str) -> Option<PremiseValue> {
-    lookup(token, &[("OPEN", PremiseValue::Open), ("CLOSED", PremiseValue::Closed), ("ACTIVE", PremiseValue::Active)])
+    lookup(
+        token,
+        &[
+            ("OPEN", PremiseValue::Open),
+            ("CLOSED", PremiseValue::Closed),
+            ("ACTIVE", PremiseValue::Active),
+        ],
+    )
 }
 
 impl Reader<'_> {
     /// One line of `[RULES]`. After an error, lines are skipped up to the next `RULE`.
     pub(super) fn rule_line(&mut self, t: &[&str]) -> LineResult {
-        let keywords = ["RULE", "IF", "AND", "OR", "THEN", "ELSE", "PRIO", "DISABLED"];
+        let keywords = [
+            "RULE", "IF", "AND", "OR", "THEN", "ELSE", "PRIO", "DISABLED",
+        ];
         let key = lex::find_keyword(t[0], &keywords);
         if self.rule_state == RuleState::Error && key != Some(0) {
             return Ok(());
@@ -148,7 +160,10 @@ impl Reader<'_> {
         let (object, variable, relation_at) = match class {
             ObjectClass::System => {
                 let variable = lookup(t[2], &VARIABLES).ok_or_else(|| fault(201, t[2]))?;
-                if !matches!(variable, RuleVariable::Demand | RuleVariable::Time | RuleVariable::ClockTime) {
+                if !matches!(
+                    variable,
+                    RuleVariable::Demand | RuleVariable::Time | RuleVariable::ClockTime
+                ) {
                     return Err(fault(201, t[2]));
                 }
                 (RuleObject::System, variable, 3)
@@ -162,7 +177,9 @@ impl Reader<'_> {
                     | RuleVariable::Grade
                     | RuleVariable::Level
                     | RuleVariable::Pressure => true,
-                    RuleVariable::FillTime | RuleVariable::DrainTime => !self.is_junction_slot(node),
+                    RuleVariable::FillTime | RuleVariable::DrainTime => {
+                        !self.is_junction_slot(node)
+                    }
                     _ => false,
                 };
                 if !allowed {
@@ -173,13 +190,17 @@ impl Reader<'_> {
             ObjectClass::Link => {
                 let variable = lookup(t[3], &VARIABLES).ok_or_else(|| fault(201, t[3]))?;
                 let link = self.find_link(t[2]).ok_or_else(|| fault(204, t[2]))?;
-                if !matches!(variable, RuleVariable::Flow | RuleVariable::Status | RuleVariable::Setting) {
+                if !matches!(
+                    variable,
+                    RuleVariable::Flow | RuleVariable::Status | RuleVariable::Setting
+                ) {
                     return Err(fault(201, t[3]));
                 }
                 (RuleObject::Link(link), variable, 4)
             }
         };
-        let relation = lookup(t[relation_at], &RELATIONS).ok_or_else(|| fault(201, t[relation_at]))?;
+        let relation =
+            lookup(t[relation_at], &RELATIONS).ok_or_else(|| fault(201, t[relation_at]))?;
         let last = t[n - 1];
         let value = match variable {
             RuleVariable::Time | RuleVariable::ClockTime => {
@@ -197,14 +218,22 @@ impl Reader<'_> {
                 None => {
                     let x = lex::number(last).ok_or_else(|| fault(202, last))?;
                     match variable {
-                        RuleVariable::FillTime | RuleVariable::DrainTime => PremiseValue::Number(x * 3600.0),
+                        RuleVariable::FillTime | RuleVariable::DrainTime => {
+                            PremiseValue::Number(x * 3600.0)
+                        }
                         _ => PremiseValue::Number(x),
                     }
                 }
             },
         };
         if let Some(rule) = self.net.rules.last_mut() {
-            rule.premises.push(Premise { logic, object, variable, relation, value });
+            rule.premises.push(Premise {
+                logic,
+                object,
+                variable,
+                relation,
+                value,
+            });
         }
         Ok(())
     }
@@ -216,10 +245,22 @@ impl Reader<'_> {
         }
         let link = self.find_link(t[2]).ok_or_else(|| fault(204, t[2]))?;
         let kind = self.link_kind(link);
-        if matches!(kind, Some(LinkKind::Pipe(Pipe { status: PipeStatus::CheckValve, .. }))) {
+        if matches!(
+            kind,
+            Some(LinkKind::Pipe(Pipe {
+                status: PipeStatus::CheckValve,
+                ..
+            }))
+        ) {
             return Err(fault(207, t[2]));
         }
-        let is_gpv = matches!(kind, Some(LinkKind::Valve(Valve { valve_type: ValveType::Gpv, .. })));
+        let is_gpv = matches!(
+            kind,
+            Some(LinkKind::Valve(Valve {
+                valve_type: ValveType::Gpv,
+                ..
+            }))
+        );
         let is_pipe = matches!(kind, Some(LinkKind::Pipe(_)));
         let action = match status_value(t[5]) {
             Some(PremiseValue::Open) => LinkAction::Open,
@@ -240,7 +281,11 @@ impl Reader<'_> {
         };
         let else_branch = self.rule_state == RuleState::Else;
         if let Some(rule) = self.net.rules.last_mut() {
-            let actions = if else_branch { &mut rule.else_actions } else { &mut rule.then_actions };
+            let actions = if else_branch {
+                &mut rule.else_actions
+            } else {
+                &mut rule.then_actions
+            };
             actions.push(RuleAction { link, action });
         }
         Ok(())

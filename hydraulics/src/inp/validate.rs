@@ -23,7 +23,12 @@ pub(super) fn validate(net: &Network, lines: &DefinitionLines, file: &str) -> Ve
     };
     let junctions = net.junction_count();
     if net.nodes.len() < 2 {
-        report(0, "JUNCTIONS", 223, &format!("({} node(s))", net.nodes.len()));
+        report(
+            0,
+            "JUNCTIONS",
+            223,
+            &format!("({} node(s))", net.nodes.len()),
+        );
     }
     if net.nodes.len() == junctions {
         report(0, "RESERVOIRS", 224, "(no tanks or reservoirs)");
@@ -31,19 +36,34 @@ pub(super) fn validate(net: &Network, lines: &DefinitionLines, file: &str) -> Ve
     for (i, node) in net.nodes.iter().enumerate() {
         if let NodeKind::Tank(tank) = &node.kind {
             if !tank_levels_valid(tank, &net.curves) {
-                report(line_of(&lines.nodes, i), "TANKS", 225, &format!("for tank '{}'", node.id));
+                report(
+                    line_of(&lines.nodes, i),
+                    "TANKS",
+                    225,
+                    &format!("for tank '{}'", node.id),
+                );
             }
         }
     }
     for (i, curve) in net.curves.iter().enumerate() {
         if curve.points.windows(2).any(|w| w[0].0 >= w[1].0) {
-            report(line_of(&lines.curves, i), "CURVES", 230, &format!("'{}'", curve.id));
+            report(
+                line_of(&lines.curves, i),
+                "CURVES",
+                230,
+                &format!("'{}'", curve.id),
+            );
         }
     }
     for (i, link) in net.links.iter().enumerate() {
         if let LinkKind::Pump(pump) = &link.kind {
             if let Some(code) = pump_fault(pump, &net.curves) {
-                report(line_of(&lines.links, i), "PUMPS", code, &format!("'{}'", link.id));
+                report(
+                    line_of(&lines.links, i),
+                    "PUMPS",
+                    code,
+                    &format!("'{}'", link.id),
+                );
             }
         }
     }
@@ -57,7 +77,12 @@ pub(super) fn validate(net: &Network, lines: &DefinitionLines, file: &str) -> Ve
     }
     for (i, node) in net.nodes.iter().enumerate().take(junctions) {
         if !connected[i] {
-            report(line_of(&lines.nodes, i), "JUNCTIONS", 233, &format!("'{}'", node.id));
+            report(
+                line_of(&lines.nodes, i),
+                "JUNCTIONS",
+                233,
+                &format!("'{}'", node.id),
+            );
         }
     }
     problems

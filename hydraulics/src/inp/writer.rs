@@ -7,7 +7,10 @@ use std::fmt::Write;
 
 /// Text of a whole `.inp` file.
 pub(super) fn write(net: &Network) -> String {
-    let mut w = Writer { net, out: String::new() };
+    let mut w = Writer {
+        net,
+        out: String::new(),
+    };
     w.title();
     w.junctions();
     w.reservoirs();
@@ -66,19 +69,35 @@ impl Writer<'_> {
     }
 
     fn node_id(&self, index: usize) -> String {
-        self.net.nodes.get(index).map(|n| id(&n.id)).unwrap_or_default()
+        self.net
+            .nodes
+            .get(index)
+            .map(|n| id(&n.id))
+            .unwrap_or_default()
     }
 
     fn link_id(&self, index: usize) -> String {
-        self.net.links.get(index).map(|l| id(&l.id)).unwrap_or_default()
+        self.net
+            .links
+            .get(index)
+            .map(|l| id(&l.id))
+            .unwrap_or_default()
     }
 
     fn pattern_id(&self, index: usize) -> String {
-        self.net.patterns.get(index).map(|p| id(&p.id)).unwrap_or_default()
+        self.net
+            .patterns
+            .get(index)
+            .map(|p| id(&p.id))
+            .unwrap_or_default()
     }
 
     fn curve_id(&self, index: usize) -> String {
-        self.net.curves.get(index).map(|c| id(&c.id)).unwrap_or_default()
+        self.net
+            .curves
+            .get(index)
+            .map(|c| id(&c.id))
+            .unwrap_or_default()
     }
 
     fn title(&mut self) {
@@ -114,7 +133,10 @@ impl Writer<'_> {
         lines.extend([
             format!("DEMAND MULTIPLIER\t{}", o.demand_multiplier),
             format!("EMITTER EXPONENT\t{}", o.emitter_exponent),
-            format!("BACKFLOW ALLOWED\t{}", if o.emitter_backflow { "YES" } else { "NO" }),
+            format!(
+                "BACKFLOW ALLOWED\t{}",
+                if o.emitter_backflow { "YES" } else { "NO" }
+            ),
             format!("CHECKFREQ\t{}", o.check_freq),
             format!("MAXCHECK\t{}", o.max_check),
             format!("DAMPLIMIT\t{}", o.damp_limit),
@@ -126,7 +148,14 @@ impl Writer<'_> {
             lines.push(format!("FLOWCHANGE\t{}", o.flow_change));
         }
         lines.extend([
-            format!("DEMAND MODEL\t{}", if o.demand_model == DemandModel::Pda { "PDA" } else { "DDA" }),
+            format!(
+                "DEMAND MODEL\t{}",
+                if o.demand_model == DemandModel::Pda {
+                    "PDA"
+                } else {
+                    "DDA"
+                }
+            ),
             format!("MINIMUM PRESSURE\t{}", o.minimum_pressure),
         ]);
         // The reader sets the required pressure to minimum + 0.1 itself when only the
@@ -201,7 +230,9 @@ impl Writer<'_> {
                     t.max_level.to_string(),
                     t.diameter.to_string(),
                     t.min_volume.to_string(),
-                    t.volume_curve.map(|c| self.curve_id(c)).unwrap_or_else(|| "*".to_string()),
+                    t.volume_curve
+                        .map(|c| self.curve_id(c))
+                        .unwrap_or_else(|| "*".to_string()),
                     if t.overflow { "YES" } else { "NO" }.to_string(),
                 ];
                 self.line(&fields);
@@ -302,7 +333,9 @@ impl Writer<'_> {
     fn demands(&mut self) {
         self.section("DEMANDS");
         for node in &self.net.nodes {
-            let NodeKind::Junction(j) = &node.kind else { continue };
+            let NodeKind::Junction(j) = &node.kind else {
+                continue;
+            };
             let simple = j.demands.len() == 1 && j.demands[0].category.is_none();
             if simple {
                 continue;
@@ -368,13 +401,21 @@ impl Writer<'_> {
                 LinkAction::Setting(x) => x.to_string(),
             };
             let condition = match control.condition {
-                ControlCondition::NodeAbove { node, value } => format!("IF NODE {} ABOVE {value}", self.node_id(node)),
-                ControlCondition::NodeBelow { node, value } => format!("IF NODE {} BELOW {value}", self.node_id(node)),
+                ControlCondition::NodeAbove { node, value } => {
+                    format!("IF NODE {} ABOVE {value}", self.node_id(node))
+                }
+                ControlCondition::NodeBelow { node, value } => {
+                    format!("IF NODE {} BELOW {value}", self.node_id(node))
+                }
                 ControlCondition::AtTime(t) => format!("AT TIME {}", clock(t)),
                 ControlCondition::AtClockTime(t) => format!("AT CLOCKTIME {}", clock(t)),
             };
             let disabled = if control.enabled { "" } else { " DISABLED" };
-            let _ = writeln!(self.out, "LINK {} {action} {condition}{disabled}", self.link_id(control.link));
+            let _ = writeln!(
+                self.out,
+                "LINK {} {action} {condition}{disabled}",
+                self.link_id(control.link)
+            );
         }
         self.end_section();
     }
@@ -432,14 +473,22 @@ impl Writer<'_> {
             RuleObject::System => "SYSTEM".to_string(),
         };
         let value = match (p.variable, p.value) {
-            (RuleVariable::Time | RuleVariable::ClockTime, PremiseValue::Number(s)) => clock(s.max(0.0) as u64),
-            (RuleVariable::FillTime | RuleVariable::DrainTime, PremiseValue::Number(s)) => (s / 3600.0).to_string(),
+            (RuleVariable::Time | RuleVariable::ClockTime, PremiseValue::Number(s)) => {
+                clock(s.max(0.0) as u64)
+            }
+            (RuleVariable::FillTime | RuleVariable::DrainTime, PremiseValue::Number(s)) => {
+                (s / 3600.0).to_string()
+            }
             (_, PremiseValue::Number(x)) => x.to_string(),
             (_, PremiseValue::Open) => "OPEN".to_string(),
             (_, PremiseValue::Closed) => "CLOSED".to_string(),
             (_, PremiseValue::Active) => "ACTIVE".to_string(),
         };
-        format!("{logic} {object} {} {} {value}", variable_name(p.variable), relation_name(p.relation))
+        format!(
+            "{logic} {object} {} {} {value}",
+            variable_name(p.variable),
+            relation_name(p.relation)
+        )
     }
 
     fn action(&self, keyword: &str, a: &RuleAction) -> String {
@@ -454,13 +503,18 @@ impl Writer<'_> {
 
     fn energy(&mut self) {
         let e = &self.net.energy;
-        let mut lines = vec![format!("GLOBAL EFFIC\t{}", e.global_efficiency), format!("GLOBAL PRICE\t{}", e.global_price)];
+        let mut lines = vec![
+            format!("GLOBAL EFFIC\t{}", e.global_efficiency),
+            format!("GLOBAL PRICE\t{}", e.global_price),
+        ];
         if let Some(p) = e.global_pattern {
             lines.push(format!("GLOBAL PATTERN\t{}", self.pattern_id(p)));
         }
         lines.push(format!("DEMAND CHARGE\t{}", e.demand_charge));
         for link in &self.net.links {
-            let LinkKind::Pump(p) = &link.kind else { continue };
+            let LinkKind::Pump(p) = &link.kind else {
+                continue;
+            };
             let name = id(&link.id);
             if let Some(c) = p.efficiency_curve {
                 lines.push(format!("PUMP {name}\tEFFIC\t{}", self.curve_id(c)));
@@ -469,7 +523,10 @@ impl Writer<'_> {
                 lines.push(format!("PUMP {name}\tPRICE\t{price}"));
             }
             if let Some(pattern) = p.price_pattern {
-                lines.push(format!("PUMP {name}\tPATTERN\t{}", self.pattern_id(pattern)));
+                lines.push(format!(
+                    "PUMP {name}\tPATTERN\t{}",
+                    self.pattern_id(pattern)
+                ));
             }
         }
         self.verbatim("ENERGY", &lines);
@@ -490,7 +547,11 @@ impl Writer<'_> {
         for link in &self.net.links {
             if let LinkKind::Pipe(p) = &link.kind {
                 if p.leak_area != 0.0 || p.leak_expansion != 0.0 {
-                    self.line(&[id(&link.id), p.leak_area.to_string(), p.leak_expansion.to_string()]);
+                    self.line(&[
+                        id(&link.id),
+                        p.leak_area.to_string(),
+                        p.leak_expansion.to_string(),
+                    ]);
                 }
             }
         }
@@ -526,7 +587,11 @@ impl Writer<'_> {
     fn labels(&mut self) {
         self.section("LABELS");
         for label in &self.net.labels {
-            let mut fields = vec![label.x.to_string(), label.y.to_string(), format!("\"{}\"", label.text)];
+            let mut fields = vec![
+                label.x.to_string(),
+                label.y.to_string(),
+                format!("\"{}\"", label.text),
+            ];
             fields.extend(label.anchor.as_deref().map(id));
             self.line(&fields);
         }

@@ -21,17 +21,17 @@ pub(crate) const MINOR_LOSS_FACTOR: f64 = 0.02517;
 
 // Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
 /// 1000 pi: Reynolds number 4000 in units of `q / (viscosity * d)`.
-const RE_TURBULENT: f64 = 3.14159265358979323850e+03;
+const RE_TURBULENT: f64 = 3141.5926535897934;
 /// 500 pi: Reynolds number 2000 likewise.
-const RE_LAMINAR: f64 = 1.57079632679489661930e+03;
+const RE_LAMINAR: f64 = 1570.7963267948967;
 /// 5.74 (pi/4)^0.9.
-const SWAMEE_JAIN_RE_TERM: f64 = 4.61841319859066668690e+00;
+const SWAMEE_JAIN_RE_TERM: f64 = 4.618413198590667;
 /// -2 / ln(10).
-const MINUS_TWO_OVER_LN10: f64 = -8.68588963806503655300e-01;
+const MINUS_TWO_OVER_LN10: f64 = -0.8685889638065036;
 /// 5.74 / 4000^0.9.
-const SWAMEE_JAIN_AT_4000: f64 = 3.28895476345399058690e-03;
+const SWAMEE_JAIN_AT_4000: f64 = 0.0032889547634539907;
 /// -2 * 0.9 * 2 / ln(10) * 5.74 / 4000^0.9.
-const DUNLOP_SLOPE_TERM: f64 = -5.14214965799093883760e-03;
+const DUNLOP_SLOPE_TERM: f64 = -0.005142149657990939;
 
 /// Smallest pressure range of a pressure-driven demand, ft.
 pub(crate) const MIN_PDA_PRESSURE_RANGE: f64 = 0.1;
@@ -102,7 +102,8 @@ fn node_leakage(network: &HydNetwork) -> Vec<NodeLeakage> {
         if from_junction && to_junction {
             sections *= 0.5;
         }
-        let area = LEAK_ORIFICE_COEFF * link.leak_area / (crate::units::M_PER_FT.powi(2)) * sections;
+        let area =
+            LEAK_ORIFICE_COEFF * link.leak_area / (crate::units::M_PER_FT.powi(2)) * sections;
         let expansion = LEAK_ORIFICE_COEFF * link.leak_expansion * sections;
         for (node, is_junction) in [(link.from, from_junction), (link.to, to_junction)] {
             if is_junction {
@@ -115,8 +116,16 @@ fn node_leakage(network: &HydNetwork) -> Vec<NodeLeakage> {
         return Vec::new();
     }
     for leak in &mut leakage {
-        leak.cfa = if leak.cfa > 0.0 { 1.0 / (leak.cfa * leak.cfa) } else { 0.0 };
-        leak.cva = if leak.cva > 0.0 { 1.0 / leak.cva.powf(2.0 / 3.0) } else { 0.0 };
+        leak.cfa = if leak.cfa > 0.0 {
+            1.0 / (leak.cfa * leak.cfa)
+        } else {
+            0.0
+        };
+        leak.cva = if leak.cva > 0.0 {
+            1.0 / leak.cva.powf(2.0 / 3.0)
+        } else {
+            0.0
+        };
         // The solver needs a non-zero starting flow.
         leak.qfa = if leak.cfa > 0.0 { 0.001 } else { 0.0 };
         leak.qva = if leak.cva > 0.0 { 0.001 } else { 0.0 };
@@ -153,7 +162,11 @@ pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) 
     if setting <= 0.0 {
         return CBIG;
     }
-    let ratio_percent = match link.curve.and_then(|c| curves.get(c)).filter(|c| !c.x.is_empty()) {
+    let ratio_percent = match link
+        .curve
+        .and_then(|c| curves.get(c))
+        .filter(|c| !c.x.is_empty())
+    {
         None => setting,
         Some(curve) => {
             let (x, y) = (&curve.x, &curve.y);
@@ -168,7 +181,7 @@ pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) 
             }
         }
     };
-    let ratio = (ratio_percent / 100.0).min(1.0).max(CSMALL);
+    let ratio = (ratio_percent / 100.0).clamp(CSMALL, 1.0);
     (open_loss / (ratio * ratio)).min(CBIG)
 }
 
@@ -288,7 +301,13 @@ pub(crate) fn friction_factor(q: f64, e: f64, s: f64) -> (f64, f64) {
     }
 }
 
-fn pump_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status, setting: f64) -> (f64, f64) {
+fn pump_coeff(
+    network: &HydNetwork,
+    link: &HydLink,
+    flow: f64,
+    status: Status,
+    setting: f64,
+) -> (f64, f64) {
     if status.is_closed() || setting == 0.0 {
         return closed_coeff(flow);
     }
@@ -321,7 +340,11 @@ fn pump_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status, s
         }
         PumpType::PowerFunc => {
             let h0 = setting * setting * pump.h0;
-            let n = if (pump.n - 1.0).abs() < TINY { 1.0 } else { pump.n };
+            let n = if (pump.n - 1.0).abs() < TINY {
+                1.0
+            } else {
+                pump.n
+            };
             let r = pump.r * setting.powf(2.0 - n);
             if n != 1.0 {
                 let hgrad = n * r * q.powf(n - 1.0);
@@ -400,7 +423,12 @@ pub(crate) fn matrix_coeffs(
     valve_matrix_coeffs(network, state, work, system);
 }
 
-fn link_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace, system: &mut LinearSystem) {
+fn link_matrix_coeffs(
+    network: &HydNetwork,
+    state: &HydState,
+    work: &mut Workspace,
+    system: &mut LinearSystem,
+) {
     let junctions = network.junctions;
     for (k, link) in network.links.iter().enumerate() {
         let p = work.p[k];
@@ -446,7 +474,12 @@ pub(crate) fn emitter_headloss(network: &HydNetwork, node: usize, q: f64) -> (f6
     (hloss, hgrad)
 }
 
-fn emitter_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace, system: &mut LinearSystem) {
+fn emitter_matrix_coeffs(
+    network: &HydNetwork,
+    state: &HydState,
+    work: &mut Workspace,
+    system: &mut LinearSystem,
+) {
     for i in 0..network.junctions {
         let node = &network.nodes[i];
         if node.emitter_coeff == 0.0 {
@@ -470,7 +503,12 @@ pub(crate) fn demand_headloss(d: f64, full: f64, dp: f64, n: f64) -> (f64, f64) 
     (hloss, hgrad)
 }
 
-fn demand_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &Workspace, system: &mut LinearSystem) {
+fn demand_matrix_coeffs(
+    network: &HydNetwork,
+    state: &HydState,
+    work: &Workspace,
+    system: &mut LinearSystem,
+) {
     let options = &network.options;
     if options.demand_model == DemandModel::Dda {
         return;
@@ -485,7 +523,10 @@ fn demand_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &Workspace
         let (hloss, hgrad) = demand_headloss(state.demand_flow[i], full, dp, n);
         if hgrad > 0.0 {
             system.add_diagonal(i, 1.0 / hgrad);
-            system.add_rhs(i, (hloss + network.nodes[i].elevation + options.pmin) / hgrad);
+            system.add_rhs(
+                i,
+                (hloss + network.nodes[i].elevation + options.pmin) / hgrad,
+            );
         }
     }
 }
@@ -534,7 +575,12 @@ fn leakage_matrix_coeffs(network: &HydNetwork, work: &mut Workspace, system: &mu
 /// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)
 /// fixes its downstream (upstream) head at the setting, an active FCV becomes a demand and a
 /// supply of its setting, any other state is an open or closed valve.
-fn valve_matrix_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace, system: &mut LinearSystem) {
+fn valve_matrix_coeffs(
+    network: &HydNetwork,
+    state: &HydState,
+    work: &mut Workspace,
+    system: &mut LinearSystem,
+) {
     let junctions = network.junctions;
     let rqtol = network.options.rqtol;
     // Adds to the row of a junction only; EPANET's rows of fixed-head nodes are never solved.
@@ -642,7 +688,8 @@ mod tests {
         assert!((f - expected).abs() < 1e-12, "{f} vs {expected}");
         // The derivative matches a finite difference.
         let h = 1e-3;
-        let numeric = (friction_factor(w + h, 1.0e-4, s).0 - friction_factor(w - h, 1.0e-4, s).0) / (2.0 * h);
+        let numeric =
+            (friction_factor(w + h, 1.0e-4, s).0 - friction_factor(w - h, 1.0e-4, s).0) / (2.0 * h);
         assert!((dfdq - numeric).abs() < 1e-9 * dfdq.abs().max(1e-12) + 1e-15);
     }
 
@@ -661,8 +708,14 @@ mod tests {
 
     #[test]
     fn open_valve_without_minor_loss_is_a_small_resistance() {
-        assert_eq!(valve_coeff(0.0, 2.0, Status::Open, 1e-7), (1.0 / CSMALL, 2.0));
-        assert_eq!(valve_coeff(5.0, 2.0, Status::Closed, 1e-7), (1.0 / CBIG, 2.0));
+        assert_eq!(
+            valve_coeff(0.0, 2.0, Status::Open, 1e-7),
+            (1.0 / CSMALL, 2.0)
+        );
+        assert_eq!(
+            valve_coeff(5.0, 2.0, Status::Closed, 1e-7),
+            (1.0 / CBIG, 2.0)
+        );
         let (p, y) = valve_coeff(5.0, 2.0, Status::Active, 1e-7);
         assert_eq!(p, 1.0 / 20.0);
         assert_eq!(y, 1.0); // hloss/hgrad = km q^2 / (2 km q) = q/2
@@ -687,9 +740,15 @@ mod tests {
             pump: None,
             curve: None,
         };
-        assert_eq!(pbv_coeff(&link, 2.0, Status::Active, 10.0, 1e-7), (CBIG, 10.0 * CBIG));
+        assert_eq!(
+            pbv_coeff(&link, 2.0, Status::Active, 10.0, 1e-7),
+            (CBIG, 10.0 * CBIG)
+        );
         link.minor_loss = 5.0; // 5 * 2^2 = 20 > 10
-        assert_eq!(pbv_coeff(&link, 2.0, Status::Active, 10.0, 1e-7), valve_coeff(5.0, 2.0, Status::Active, 1e-7));
+        assert_eq!(
+            pbv_coeff(&link, 2.0, Status::Active, 10.0, 1e-7),
+            valve_coeff(5.0, 2.0, Status::Active, 1e-7)
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use super::data::{
 };
 use super::SolverError;
 use crate::model::{
-    ControlCondition, HeadlossFormula, Link, LinkAction, LinkKind, Network, NodeKind,
-    PipeStatus, StatusSpec, Tank, Unbalanced, ValveType,
+    ControlCondition, HeadlossFormula, Link, LinkAction, LinkKind, Network, NodeKind, Pipe,
+    PipeStatus, Pump, StatusSpec, Tank, Unbalanced, Valve, ValveType,
 };
 use crate::units::{UnitFactors, M_PER_FT};
 
@@ -76,7 +76,12 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
         } else {
             0.0
         };
-        nodes.push(HydNode { id: node.id.clone(), elevation, demands, emitter_coeff });
+        nodes.push(HydNode {
+            id: node.id.clone(),
+            elevation,
+            demands,
+            emitter_coeff,
+        });
     }
 
     let mut links = Vec::with_capacity(network.links.len());
@@ -84,16 +89,16 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
     let mut valves = Vec::new();
     for (index, link) in network.links.iter().enumerate() {
         let compiled = match &link.kind {
-            LinkKind::Pipe(_) => compile_pipe(link, &options, &units),
-            LinkKind::Pump(_) => {
-                let pump = compile_pump(network, index, link, &units)?;
-                let compiled = pump_link(link, pumps.len(), pump.head_curve);
-                pumps.push(pump);
+            LinkKind::Pipe(pipe) => compile_pipe(link, pipe, &options, &units),
+            LinkKind::Pump(pump) => {
+                let compiled_pump = compile_pump(network, index, link, pump, &units)?;
+                let compiled = pump_link(link, pump, pumps.len(), compiled_pump.head_curve);
+                pumps.push(compiled_pump);
                 compiled
             }
-            LinkKind::Valve(_) => {
+            LinkKind::Valve(valve) => {
                 valves.push(index);
-                compile_valve(network, link, &units)?
+                compile_valve(network, link, valve, &units)?
             }
         };
         links.push(compiled);
@@ -106,7 +111,7 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
     let controls = network
         .controls
         .iter()
-        .map(|control| compile_control(network, &links, control, &units))
+        .map(|control| compile_control(network, junctions, &links, control, &units))
         .collect();
 
     Ok(HydNetwork {
@@ -119,7 +124,13 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
         patterns: network
             .patterns
             .iter()
-            .map(|p| if p.multipliers.is_empty() { vec![1.0] } else { p.multipliers.clone() })
+            .map(|p| {
+                if p.multipliers.is_empty() {
+                    vec![1.0]
+                } else {
+                    p.multipliers.clone()
+                }
+            })
             .collect(),
         curves,
         controls,
@@ -133,7 +144,10 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
 /// The pattern of demands that name none: the `PATTERN` option, else a pattern named "1".
 fn default_pattern(network: &Network) -> Option<usize> {
     let id = network.options.default_pattern.as_deref().unwrap_or("1");
-    network.patterns.iter().position(|p| p.id.eq_ignore_ascii_case(id))
+    network
+        .patterns
+        .iter()
+        .position(|p| p.id.eq_ignore_ascii_case(id))
 }
 
 fn compile_options(network: &Network, units: &UnitFactors) -> HydOptions {
@@ -181,13 +195,29 @@ fn compile_options(network: &Network, units: &UnitFactors) -> HydOptions {
 fn compile_times(network: &Network) -> HydTimes {
     let times = &network.times;
     let as_seconds = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    let pattern_step = if times.pattern_step == 0 { 3600 } else { as_seconds(times.pattern_step) };
-    let report_step = if times.report_step == 0 { pattern_step } else { as_seconds(times.report_step) };
-    let hydraulic_step = if times.hydraulic_step == 0 { 3600 } else { as_seconds(times.hydraulic_step) }
-        .min(pattern_step)
-        .min(report_step);
+    let pattern_step = if times.pattern_step == 0 {
+        3600
+    } else {
+        as_seconds(times.pattern_step)
+    };
+    let report_step = if times.report_step == 0 {
+        pattern_step
+    } else {
+        as_seconds(times.report_step)
+    };
+    let hydraulic_step = if times.hydraulic_step == 0 {
+        3600
+    } else {
+        as_seconds(times.hydraulic_step)
+    }
+    .min(pattern_step)
+    .min(report_step);
     let duration = as_seconds(times.duration);
-    let report_start = if as_seconds(times.report_start) > duration { 0 } else { as_seconds(times.report_start) };
+    let report_start = if as_seconds(times.report_start) > duration {
+        0
+    } else {
+        as_seconds(times.report_start)
+    };
     let rule_step = match times.rule_step {
         Some(step) if step > 0 => as_seconds(step),
         _ => hydraulic_step / 10,
@@ -214,7 +244,9 @@ fn compile_tank(
 ) -> Result<HydTank, SolverError> {
     let id = &network.nodes[node].id;
     let level_error = || {
-        SolverError::InvalidNetwork(format!("Error 225: invalid lower/upper levels for tank {id}"))
+        SolverError::InvalidNetwork(format!(
+            "Error 225: invalid lower/upper levels for tank {id}"
+        ))
     };
     if tank.initial_level > tank.max_level
         || tank.min_level > tank.max_level
@@ -225,7 +257,11 @@ fn compile_tank(
     // Volumes and the nominal diameter in file units first, as EPANET computes them.
     let mut diameter = tank.diameter;
     let area = PI * diameter * diameter / 4.0;
-    let mut vmin = if tank.min_volume > 0.0 { tank.min_volume } else { area * tank.min_level };
+    let mut vmin = if tank.min_volume > 0.0 {
+        tank.min_volume
+    } else {
+        area * tank.min_level
+    };
     let mut v0 = vmin + area * (tank.initial_level - tank.min_level);
     let mut vmax = vmin + area * (tank.max_level - tank.min_level);
     if let Some(curve_index) = tank.volume_curve {
@@ -280,11 +316,12 @@ fn base_link(link: &Link, link_type: LinkType) -> HydLink {
     }
 }
 
-fn compile_pipe(link: &Link, options: &HydOptions, units: &UnitFactors) -> HydLink {
-    let LinkKind::Pipe(pipe) = &link.kind else {
-        return base_link(link, LinkType::Pipe);
+fn compile_pipe(link: &Link, pipe: &Pipe, options: &HydOptions, units: &UnitFactors) -> HydLink {
+    let link_type = if pipe.status == PipeStatus::CheckValve {
+        LinkType::CvPipe
+    } else {
+        LinkType::Pipe
     };
-    let link_type = if pipe.status == PipeStatus::CheckValve { LinkType::CvPipe } else { LinkType::Pipe };
     let mut compiled = base_link(link, link_type);
     compiled.diameter = pipe.diameter / units.diameter;
     compiled.length = pipe.length / units.length;
@@ -295,7 +332,11 @@ fn compile_pipe(link: &Link, options: &HydOptions, units: &UnitFactors) -> HydLi
         pipe.roughness
     };
     compiled.minor_loss = MINOR_LOSS_FACTOR * pipe.minor_loss / compiled.diameter.powi(4);
-    compiled.initial_status = if pipe.status == PipeStatus::Closed { Status::Closed } else { Status::Open };
+    compiled.initial_status = if pipe.status == PipeStatus::Closed {
+        Status::Closed
+    } else {
+        Status::Open
+    };
     // [STATUS] changes a plain pipe's status only; a check valve keeps its own.
     if link_type == LinkType::Pipe {
         match link.initial_status {
@@ -310,11 +351,8 @@ fn compile_pipe(link: &Link, options: &HydOptions, units: &UnitFactors) -> HydLi
     compiled
 }
 
-fn pump_link(link: &Link, pump_index: usize, head_curve: Option<usize>) -> HydLink {
+fn pump_link(link: &Link, pump: &Pump, pump_index: usize, head_curve: Option<usize>) -> HydLink {
     let mut compiled = base_link(link, LinkType::Pump);
-    let LinkKind::Pump(pump) = &link.kind else {
-        return compiled;
-    };
     compiled.pump = Some(pump_index);
     compiled.curve = head_curve;
     compiled.initial_setting = pump.speed;
@@ -322,11 +360,13 @@ fn pump_link(link: &Link, pump_index: usize, head_curve: Option<usize>) -> HydLi
     match link.initial_status {
         Some(StatusSpec::Open) => compiled.initial_setting = 1.0,
         Some(StatusSpec::Closed) => compiled.initial_status = Status::Closed,
-        Some(StatusSpec::Value(speed)) => compiled.initial_setting = speed,
+        Some(StatusSpec::Value(speed)) => {
+            compiled.initial_setting = speed;
+            if speed == 0.0 {
+                compiled.initial_status = Status::Closed;
+            }
+        }
         None => {}
-    }
-    if compiled.initial_setting == 0.0 {
-        compiled.initial_status = Status::Closed;
     }
     compiled
 }
@@ -337,11 +377,9 @@ fn compile_pump(
     network: &Network,
     link_index: usize,
     link: &Link,
+    pump: &Pump,
     units: &UnitFactors,
 ) -> Result<HydPump, SolverError> {
-    let LinkKind::Pump(pump) = &link.kind else {
-        return Err(SolverError::InvalidNetwork(format!("link {} is not a pump", link.id)));
-    };
     let curve_error = |code: u32, what: &str| {
         SolverError::InvalidNetwork(format!("Error {code}: {what} for pump {}", link.id))
     };
@@ -439,10 +477,12 @@ fn valve_setting(link_type: LinkType, setting: f64, units: &UnitFactors) -> f64 
     }
 }
 
-fn compile_valve(network: &Network, link: &Link, units: &UnitFactors) -> Result<HydLink, SolverError> {
-    let LinkKind::Valve(valve) = &link.kind else {
-        return Err(SolverError::InvalidNetwork(format!("link {} is not a valve", link.id)));
-    };
+fn compile_valve(
+    network: &Network,
+    link: &Link,
+    valve: &Valve,
+    units: &UnitFactors,
+) -> Result<HydLink, SolverError> {
     let link_type = valve_type(valve.valve_type);
     let mut compiled = base_link(link, link_type);
     compiled.diameter = valve.diameter / units.diameter;
@@ -492,8 +532,12 @@ fn resistance(link: &HydLink, options: &HydOptions, curves: &[HydCurve]) -> f64 
         LinkType::Pipe | LinkType::CvPipe => {
             let (e, d, length) = (link.roughness, link.diameter, link.length);
             match options.headloss {
-                HeadlossFormula::HazenWilliams => 4.727 * length / e.powf(options.hexp) / d.powf(4.871),
-                HeadlossFormula::DarcyWeisbach => length / 2.0 / 32.2 / d / (PI * d * d / 4.0).powi(2),
+                HeadlossFormula::HazenWilliams => {
+                    4.727 * length / e.powf(options.hexp) / d.powf(4.871)
+                }
+                HeadlossFormula::DarcyWeisbach => {
+                    length / 2.0 / 32.2 / d / (PI * d * d / 4.0).powi(2)
+                }
                 HeadlossFormula::ChezyManning => {
                     (4.0 * e / (1.49 * PI * d * d)).powi(2) * (d / 4.0).powf(-1.333) * length
                 }
@@ -555,12 +599,12 @@ fn compile_curves(network: &Network, units: &UnitFactors) -> Vec<HydCurve> {
 /// status follows) or makes a valve active at that setting.
 fn compile_control(
     network: &Network,
+    junctions: usize,
     links: &[HydLink],
     control: &crate::model::Control,
     units: &UnitFactors,
 ) -> HydControl {
     let link = &links[control.link];
-    let junctions = network.junction_count();
     let grade_of = |node: usize, value: f64| {
         let elevation = match &network.nodes[node].kind {
             NodeKind::Junction(j) => j.elevation,
@@ -574,12 +618,24 @@ fn compile_control(
         }
     };
     let (kind, node, time, grade) = match control.condition {
-        ControlCondition::NodeAbove { node, value } => (ControlKind::HiLevel, Some(node), 0, grade_of(node, value)),
-        ControlCondition::NodeBelow { node, value } => (ControlKind::LowLevel, Some(node), 0, grade_of(node, value)),
-        ControlCondition::AtTime(t) => (ControlKind::Timer, None, i64::try_from(t).unwrap_or(i64::MAX), 0.0),
-        ControlCondition::AtClockTime(t) => {
-            (ControlKind::TimeOfDay, None, i64::try_from(t).unwrap_or(i64::MAX), 0.0)
+        ControlCondition::NodeAbove { node, value } => {
+            (ControlKind::HiLevel, Some(node), 0, grade_of(node, value))
         }
+        ControlCondition::NodeBelow { node, value } => {
+            (ControlKind::LowLevel, Some(node), 0, grade_of(node, value))
+        }
+        ControlCondition::AtTime(t) => (
+            ControlKind::Timer,
+            None,
+            i64::try_from(t).unwrap_or(i64::MAX),
+            0.0,
+        ),
+        ControlCondition::AtClockTime(t) => (
+            ControlKind::TimeOfDay,
+            None,
+            i64::try_from(t).unwrap_or(i64::MAX),
+            0.0,
+        ),
     };
     let gpv_curve = (link.link_type == LinkType::Gpv).then_some(link.initial_setting);
     let (status, setting) = match control.action {
@@ -592,9 +648,14 @@ fn compile_control(
             _ => (Status::Closed, gpv_curve),
         },
         LinkAction::Setting(value) => match link.link_type {
-            LinkType::Pump | LinkType::Pipe | LinkType::CvPipe => {
-                (if value == 0.0 { Status::Closed } else { Status::Open }, Some(value))
-            }
+            LinkType::Pump | LinkType::Pipe | LinkType::CvPipe => (
+                if value == 0.0 {
+                    Status::Closed
+                } else {
+                    Status::Open
+                },
+                Some(value),
+            ),
             other => (Status::Active, Some(valve_setting(other, value, units))),
         },
         LinkAction::Active => (Status::Active, None),
@@ -614,6 +675,7 @@ fn compile_control(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inp::read_str;
 
     #[test]
     fn fits_a_three_point_power_curve() {
@@ -636,5 +698,162 @@ mod tests {
     #[test]
     fn rejects_a_rising_curve() {
         assert!(power_curve(50.0, 60.0, 0.0, 100.0, 200.0).is_none());
+    }
+
+    const SI_NETWORK: &str = "
+[JUNCTIONS]
+J1 10 5
+J2 20 2 P2
+J3 15 0
+J4 15 0
+J5 15 0
+J6 15 0
+[RESERVOIRS]
+R1 100
+[TANKS]
+T1 50 3 1 6 10 0
+[PIPES]
+P1 R1 J1 1000 300 0.5 2 OPEN
+P2 J1 T1 500 200 0.1 0 CV
+P3 J2 J3 100 100 0.1 0 OPEN
+P4 J4 J5 100 100 0.1 0 OPEN
+[VALVES]
+V1 J1 J2 150 PRV 30 0
+V2 J3 J4 100 FCV 4 0
+V3 J5 J6 100 TCV 5 0
+[EMITTERS]
+J6 0.8
+[PATTERNS]
+1 1.0 2.0
+P2 3.0
+[CONTROLS]
+LINK V1 40 IF NODE T1 ABOVE 4
+LINK P1 CLOSED IF NODE J2 BELOW 25
+[OPTIONS]
+UNITS LPS
+HEADLOSS D-W
+EMITTER EXPONENT 0.5
+[END]
+";
+
+    fn compiled() -> HydNetwork {
+        compile(&read_str(SI_NETWORK, "si.inp").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn converts_lengths_diameters_and_roughness() {
+        let network = compiled();
+        let pipe = &network.links[0];
+        assert!((pipe.length - 1000.0 / 0.3048).abs() < 1e-9);
+        assert!((pipe.diameter - 0.3 / 0.3048).abs() < 1e-12);
+        // Darcy-Weisbach roughness in mm becomes feet.
+        assert!((pipe.roughness - 0.5 / 304.8).abs() < 1e-15);
+        assert!((pipe.minor_loss - 0.02517 * 2.0 / pipe.diameter.powi(4)).abs() < 1e-12);
+        let expected_r =
+            pipe.length / 2.0 / 32.2 / pipe.diameter / (PI * pipe.diameter.powi(2) / 4.0).powi(2);
+        assert!((pipe.resistance - expected_r).abs() < 1e-12 * expected_r);
+        assert_eq!(network.links[1].link_type, LinkType::CvPipe);
+    }
+
+    #[test]
+    fn converts_demands_with_the_default_pattern() {
+        let network = compiled();
+        let j1 = &network.nodes[0];
+        assert!((j1.demands[0].base - 5.0 / 28.317).abs() < 1e-12);
+        // No pattern named: pattern "1" is the default.
+        assert_eq!(j1.demands[0].pattern, Some(0));
+        assert_eq!(network.nodes[1].demands[0].pattern, Some(1));
+    }
+
+    #[test]
+    fn converts_valve_settings_by_type() {
+        let network = compiled();
+        let (prv, fcv, tcv) = (&network.links[4], &network.links[5], &network.links[6]);
+        assert_eq!(prv.initial_status, Status::Active);
+        assert!((prv.initial_setting - 30.0 / 0.3048).abs() < 1e-9);
+        assert!((fcv.initial_setting - 4.0 / 28.317).abs() < 1e-12);
+        assert_eq!(tcv.initial_setting, 5.0);
+        assert_eq!(network.valves, vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn stores_emitters_as_head_loss_coefficients() {
+        let network = compiled();
+        // qexp = 1 / 0.5; ke = (qcf^qexp / pcf) / c^qexp.
+        let expected = 28.317f64.powi(2) / 0.3048 / 0.8f64.powi(2);
+        assert!((network.nodes[5].emitter_coeff - expected).abs() < 1e-9 * expected);
+        assert_eq!(network.options.emitter_exponent, 2.0);
+    }
+
+    #[test]
+    fn computes_tank_levels_area_and_volumes() {
+        let network = compiled();
+        let reservoir = &network.tanks[0];
+        assert!(reservoir.is_reservoir());
+        assert!((reservoir.h0 - 100.0 / 0.3048).abs() < 1e-9);
+        let tank = &network.tanks[1];
+        let diameter = 10.0 / 0.3048;
+        assert!((tank.area - PI * diameter * diameter / 4.0).abs() < 1e-9);
+        assert!((tank.hmin - 51.0 / 0.3048).abs() < 1e-9);
+        assert!((tank.hmax - 56.0 / 0.3048).abs() < 1e-9);
+        let area_m2 = PI * 100.0 / 4.0;
+        assert!((tank.v0 - area_m2 * 3.0 / 0.028317).abs() < 1e-6);
+        assert!((tank.vmax - area_m2 * 6.0 / 0.028317).abs() < 1e-6);
+    }
+
+    #[test]
+    fn converts_control_grades_and_settings() {
+        let network = compiled();
+        let level = &network.controls[0];
+        assert_eq!(level.kind, ControlKind::HiLevel);
+        // A tank's level plus its elevation.
+        assert!((level.grade - 54.0 / 0.3048).abs() < 1e-9);
+        assert_eq!(level.status, Some(Status::Active));
+        assert!((level.setting.unwrap() - 40.0 / 0.3048).abs() < 1e-9);
+        let pressure = &network.controls[1];
+        assert_eq!(pressure.kind, ControlKind::LowLevel);
+        // A junction's pressure (metres of water) plus its elevation.
+        assert!((pressure.grade - 45.0 / 0.3048).abs() < 1e-9);
+        assert_eq!(
+            (pressure.status, pressure.setting),
+            (Some(Status::Closed), None)
+        );
+    }
+
+    #[test]
+    fn fits_pump_curves_in_file_units_then_converts() {
+        let text = "
+[JUNCTIONS]
+J1 0 0
+[RESERVOIRS]
+R1 0
+[PUMPS]
+PU1 R1 J1 HEAD C1
+PU2 R1 J1 HEAD C3
+PU3 R1 J1 POWER 10
+[CURVES]
+C1 500 60
+C3 0 100
+C3 100 90
+C3 200 70
+C3 300 30
+[OPTIONS]
+UNITS GPM
+[END]
+";
+        let network = compile(&read_str(text, "pumps.inp").unwrap()).unwrap();
+        let one_point = &network.pumps[0];
+        assert_eq!(one_point.pump_type, PumpType::PowerFunc);
+        assert!((one_point.hmax - 1.33334 * 60.0).abs() < 1e-9);
+        assert!((one_point.q0 - 500.0 / 448.831).abs() < 1e-12);
+        assert!((one_point.qmax - 1000.0 / 448.831).abs() < 1e-9);
+        let custom = &network.pumps[1];
+        assert_eq!(custom.pump_type, PumpType::Custom);
+        assert!((custom.q0 - 150.0 / 448.831).abs() < 1e-12);
+        assert_eq!(custom.hmax, 100.0);
+        let constant = &network.pumps[2];
+        assert_eq!(constant.pump_type, PumpType::ConstHp);
+        assert!((constant.r + 88.14).abs() < 1e-12);
+        assert_eq!(network.curves[1].x[1], 100.0 / 448.831);
     }
 }

@@ -4,13 +4,10 @@
 
 use super::data::{ControlKind, HydControl, HydNetwork, HydState, LinkType, Status, MISSING};
 use super::rules::reset_pump_flow;
-use super::tanks::tank_volume;
+use super::tanks::{tank_volume, ZERO_FLOW};
 
 /// Seconds in a day, for time-of-day controls.
 const SECONDS_PER_DAY: i64 = 86_400;
-
-/// Flow below which a tank counts as neither filling nor draining, cfs (EPANET's `QZERO`).
-const ZERO_FLOW: f64 = 1.0e-6;
 
 /// The status and setting a control gives its link, as EPANET stores them (a control that
 /// opens or closes a valve other than a GPV leaves it without a setting).

@@ -114,7 +114,7 @@ pub struct HydTank {
     pub v0: f64,
     /// Reservoir head pattern.
     pub pattern: Option<usize>,
-    /// Volume curve (volume ft3 against level... see compile), if any.
+    /// Volume curve, if any; compiled as level above the tank bottom (ft) to volume (ft3).
     pub volume_curve: Option<usize>,
     pub can_overflow: bool,
 }
@@ -144,7 +144,8 @@ pub struct HydLink {
     /// Initial status and setting (pump speed, valve setting in internal units).
     pub initial_status: Status,
     pub initial_setting: f64,
-    /// FAVAD leakage: area (ft2 per ... as EPANET converts it) and expansion coefficient.
+    /// FAVAD leakage area and expansion coefficient as the file gives them (EPANET keeps
+    /// them unconverted and scales them when it computes leakage).
     pub leak_area: f64,
     pub leak_expansion: f64,
     /// Index into [`HydNetwork::pumps`] for a pump, into valves' curve for GPV/PCV.

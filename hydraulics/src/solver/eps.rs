@@ -9,14 +9,11 @@ use super::controls::{apply_controls, control_time_step};
 use super::data::{HydNetwork, HydState, LinkType, SolveOutcome, Status, MISSING};
 use super::newton::Solver;
 use super::rules::{check_rules, set_link_setting};
-use super::tanks::{tank_time_step, update_tank_levels};
-use super::warnings::{junction_outflow, WarningChecker, WarningLog};
+use super::tanks::{tank_time_step, update_tank_levels, ZERO_FLOW};
+use super::warnings::{junction_outflow, pump_state, WarningChecker, WarningLog};
 use super::{Halt, SimOptions, SimResults, SolverError, StepResult};
 use crate::model::Network;
 use crate::results::clock_time;
-
-/// Flow given to closed links at the start, cfs (EPANET's `QZERO`).
-const ZERO_FLOW: f64 = 1.0e-6;
 
 /// Runs the network's extended period simulation (or one steady period).
 pub fn simulate(network: &Network, options: &SimOptions) -> Result<SimResults, SolverError> {
@@ -320,10 +317,24 @@ impl<'a> Simulation<'a> {
                 .flow
                 .iter()
                 .zip(&state.status)
-                .map(|(q, status)| if status.is_closed() { 0.0 } else { q * units.flow })
+                .map(|(q, status)| {
+                    if status.is_closed() {
+                        0.0
+                    } else {
+                        q * units.flow
+                    }
+                })
                 .collect(),
             status: state.status.iter().map(|s| s.report_code()).collect(),
-            state: state.status.iter().map(|&s| s as u8).collect(),
+            state: network
+                .links
+                .iter()
+                .enumerate()
+                .map(|(link, data)| match data.pump {
+                    Some(pump) => pump_state(state, &network.pumps[pump]) as u8,
+                    None => state.status[link] as u8,
+                })
+                .collect(),
             iterations: outcome.iterations,
             relative_error: outcome.relative_error,
         }
@@ -389,17 +400,22 @@ mod tests {
     use crate::solver::controls::apply_controls;
     use std::path::Path;
 
-    /// A reservoir feeding a tank through a junction, in CFS and feet. The tank's diameter
-    /// gives it an area of 100 ft2, so a 1 cfs inflow raises it 0.01 ft a second.
-    fn tank_network(controls: &str, times: &str) -> HydNetwork {
+    /// A reservoir feeding a tank through a junction, in CFS and feet, with extra lines for
+    /// `[CONTROLS]` (which may go on with further sections, e.g. `[RULES]`), `[TIMES]` and
+    /// `[OPTIONS]`. The tank's diameter gives it an area of
+    /// 100 ft2, so a 1 cfs inflow raises it 0.01 ft a second.
+    fn tank_model(controls: &str, times: &str, options: &str) -> Network {
         let text = format!(
             "[JUNCTIONS]\n J1 0 0\n[RESERVOIRS]\n R1 100\n[TANKS]\n T1 0 10 0 20 \
              11.283791670955125 0\n[PIPES]\n P1 R1 J1 1000 12 100 0 Open\n P2 J1 T1 1000 12 100 \
              0 Open\n[CONTROLS]\n{controls}\n[TIMES]\n Duration 24:00\n{times}\n[OPTIONS]\n \
-             Units CFS\n[END]\n"
+             Units CFS\n{options}\n[END]\n"
         );
-        let network = crate::inp::read_str(&text, "tank.inp").unwrap();
-        compile(&network).unwrap()
+        crate::inp::read_str(&text, "tank.inp").unwrap()
+    }
+
+    fn tank_network(controls: &str, times: &str) -> HydNetwork {
+        compile(&tank_model(controls, times, "")).unwrap()
     }
 
     const TANK_NODE: usize = 2;
@@ -521,19 +537,85 @@ mod tests {
         assert_eq!(state.status[0], Status::Closed);
     }
 
-    /// Simulates `name` from the shared networks and compares every step with EPANET's.
-    fn parity(name: &str) -> Result<String, String> {
-        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-        let network = crate::inp::read_file(&shared.join(format!("networks/{name}.inp")))
-            .map_err(|e| e.to_string())?;
-        let mut hyd = compile(&network).map_err(|e| e.to_string())?;
-        if std::env::var("FIXTANK").is_ok() {
-            for t in hyd.tanks.iter_mut().filter(|t| !t.is_reservoir() && t.volume_curve.is_none()) {
-                t.v0 = t.vmin + t.area * (t.h0 - t.hmin);
-                t.vmax = t.vmin + t.area * (t.hmax - t.hmin);
-            }
+    #[test]
+    fn rules_are_checked_every_rule_step_and_end_the_step() {
+        let rule = "[RULES]\nRULE 1\nIF TANK T1 LEVEL ABOVE 15\nTHEN PIPE P1 STATUS IS CLOSED";
+        let network = tank_network(rule, "");
+        assert_eq!(network.times.rule_step, 360);
+        let mut run = Simulation::new(&network, false);
+        run.state.node_demand[TANK_NODE] = 1.0;
+        // The level passes 15 ft at 500 s; the rule sees it at the second rule step.
+        assert_eq!(run.time_step(), 720);
+        assert_eq!(run.state.status[0], Status::Closed);
+        assert!((run.state.head[TANK_NODE] - 17.2).abs() < 1e-9);
+        assert_eq!(run.state.time, 0);
+    }
+
+    #[test]
+    fn a_steady_run_solves_one_period() {
+        let steady = SimOptions { steady: true };
+        let results = simulate(&tank_model("", "", ""), &steady).unwrap();
+        assert_eq!(results.steps.len(), 1);
+        assert!(results.steps[0].report);
+        assert!(results.halted.is_none());
+    }
+
+    #[test]
+    fn every_step_is_kept_and_reporting_times_are_marked() {
+        // The tank fills in 1000 s at first, so the run takes a step that is not reported.
+        let results = simulate(&tank_model("", "", ""), &SimOptions::default()).unwrap();
+        let times: Vec<u64> = results.steps.iter().map(|s| s.t).collect();
+        assert_eq!(times.first(), Some(&0));
+        assert_eq!(times.last(), Some(&86_400));
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+        for step in &results.steps {
+            assert_eq!(step.report, step.t % 3600 == 0, "t={}", step.t);
         }
-        let results = simulate_compiled(&hyd, &SimOptions::default());
+        assert!(results.steps.iter().any(|s| !s.report));
+    }
+
+    #[test]
+    fn unbalanced_stop_halts_after_the_period() {
+        let options = " Trials 1\n Accuracy 1e-12\n Unbalanced Stop";
+        let results = simulate(&tank_model("", "", options), &SimOptions::default()).unwrap();
+        assert_eq!(results.steps.len(), 1);
+        assert_eq!(results.halted.as_ref().map(|h| h.t), Some(0));
+        let messages: Vec<&str> = results
+            .warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .collect();
+        assert!(
+            messages.contains(&"WARNING: System unbalanced . Simulation halted."),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn unbalanced_continue_runs_to_the_end() {
+        let options = " Trials 1\n Accuracy 1e-12\n Unbalanced Continue 0";
+        let results = simulate(&tank_model("", "", options), &SimOptions::default()).unwrap();
+        assert!(results.halted.is_none());
+        assert_eq!(results.steps.last().map(|s| s.t), Some(86_400));
+        let unbalanced = results
+            .warnings
+            .iter()
+            .find(|w| w.message == "WARNING: System unbalanced .");
+        // Later periods start from the previous flows and may balance within the one trial.
+        assert!(unbalanced.is_some_and(|w| w.first_at == 0 && w.count >= 1));
+    }
+
+    /// Simulates `name` from the shared networks and compares every step with EPANET's, and
+    /// when `with_warnings` the warnings and every link's internal state too.
+    fn parity(name: &str, with_warnings: bool) -> Result<String, String> {
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+        let (file, steady) = match name.strip_suffix(".steady") {
+            Some(stem) => (stem, true),
+            None => (name, false),
+        };
+        let network = crate::inp::read_file(&shared.join(format!("networks/{file}.inp")))
+            .map_err(|e| e.to_string())?;
+        let results = simulate(&network, &SimOptions { steady }).map_err(|e| e.to_string())?;
         let ours = ResultsDocument::from_simulation(&network, &results, name);
         let text = std::fs::read_to_string(shared.join(format!("reference/{name}.json")))
             .map_err(|e| e.to_string())?;
@@ -543,21 +625,76 @@ mod tests {
             ..Tolerances::default()
         };
         let outcome = compare(&ours, &reference, &tolerances);
-        if outcome.passed() {
+        let mut warnings_differ = Vec::new();
+        if with_warnings {
+            warnings_differ.extend(warning_differences(&ours, &text));
+            warnings_differ.extend(state_differences(&ours, &reference));
+        }
+        if outcome.passed() && warnings_differ.is_empty() {
             Ok(outcome.verdict())
         } else {
             Err(format!(
-                "{}\n  {}",
+                "{}\n  {}\n  {}",
                 outcome.verdict(),
-                outcome.problems.join("\n  ")
+                outcome.problems.join("\n  "),
+                warnings_differ.join("\n  ")
             ))
         }
     }
 
-    fn check_parity(names: &[&str]) {
+    /// Differences between our warnings and EPANET's (message, count, first time) in the
+    /// reference file's `epanet_warnings`; EPANET gives no time for the closed link blamed for
+    /// a disconnection.
+    fn warning_differences(ours: &ResultsDocument, reference_text: &str) -> Vec<String> {
+        #[derive(serde::Deserialize)]
+        struct Reference {
+            epanet_warnings: Vec<crate::results::WarningRecord>,
+        }
+        let Ok(reference) = serde_json::from_str::<Reference>(reference_text) else {
+            return vec!["reference has no readable epanet_warnings".to_string()];
+        };
+        let key = |w: &crate::results::WarningRecord| {
+            let first_at = if w.message.contains("because of Link") {
+                String::new()
+            } else {
+                w.first_at.clone()
+            };
+            (w.message.clone(), w.count, first_at)
+        };
+        let ours: Vec<_> = ours.warnings.iter().map(key).collect();
+        let expected: Vec<_> = reference.epanet_warnings.iter().map(key).collect();
+        if ours == expected {
+            Vec::new()
+        } else {
+            vec![format!("warnings: ours {ours:?}\n  EPANET's {expected:?}")]
+        }
+    }
+
+    /// The first step and link where EPANET's internal link state differs from ours.
+    fn state_differences(ours: &ResultsDocument, reference: &ResultsDocument) -> Option<String> {
+        let by_time: std::collections::HashMap<u64, &crate::results::StepRecord> =
+            ours.steps.iter().map(|s| (s.t, s)).collect();
+        for expected in &reference.steps {
+            let Some(step) = by_time.get(&expected.t) else {
+                continue;
+            };
+            for (link, (a, b)) in step.state.iter().zip(&expected.state).enumerate() {
+                if a != b {
+                    let id = &reference.link_ids[link];
+                    return Some(format!(
+                        "state of {id} at t={}: ours {a}, EPANET's {b}",
+                        expected.t
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    fn check_parity(names: &[&str], with_warnings: bool) {
         let failures: Vec<String> = names
             .iter()
-            .filter_map(|name| match parity(name) {
+            .filter_map(|name| match parity(name, with_warnings) {
                 Ok(verdict) => {
                     println!("{verdict}");
                     None
@@ -568,50 +705,120 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
+    /// Every step of these extended period runs, and their warnings, agree with EPANET's.
     #[test]
-    #[ignore]
-    fn parity_named() {
-        let names = std::env::var("NETS").unwrap();
-        check_parity(&names.split(',').collect::<Vec<_>>());
+    fn extended_period_parity() {
+        check_parity(
+            &[
+                "Net1",
+                "Net2",
+                "Net3",
+                "latin1",
+                "Anytown",
+                "Anytown_multipointcurves",
+                "BWSN_Network_1",
+                "Jilin_including_water_quality",
+                "New_York_Tunnels_including_water_quality",
+                "msx_example",
+                "msx_net2-cl2",
+                "bad_times",
+                "times",
+                "io",
+                "leaks",
+                "epanet_leaks",
+                "simulator",
+                "cv_controls",
+                "control_comb",
+                "conditional_controls_1",
+                "tank_controls_1",
+                "tank_controls_2",
+                "time_controls",
+                "fcv_open_no_downstream_sources",
+                "prv_open_no_upstream_sources",
+                "psv_open_no_downstream_sources",
+            ],
+            true,
+        );
     }
 
+    /// Single-period networks (the solve itself; the driver runs one period).
     #[test]
-    fn extended_period_parity_with_tanks_and_controls() {
-        check_parity(&[
-            "Net1",
-            "latin1",
-            "tank_controls_1",
-            "tank_controls_2",
-            "time_controls",
-        ]);
+    fn single_period_parity() {
+        check_parity(
+            &[
+                "Awumah_layout1",
+                "Balerma",
+                "Extended_Hanoi",
+                "KL",
+                "RuralNetwork",
+                "ZJ",
+                "exnet-3",
+                "foss_poly_1",
+                "ky1",
+                "ky3",
+                "ky4",
+                "ky5",
+                "nytun",
+                "skeletonize",
+            ],
+            true,
+        );
     }
-}
-#[cfg(test)]
-mod debug_dump {
+
+    /// Rule-based controls (MICROPOLIS: 196 TCVs and rules). Its warnings and states are left
+    /// out: ResvrPump, shut in by its head but open, carries ~1e-3 GPM whose sign differs
+    /// from EPANET's in some periods (the solve), which makes it "closed because cannot
+    /// deliver head" in 226 periods against EPANET's 238.
+    #[test]
+    fn rule_based_parity() {
+        check_parity(&["MICROPOLIS_v1"], false);
+    }
+
+    /// The first period alone (`SimOptions::steady`) of extended period networks. The
+    /// references' warnings are those of the whole run, so they are not compared.
+    #[test]
+    fn steady_option_parity() {
+        check_parity(
+            &[
+                "Net1.steady",
+                "Net2.steady",
+                "Net3.steady",
+                "Net6.steady",
+                "MICROPOLIS_v1.steady",
+                "Richmond_skeleton.steady",
+                "BWSN_Network_1.steady",
+                "io.steady",
+                "tank_controls_2.steady",
+            ],
+            false,
+        );
+    }
+
+    /// Networks that do not agree yet, each for a reason outside the period driver:
+    /// - Net6, Richmond_skeleton: a pump closed in `[STATUS]` must start at speed 0 (compile),
+    ///   otherwise its control cuts time steps EPANET does not take; Net6's XFLOW warning
+    ///   then comes 3 s early at 51:47 (past the 24 steps the reference keeps);
+    /// - conditional_controls_2: SI tank volumes must be consistent with the tank's area in
+    ///   internal units (compile);
+    /// - MICROPOLIS_v1: the pump flow sign above;
+    /// - Anytown_wntrtest, fcv_open_no_upstream_sources, prv_closed_no_upstream_sources:
+    ///   heads of disconnected nodes (~1e7..1e25) and flows around them (the solve);
+    /// - ky10: a PRV's status at time 0 (the solve).
     #[test]
     #[ignore]
-    fn dump() {
-        let name = std::env::var("NET").unwrap();
-        let from: u64 = std::env::var("FROM").map(|s| s.parse().unwrap()).unwrap_or(0);
-        let to: u64 = std::env::var("TO").map(|s| s.parse().unwrap()).unwrap_or(u64::MAX);
-        let path = format!("{}/../../shared/networks/{name}.inp", env!("CARGO_MANIFEST_DIR"));
-        let net = crate::read_file(std::path::Path::new(&path)).unwrap();
-        let mut hyd = super::compile(&net).unwrap();
-        if std::env::var("FIXTANK").is_ok() {
-            for t in hyd.tanks.iter_mut().filter(|t| !t.is_reservoir() && t.volume_curve.is_none()) {
-                t.v0 = t.vmin + t.area * (t.h0 - t.hmin);
-                t.vmax = t.vmin + t.area * (t.hmax - t.hmin);
-            }
-        }
-        let res = super::simulate_compiled(&hyd, &crate::SimOptions::default());
-        for s in &res.steps {
-            if s.t >= from && s.t <= to {
-                println!("{} {:?} {:?} {:?} {:?} it={} err={:e}", s.t, s.head, s.demand, s.flow, s.state, s.iterations, s.relative_error);
-            }
-        }
-        for w in &res.warnings {
-            println!("{w:?}");
-        }
-        println!("halted {:?} steps {}", res.halted, res.steps.len());
+    fn known_gaps() {
+        check_parity(
+            &[
+                "Net6",
+                "Richmond_skeleton",
+                "conditional_controls_2",
+                "MICROPOLIS_v1",
+                "Anytown_wntrtest",
+                "fcv_open_no_upstream_sources",
+                "prv_closed_no_upstream_sources",
+                "ky10",
+            ],
+            true,
+        );
     }
 }

@@ -4,14 +4,17 @@
 //! The sparsity pattern depends only on which junctions links join, never on link status
 //! (closed links keep a tiny conductance), so the fill-reducing ordering and the symbolic
 //! factorization are computed once per network and reused by every numeric factorization.
-//! All buffers are allocated up front; assembling and solving allocate nothing.
+//! Coefficients are assembled directly in the fill-reducing order and in the triangle the
+//! factorization works on, so a numeric factorization copies nothing; all buffers are
+//! allocated up front and assembling and solving allocate nothing.
 
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::cholesky::llt::factor::{LltError, LltRegularization};
 use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholesky, SymmetricOrdering,
+    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholesky, SymbolicCholeskyRaw,
+    SymmetricOrdering,
 };
-use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
+use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
 use faer::{Conj, MatMut, Par, Side};
 
 /// Why the symbolic analysis of a network's matrix failed (only on exhausted memory or index
@@ -20,18 +23,69 @@ use faer::{Conj, MatMut, Par, Side};
 #[error("cannot analyse the network's matrix: {0}")]
 pub struct SymbolicError(String);
 
+/// A symmetric sparsity pattern stored as one triangle in compressed columns (checked once,
+/// here, and then reused without checks).
+struct Pattern(SymbolicSparseColMat<usize>);
+
+impl Pattern {
+    /// The pattern of the diagonal plus `pairs` (distinct, in either order), keeping the
+    /// upper (`row <= col`) or lower triangle.
+    fn new(size: usize, pairs: &[(usize, usize)], side: Side) -> Self {
+        let mut rows_of_column: Vec<Vec<usize>> = (0..size).map(|j| vec![j]).collect();
+        for &(a, b) in pairs {
+            let (row, col) = match side {
+                Side::Upper => (a.min(b), a.max(b)),
+                Side::Lower => (a.max(b), a.min(b)),
+            };
+            rows_of_column[col].push(row);
+        }
+        let mut col_ptr = Vec::with_capacity(size + 1);
+        let mut row_idx = Vec::new();
+        col_ptr.push(0);
+        for rows in &mut rows_of_column {
+            rows.sort_unstable();
+            rows.dedup();
+            row_idx.extend_from_slice(rows);
+            col_ptr.push(row_idx.len());
+        }
+        Self(SymbolicSparseColMat::new_checked(
+            size, size, col_ptr, None, row_idx,
+        ))
+    }
+
+    fn len(&self) -> usize {
+        self.0.row_idx().len()
+    }
+
+    /// The value slot of entry `(a, b)`, which must be in the pattern.
+    fn slot(&self, a: usize, b: usize, side: Side) -> usize {
+        let (row, col) = match side {
+            Side::Upper => (a.min(b), a.max(b)),
+            Side::Lower => (a.max(b), a.min(b)),
+        };
+        let (col_ptr, row_idx) = (self.0.col_ptr(), self.0.row_idx());
+        let start = col_ptr[col];
+        start + row_idx[start..col_ptr[col + 1]].partition_point(|&r| r < row)
+    }
+}
+
 /// The junction matrix `A`, its right-hand side `F`, and the reusable factorization.
 pub(crate) struct LinearSystem {
     size: usize,
-    col_ptr: Vec<usize>,
-    row_idx: Vec<usize>,
-    /// Upper triangle of `A` (column-major), diagonal included.
+    pattern: Pattern,
+    side: Side,
+    /// Lower or upper triangle of `P A P'` (column-major), diagonal included.
     values: Vec<f64>,
+    /// Position of each junction in the fill-reducing order, and the junction at each position.
+    position: Vec<usize>,
+    junction_at: Vec<usize>,
     diagonal_slot: Vec<usize>,
     /// For each link joining two distinct junctions, its off-diagonal slot; parallel links
     /// share one slot, as EPANET merges them into one coefficient.
     link_slot: Vec<Option<usize>>,
+    /// Right-hand side in the fill-reducing order, then the solution in junction order.
     rhs: Vec<f64>,
+    solution: Vec<f64>,
     symbolic: SymbolicCholesky<usize>,
     factor_values: Vec<f64>,
     workspace: MemBuffer,
@@ -44,62 +98,80 @@ impl LinearSystem {
         junctions: usize,
         link_ends: impl Iterator<Item = (usize, usize)>,
     ) -> Result<Self, SymbolicError> {
+        let failed = |e: &dyn std::fmt::Debug| SymbolicError(format!("{e:?}"));
         let link_ends: Vec<(usize, usize)> = link_ends.collect();
-        let mut rows_of_column: Vec<Vec<usize>> = (0..junctions).map(|j| vec![j]).collect();
-        for &(a, b) in &link_ends {
-            if a < junctions && b < junctions && a != b {
-                let (row, col) = (a.min(b), a.max(b));
-                rows_of_column[col].push(row);
-            }
-        }
-        let mut col_ptr = Vec::with_capacity(junctions + 1);
-        let mut row_idx = Vec::new();
-        col_ptr.push(0);
-        for rows in &mut rows_of_column {
-            rows.sort_unstable();
-            rows.dedup();
-            row_idx.extend_from_slice(rows);
-            col_ptr.push(row_idx.len());
-        }
-        let slot_of = |row: usize, col: usize| -> usize {
-            let start = col_ptr[col];
-            let rows = &row_idx[start..col_ptr[col + 1]];
-            // Every (row, col) looked up here was inserted above.
-            start + rows.partition_point(|&r| r < row)
-        };
-        let diagonal_slot: Vec<usize> = (0..junctions).map(|j| slot_of(j, j)).collect();
-        let link_slot = link_ends
-            .iter()
-            .map(|&(a, b)| {
-                (a < junctions && b < junctions && a != b).then(|| slot_of(a.min(b), a.max(b)))
-            })
-            .collect();
+        let joins_junctions = |&(a, b): &(usize, usize)| a < junctions && b < junctions && a != b;
+        let pairs: Vec<(usize, usize)> =
+            link_ends.iter().copied().filter(joins_junctions).collect();
 
-        let pattern = SymbolicSparseColMatRef::new_checked(junctions, junctions, &col_ptr, None, &row_idx);
-        let symbolic = factorize_symbolic_cholesky(
-            pattern,
+        // Fill-reducing order of the junctions.
+        let original = Pattern::new(junctions, &pairs, Side::Upper);
+        let ordering = factorize_symbolic_cholesky(
+            original.0.as_ref(),
             Side::Upper,
             SymmetricOrdering::Amd,
             CholeskySymbolicParams::default(),
         )
-        .map_err(|e| SymbolicError(format!("{e:?}")))?;
+        .map_err(|e| failed(&e))?;
+        let junction_at: Vec<usize> = match ordering.perm() {
+            Some(perm) => perm.arrays().0.to_vec(),
+            None => (0..junctions).collect(),
+        };
+        let mut position = vec![0; junctions];
+        for (new, &old) in junction_at.iter().enumerate() {
+            position[old] = new;
+        }
+
+        // The same matrix in that order, analysed without further reordering, stored in the
+        // triangle the chosen factorization reads.
+        let permuted: Vec<(usize, usize)> = pairs
+            .iter()
+            .map(|&(a, b)| (position[a], position[b]))
+            .collect();
+        let mut pattern = Pattern::new(junctions, &permuted, Side::Upper);
+        let symbolic = factorize_symbolic_cholesky(
+            pattern.0.as_ref(),
+            Side::Upper,
+            SymmetricOrdering::Identity,
+            CholeskySymbolicParams::default(),
+        )
+        .map_err(|e| failed(&e))?;
+        let side = match symbolic.raw() {
+            SymbolicCholeskyRaw::Simplicial(_) => Side::Upper,
+            SymbolicCholeskyRaw::Supernodal(_) => Side::Lower,
+        };
+        if side == Side::Lower {
+            pattern = Pattern::new(junctions, &permuted, Side::Lower);
+        }
+
+        let diagonal_slot = (0..junctions)
+            .map(|j| pattern.slot(position[j], position[j], side))
+            .collect();
+        let link_slot = link_ends
+            .iter()
+            .map(|ends| {
+                joins_junctions(ends)
+                    .then(|| pattern.slot(position[ends.0], position[ends.1], side))
+            })
+            .collect();
         let scratch = StackReq::or(
             symbolic.factorize_numeric_llt_scratch::<f64>(Par::Seq, Default::default()),
             symbolic.solve_in_place_scratch::<f64>(1, Par::Seq),
         );
-        let workspace = MemBuffer::try_new(scratch).map_err(|e| SymbolicError(format!("{e:?}")))?;
-        let factor_values = vec![0.0; symbolic.len_val()];
-        let values = vec![0.0; row_idx.len()];
+        let workspace = MemBuffer::try_new(scratch).map_err(|e| failed(&e))?;
         Ok(Self {
             size: junctions,
-            col_ptr,
-            row_idx,
-            values,
+            values: vec![0.0; pattern.len()],
+            pattern,
+            side,
+            position,
+            junction_at,
             diagonal_slot,
             link_slot,
             rhs: vec![0.0; junctions],
+            solution: vec![0.0; junctions],
+            factor_values: vec![0.0; symbolic.len_val()],
             symbolic,
-            factor_values,
             workspace,
         })
     }
@@ -110,12 +182,12 @@ impl LinearSystem {
         self.rhs.fill(0.0);
     }
 
-    pub(crate) fn add_diagonal(&mut self, row: usize, value: f64) {
-        self.values[self.diagonal_slot[row]] += value;
+    pub(crate) fn add_diagonal(&mut self, junction: usize, value: f64) {
+        self.values[self.diagonal_slot[junction]] += value;
     }
 
-    pub(crate) fn add_rhs(&mut self, row: usize, value: f64) {
-        self.rhs[row] += value;
+    pub(crate) fn add_rhs(&mut self, junction: usize, value: f64) {
+        self.rhs[self.position[junction]] += value;
     }
 
     /// Adds to the off-diagonal coefficient of a link joining two junctions (no-op otherwise).
@@ -125,44 +197,43 @@ impl LinearSystem {
         }
     }
 
-    /// Factorizes `A` and solves `A x = F`; returns `x`, or the junction whose pivot was not
-    /// positive (EPANET's ill-conditioning report).
+    /// Factorizes `A` and solves `A x = F`; returns `x` by junction, or the junction whose
+    /// pivot was not positive (EPANET's ill-conditioning report).
     pub(crate) fn solve(&mut self) -> Result<&[f64], usize> {
         if self.size == 0 {
-            return Ok(&self.rhs);
+            return Ok(&self.solution);
         }
-        let pattern = SymbolicSparseColMatRef::new_checked(
-            self.size,
-            self.size,
-            &self.col_ptr,
-            None,
-            &self.row_idx,
-        );
-        let matrix = SparseColMatRef::new(pattern, &self.values);
-        let stack = MemStack::new(&mut self.workspace);
+        let matrix = SparseColMatRef::new(self.pattern.0.as_ref(), &self.values);
         let factor = self.symbolic.factorize_numeric_llt(
             &mut self.factor_values,
             matrix,
-            Side::Upper,
+            self.side,
             LltRegularization::default(),
             Par::Seq,
-            stack,
+            MemStack::new(&mut self.workspace),
             Default::default(),
         );
         let factor = match factor {
             Ok(factor) => factor,
             Err(LltError::NonPositivePivot { index }) => {
-                // The pivot index is in the fill-reducing order; report the junction.
-                let node = match self.symbolic.perm() {
-                    Some(perm) => perm.arrays().0.get(index).copied().unwrap_or(index),
-                    None => index,
-                };
-                return Err(node.min(self.size - 1));
+                return Err(self
+                    .junction_at
+                    .get(index)
+                    .copied()
+                    .unwrap_or(self.size - 1));
             }
         };
         let rhs = MatMut::from_column_major_slice_mut(&mut self.rhs, self.size, 1);
-        factor.solve_in_place_with_conj(Conj::No, rhs, Par::Seq, MemStack::new(&mut self.workspace));
-        Ok(&self.rhs)
+        factor.solve_in_place_with_conj(
+            Conj::No,
+            rhs,
+            Par::Seq,
+            MemStack::new(&mut self.workspace),
+        );
+        for (junction, &position) in self.position.iter().enumerate() {
+            self.solution[junction] = self.rhs[position];
+        }
+        Ok(&self.solution)
     }
 }
 

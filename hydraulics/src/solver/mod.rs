@@ -3,15 +3,17 @@
 //! - `compile`: model (file units) to [`data::HydNetwork`] (internal units).
 //! - `linear`: sparse Cholesky (faer), symbolic factorization once per network.
 //! - `coeffs`, `newton`, `status`: one hydraulic solve (EPANET's `hydsolve`).
-//! - `eps`: extended period simulation: patterns, controls, tanks, time steps.
+//! - `eps`: extended period simulation: patterns, time steps, results per step.
+//! - `tanks`, `controls`: tank levels and simple controls between periods.
 //! - `rules`: rule-based controls.
+//! - `warnings`: the warnings EPANET reports after a period, counted over the run.
 
 pub mod data;
 
+mod coeffs;
 mod compile;
 mod controls;
 mod curves;
-mod coeffs;
 mod eps;
 mod linear;
 mod newton;

@@ -157,7 +157,13 @@ fn fcv_status(network: &HydNetwork, state: &HydState, k: usize, current: Status)
 
 /// Temporarily closes a link that would add water to a full tank or take it from an empty one
 /// (EPANET 2.3 judges by the tank's volume). `outflow` is the link's flow out of the tank.
-fn tank_link_status(network: &HydNetwork, state: &mut HydState, k: usize, node: usize, outflow: f64) {
+fn tank_link_status(
+    network: &HydNetwork,
+    state: &mut HydState,
+    k: usize,
+    node: usize,
+    outflow: f64,
+) {
     if state.status[k].is_closed() {
         return;
     }
@@ -169,7 +175,9 @@ fn tank_link_status(network: &HydNetwork, state: &mut HydState, k: usize, node: 
         return;
     }
     let volume = state.tank_volume[tank_index];
-    if (volume >= tank.vmax && !tank.can_overflow && outflow < 0.0) || (volume <= tank.vmin && outflow > 0.0) {
+    if (volume >= tank.vmax && !tank.can_overflow && outflow < 0.0)
+        || (volume <= tank.vmin && outflow > 0.0)
+    {
         state.status[k] = Status::TempClosed;
     }
 }
@@ -213,4 +221,140 @@ pub(crate) fn pressure_switch(network: &HydNetwork, state: &mut HydState) -> boo
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inp::read_str;
+    use crate::solver::compile;
+
+    /// R1 - P1 - J1 - V1 (PRV 10 psi) - J2 - CV (check valve pipe) - J3; PU1 from J3 to T1
+    /// (1-point curve, shutoff 80 ft); PU2 constant power from J1 to J4; J2 has a pressure
+    /// control closing P1.
+    const NETWORK: &str = "
+[JUNCTIONS]
+J1 0 0
+J2 0 0
+J3 0 0
+J4 0 0
+[RESERVOIRS]
+R1 100
+[TANKS]
+T1 0 5 0 10 10 0
+[PIPES]
+P1 R1 J1 100 12 100 0 OPEN
+CV J2 J3 100 12 100 0 CV
+[PUMPS]
+PU1 J3 T1 HEAD C1
+PU2 J1 J4 POWER 5
+[VALVES]
+V1 J1 J2 12 PRV 10 0
+[CURVES]
+C1 100 60
+[CONTROLS]
+LINK P1 CLOSED IF NODE J2 BELOW 5
+[END]
+";
+    const P1: usize = 0;
+    const CV: usize = 1;
+    const PU1: usize = 2;
+    const PU2: usize = 3;
+    const V1: usize = 4;
+    const T1: usize = 5;
+
+    fn setup() -> (HydNetwork, HydState) {
+        let network = compile(&read_str(NETWORK, "status.inp").unwrap()).unwrap();
+        let links = network.links.len();
+        let state = HydState {
+            head: vec![100.0; network.nodes.len()],
+            flow: vec![1.0; links],
+            setting: network.links.iter().map(|l| l.initial_setting).collect(),
+            status: network.links.iter().map(|l| l.initial_status).collect(),
+            tank_volume: network.tanks.iter().map(|t| t.v0).collect(),
+            ..HydState::default()
+        };
+        (network, state)
+    }
+
+    #[test]
+    fn prv_moves_between_active_open_and_closed() {
+        let (network, mut state) = setup();
+        let hset = 10.0 / 0.4333;
+        // Upstream head below the setting: an active PRV opens fully.
+        state.head[0] = hset - 1.0;
+        assert!(valve_status(&network, &mut state));
+        assert_eq!(state.status[V1], Status::Open);
+        // Downstream head above the setting: it controls again.
+        state.head[1] = hset + 1.0;
+        assert!(valve_status(&network, &mut state));
+        assert_eq!(state.status[V1], Status::Active);
+        // Reverse flow closes it.
+        state.flow[V1] = -1.0;
+        assert!(valve_status(&network, &mut state));
+        assert_eq!(state.status[V1], Status::Closed);
+        // A valve with a fixed status is left alone.
+        state.setting[V1] = MISSING;
+        state.status[V1] = Status::Open;
+        assert!(!valve_status(&network, &mut state));
+    }
+
+    #[test]
+    fn check_valve_and_pumps_follow_head_and_flow() {
+        let (network, mut state) = setup();
+        // Reverse head across the check valve closes it.
+        state.head[2] = 110.0;
+        // More head than the pump's shutoff head (80 ft) across PU1.
+        state.head[T1] = 110.0 + 81.0;
+        // No flow through the constant power pump.
+        state.flow[PU2] = 0.0;
+        assert!(link_status(&network, &mut state));
+        assert_eq!(state.status[CV], Status::Closed);
+        assert_eq!(state.status[PU1], Status::XHead);
+        assert_eq!(state.status[PU2], Status::TempClosed);
+        // Temporarily closed links are looked at afresh.
+        state.head[T1] = 100.0;
+        state.flow[PU2] = 1.0;
+        link_status(&network, &mut state);
+        assert_eq!(state.status[PU1], Status::Open);
+        assert_eq!(state.status[PU2], Status::Open);
+    }
+
+    #[test]
+    fn links_stop_filling_a_full_tank() {
+        let (network, mut state) = setup();
+        let tank = network
+            .tanks
+            .iter()
+            .position(|t| !t.is_reservoir())
+            .unwrap();
+        state.tank_volume[tank] = network.tanks[tank].vmax;
+        link_status(&network, &mut state);
+        assert_eq!(
+            state.status[PU1],
+            Status::TempClosed,
+            "pump flows into the full tank"
+        );
+        state.flow[PU1] = -1.0;
+        state.tank_volume[tank] = network.tanks[tank].vmin;
+        link_status(&network, &mut state);
+        assert_eq!(
+            state.status[PU1],
+            Status::TempClosed,
+            "flow out of the empty tank"
+        );
+    }
+
+    #[test]
+    fn pressure_controls_act_on_junction_heads() {
+        let (network, mut state) = setup();
+        assert!(!pressure_switch(&network, &mut state));
+        state.head[1] = 1.0;
+        assert!(pressure_switch(&network, &mut state));
+        assert_eq!(state.status[P1], Status::Closed);
+        assert!(
+            !pressure_switch(&network, &mut state),
+            "no change the second time"
+        );
+    }
 }

@@ -5,8 +5,9 @@
 use super::curves::interpolate;
 use super::data::{HydNetwork, HydState, HydTank};
 
-/// Flow below which a tank counts as neither filling nor draining, cfs (EPANET's `QZERO`).
-const ZERO_FLOW: f64 = 1.0e-6;
+/// Flow that counts as none, cfs (EPANET's `QZERO`): a tank with less net flow is neither
+/// filling nor draining, and a closed link starts a run with this flow.
+pub(crate) const ZERO_FLOW: f64 = 1.0e-6;
 
 /// Volume (ft3) of `tank` when its water surface is at `head` (ft).
 pub(crate) fn tank_volume(network: &HydNetwork, tank: &HydTank, head: f64) -> f64 {

@@ -2,29 +2,79 @@
 //! its `report.c`), worded as EPANET words them with the clock time left out, and counted over
 //! the run.
 
-use super::data::{HydNetwork, HydState, LinkType, SolveOutcome, Status};
+use super::data::{HydNetwork, HydPump, HydState, LinkType, SolveOutcome, Status};
 use super::SimWarning;
 use std::collections::HashMap;
 
 /// At most this many disconnected nodes are named one by one in a period.
 const MAX_NAMED_DISCONNECTED: usize = 10;
 
+/// A warning condition, identified without formatting its message (messages are written
+/// once, when the condition first occurs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WarningKind {
+    /// Too many trials although the system balanced.
+    Unstable,
+    NegativePressures,
+    /// A valve or pump in an abnormal condition (the link and EPANET's words for it).
+    LinkCondition(usize, &'static str),
+    /// Too many trials and still unbalanced; `true` when that halts the run.
+    Unbalanced(bool),
+    NodeDisconnected(usize),
+    /// More disconnected nodes than are named one by one (how many more).
+    MoreDisconnected(usize),
+    /// The closed link blamed for a disconnection.
+    ClosedLink(usize),
+}
+
+impl WarningKind {
+    /// The message as EPANET words it, without the clock time.
+    fn message(self, network: &HydNetwork) -> String {
+        match self {
+            Self::Unstable => "WARNING: Maximum trials exceeded . System may be unstable.".into(),
+            Self::NegativePressures => "WARNING: Negative pressures .".into(),
+            Self::LinkCondition(link, condition) => {
+                let link = &network.links[link];
+                format!(
+                    "WARNING: {} {} {condition} .",
+                    link_keyword(link.link_type),
+                    link.id
+                )
+            }
+            Self::Unbalanced(halted) => {
+                let halted = if halted { " Simulation halted." } else { "" };
+                format!("WARNING: System unbalanced .{halted}")
+            }
+            Self::NodeDisconnected(node) => {
+                format!("WARNING: Node {} disconnected", network.nodes[node].id)
+            }
+            Self::MoreDisconnected(count) => {
+                format!("WARNING: {count} additional nodes disconnected")
+            }
+            Self::ClosedLink(link) => format!(
+                "WARNING: System disconnected because of Link {}",
+                network.links[link].id
+            ),
+        }
+    }
+}
+
 /// Warnings of a run, each counted once per period it occurs in.
 #[derive(Debug, Default)]
 pub(crate) struct WarningLog {
     warnings: Vec<SimWarning>,
-    position: HashMap<String, usize>,
+    position: HashMap<WarningKind, usize>,
 }
 
 impl WarningLog {
-    /// Counts `message` as occurring at `t` seconds.
-    pub(crate) fn record(&mut self, message: String, t: u64) {
-        match self.position.get(&message) {
+    /// Counts `kind` as occurring at `t` seconds.
+    fn record(&mut self, network: &HydNetwork, kind: WarningKind, t: u64) {
+        match self.position.get(&kind) {
             Some(&index) => self.warnings[index].count += 1,
             None => {
-                self.position.insert(message.clone(), self.warnings.len());
+                self.position.insert(kind, self.warnings.len());
                 self.warnings.push(SimWarning {
-                    message,
+                    message: kind.message(network),
                     count: 1,
                     first_at: t,
                 });
@@ -55,7 +105,8 @@ fn status_words(status: Status) -> &'static str {
     }
 }
 
-fn valve_keyword(link_type: LinkType) -> &'static str {
+/// EPANET's name of a link type in messages.
+fn link_keyword(link_type: LinkType) -> &'static str {
     match link_type {
         LinkType::CvPipe => "CV",
         LinkType::Pipe => "Pipe",
@@ -80,6 +131,8 @@ pub(crate) struct WarningChecker {
     /// 0 unreached, 1 reached from a source, 2 visited while looking for the closed link.
     marks: Vec<u8>,
     queue: Vec<usize>,
+    /// Depth-first search frames: a node and the position of its next neighbour to look at.
+    stack: Vec<(usize, usize)>,
 }
 
 impl WarningChecker {
@@ -96,6 +149,7 @@ impl WarningChecker {
             adjacency,
             marks: vec![0; network.nodes.len()],
             queue: Vec::with_capacity(network.nodes.len()),
+            stack: Vec::new(),
         }
     }
 
@@ -113,15 +167,12 @@ impl WarningChecker {
         let options = &network.options;
         let too_many_trials = outcome.iterations > options.max_trials;
         let mut any = false;
-        let mut warn = |message: String, log: &mut WarningLog| {
+        let mut warn = |kind: WarningKind, log: &mut WarningLog| {
             any = true;
-            log.record(message, t);
+            log.record(network, kind, t);
         };
         if too_many_trials && outcome.relative_error <= options.accuracy {
-            warn(
-                "WARNING: Maximum trials exceeded . System may be unstable.".to_string(),
-                log,
-            );
+            warn(WarningKind::Unstable, log);
         }
         if options.demand_model == crate::model::DemandModel::Dda {
             let negative = (0..network.junctions).any(|node| {
@@ -129,44 +180,26 @@ impl WarningChecker {
                     && junction_outflow(state, node) > 0.0
             });
             if negative {
-                warn("WARNING: Negative pressures .".to_string(), log);
+                warn(WarningKind::NegativePressures, log);
             }
         }
         for &link in &network.valves {
             let status = state.status[link];
             if status >= Status::XFcv {
-                let message = format!(
-                    "WARNING: {} {} {} .",
-                    valve_keyword(network.links[link].link_type),
-                    network.links[link].id,
-                    status_words(status)
-                );
-                warn(message, log);
+                warn(WarningKind::LinkCondition(link, status_words(status)), log);
             }
         }
         for pump in &network.pumps {
-            let link = pump.link;
-            let mut status = state.status[link];
-            if status >= Status::Open {
-                if state.flow[link] > state.setting[link] * pump.qmax {
-                    status = Status::XFlow;
-                }
-                if state.flow[link] < 0.0 {
-                    status = Status::XHead;
-                }
-            }
+            let status = pump_state(state, pump);
             if matches!(status, Status::XHead | Status::XFlow) {
-                let message = format!(
-                    "WARNING: Pump {} {} .",
-                    network.links[link].id,
-                    status_words(status)
+                warn(
+                    WarningKind::LinkCondition(pump.link, status_words(status)),
+                    log,
                 );
-                warn(message, log);
             }
         }
         if too_many_trials && outcome.relative_error > options.accuracy {
-            let halted = if halting { " Simulation halted." } else { "" };
-            warn(format!("WARNING: System unbalanced .{halted}"), log);
+            warn(WarningKind::Unbalanced(halting), log);
         }
         if any {
             self.report_disconnected(network, state, t, log);
@@ -198,22 +231,26 @@ impl WarningChecker {
         self.mark_reachable(network, state);
 
         let mut count = 0;
+        // The search for the closed link starts from the last unreached junction, with
+        // demand or not (as EPANET 2.3 does).
         let mut last_unreached = None;
         for node in 0..network.junctions {
-            if self.marks[node] == 0 && junction_outflow(state, node) != 0.0 {
+            if self.marks[node] != 0 {
+                continue;
+            }
+            last_unreached = Some(node);
+            if junction_outflow(state, node) != 0.0 {
                 count += 1;
                 if count <= MAX_NAMED_DISCONNECTED {
-                    let id = &network.nodes[node].id;
-                    log.record(format!("WARNING: Node {id} disconnected"), t);
+                    log.record(network, WarningKind::NodeDisconnected(node), t);
                 }
-                last_unreached = Some(node);
             }
         }
         if count > MAX_NAMED_DISCONNECTED {
             let more = count - MAX_NAMED_DISCONNECTED;
-            log.record(format!("WARNING: {more} additional nodes disconnected"), t);
+            log.record(network, WarningKind::MoreDisconnected(more), t);
         }
-        if let Some(node) = last_unreached {
+        if let Some(node) = last_unreached.filter(|_| count > 0) {
             self.report_closed_links(network, node, t, log);
         }
     }
@@ -245,8 +282,7 @@ impl WarningChecker {
     }
 
     /// Walks depth first from the unreached node `start` through unreached nodes and names
-    /// each link found leading to a reached node, as EPANET's recursive `getclosedlink` does
-    /// (a found link ends only the branch it was found in).
+    /// the first link found that leads to a reached node (EPANET's `getclosedlink`).
     fn report_closed_links(
         &mut self,
         network: &HydNetwork,
@@ -254,32 +290,46 @@ impl WarningChecker {
         t: u64,
         log: &mut WarningLog,
     ) {
-        // Each frame is a node and the position of the next neighbour to look at.
-        let mut stack = vec![(start, 0usize)];
+        // An explicit stack, since the path through a large network can be long.
+        self.stack.clear();
+        self.stack.push((start, 0));
         self.marks[start] = 2;
-        while let Some(frame) = stack.last_mut() {
+        while let Some(frame) = self.stack.last_mut() {
             let (node, position) = *frame;
             let Some(&(link, other)) = self.adjacency[node].get(position) else {
-                stack.pop();
+                self.stack.pop();
                 continue;
             };
             frame.1 += 1;
             match self.marks[other] {
                 2 => {}
                 1 => {
-                    let id = &network.links[link].id;
-                    log.record(
-                        format!("WARNING: System disconnected because of Link {id}"),
-                        t,
-                    );
-                    stack.pop();
+                    log.record(network, WarningKind::ClosedLink(link), t);
+                    return;
                 }
                 _ => {
                     self.marks[other] = 2;
-                    stack.push((other, 0));
+                    self.stack.push((other, 0));
                 }
             }
         }
+    }
+}
+
+/// A pump's condition as EPANET reports it (`EN_PUMP_STATE`): an open pump running
+/// backwards cannot deliver its head, one beyond its curve's maximum flow (at its speed)
+/// exceeds it; otherwise its status.
+pub(crate) fn pump_state(state: &HydState, pump: &HydPump) -> Status {
+    let link = pump.link;
+    let status = state.status[link];
+    if status < Status::Open {
+        status
+    } else if state.flow[link] < 0.0 {
+        Status::XHead
+    } else if state.flow[link] > state.setting[link] * pump.qmax {
+        Status::XFlow
+    } else {
+        status
     }
 }
 
