@@ -7,6 +7,7 @@ use crate::simulate::PEAK_MEMORY_LABEL;
 use crate::BadInput;
 use anyhow::Context as _;
 use hydraulics::generate::{grid, GridSpec};
+use hydraulics::results::format_general;
 use hydraulics::{Network, SimOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -116,7 +117,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
             steps,
             ours,
             epanet: epanet_eps.get(name).copied(),
-            peak_memory_mib: peak_memory_of_simulation(path),
+            peak_memory_mib: peak_memory_of_simulation(path, false),
         });
     }
 
@@ -137,7 +138,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
             steps,
             ours,
             epanet: epanet_grid.get(&grid_name).copied(),
-            peak_memory_mib: None,
+            peak_memory_mib: peak_memory_of_simulation(&grid_path, true),
         });
     }
 
@@ -219,15 +220,15 @@ fn epanet_timings(
     Ok(timings)
 }
 
-/// Peak resident memory of a separate `aquatwin simulate` of `path`, from its summary.
-fn peak_memory_of_simulation(path: &Path) -> Option<f64> {
-    let executable = std::env::current_exe().ok()?;
-    let output = Command::new(executable)
-        .arg("simulate")
-        .arg(path)
-        .arg("--summary")
-        .output()
-        .ok()?;
+/// Peak resident memory of a separate `aquatwin simulate` of `path` (a fresh process, so
+/// nothing else this run allocated counts), from its summary.
+fn peak_memory_of_simulation(path: &Path, steady: bool) -> Option<f64> {
+    let mut command = Command::new(std::env::current_exe().ok()?);
+    command.arg("simulate").arg(path).arg("--summary");
+    if steady {
+        command.arg("--steady");
+    }
+    let output = command.output().ok()?;
     if !output.status.success() {
         return None;
     }
@@ -269,7 +270,10 @@ fn print_table(rows: &[Row]) {
             Ok(ours) => {
                 let ratio = row.epanet.map_or_else(
                     || "n/a".to_string(),
-                    |e| format!("{:.2}x", ours.solve.as_secs_f64() / e.solve.as_secs_f64()),
+                    |e| {
+                        let ratio = ours.solve.as_secs_f64() / e.solve.as_secs_f64();
+                        format!("{}x", format_general(ratio, 3))
+                    },
                 );
                 println!(
                     "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10}",

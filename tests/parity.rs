@@ -86,22 +86,25 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// `NAME MODE reason...` lines; `#` starts a comment.
+/// `NAME MODE reason...` lines; lines starting with `#` are comments.
 fn known_gaps() -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(KNOWN_GAPS).unwrap_or_default();
     text.lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|line| !line.is_empty())
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| {
-            let mut words = line.splitn(3, char::is_whitespace);
-            let network = words.next().unwrap_or("");
-            let mode = words.next().unwrap_or("");
-            let reason = words.next().unwrap_or("").trim();
+            let (network, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let rest = rest.trim_start();
+            let (mode, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             assert!(
-                !reason.is_empty(),
+                mode == Mode::Eps.name() || mode == Mode::Steady.name(),
+                "{KNOWN_GAPS}: the mode is eps or steady in `{line}`"
+            );
+            assert!(
+                !reason.trim().is_empty(),
                 "{KNOWN_GAPS}: give a reason in `{line}`"
             );
-            (format!("{network} {mode}"), reason.to_string())
+            (format!("{network} {mode}"), reason.trim().to_string())
         })
         .collect()
 }

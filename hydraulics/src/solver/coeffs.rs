@@ -9,6 +9,7 @@ use super::curves::segment;
 use super::data::{HydCurve, HydLink, HydNetwork, HydState, LinkType, PumpType, Status, MISSING};
 use super::linear::LinearSystem;
 use crate::model::{DemandModel, HeadlossFormula};
+use crate::units::M_PER_FT;
 
 /// Tiny and huge coefficients: the conductance of a closed link is `1/CBIG`, the resistance
 /// of an open valve without minor loss `CSMALL`.
@@ -35,7 +36,7 @@ const DUNLOP_SLOPE_TERM: f64 = -0.005142149657990939;
 
 /// Smallest pressure range of a pressure-driven demand, ft.
 pub(crate) const MIN_PDA_PRESSURE_RANGE: f64 = 0.1;
-/// Orifice coefficient of FAVAD leaks (0.6 sqrt(2g) with EPANET's area scaling).
+/// Orifice coefficient of FAVAD leaks: 0.6 sqrt(2g), with 1e-6 turning mm2 into m2.
 const LEAK_ORIFICE_COEFF: f64 = 4.8149866e-6;
 
 /// The fixed and variable area leakage of one junction (EPANET's `Sleakage`).
@@ -102,9 +103,9 @@ fn node_leakage(network: &HydNetwork) -> Vec<NodeLeakage> {
         if from_junction && to_junction {
             sections *= 0.5;
         }
-        let area =
-            LEAK_ORIFICE_COEFF * link.leak_area / (crate::units::M_PER_FT.powi(2)) * sections;
-        let expansion = LEAK_ORIFICE_COEFF * link.leak_expansion * sections;
+        // Leak areas are in mm2 and expansions in mm2 per metre of head: both to feet.
+        let area = LEAK_ORIFICE_COEFF * link.leak_area / (M_PER_FT * M_PER_FT) * sections;
+        let expansion = LEAK_ORIFICE_COEFF * link.leak_expansion / M_PER_FT * sections;
         for (node, is_junction) in [(link.from, from_junction), (link.to, to_junction)] {
             if is_junction {
                 leakage[node].cfa += area;

@@ -112,7 +112,7 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
         .controls
         .iter()
         .map(|control| compile_control(network, junctions, &links, control, &units))
-        .collect();
+        .collect::<Result<_, _>>()?;
 
     Ok(HydNetwork {
         nodes,
@@ -139,6 +139,19 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
         times: compile_times(network),
         units,
     })
+}
+
+/// The network's curve `index`, which the reader checked exists.
+fn model_curve(network: &Network, index: usize) -> Result<&crate::model::Curve, SolverError> {
+    network
+        .curves
+        .get(index)
+        .ok_or_else(|| undefined("curve", index))
+}
+
+/// A reference the reader should have rejected (EPANET's errors 203-206).
+fn undefined(what: &str, index: usize) -> SolverError {
+    SolverError::InvalidNetwork(format!("undefined {what} (index {index})"))
 }
 
 /// The pattern of demands that name none: the `PATTERN` option, else a pattern named "1".
@@ -242,7 +255,7 @@ fn compile_tank(
     tank: &Tank,
     units: &UnitFactors,
 ) -> Result<HydTank, SolverError> {
-    let id = &network.nodes[node].id;
+    let id = network.nodes.get(node).map_or("?", |n| n.id.as_str());
     let level_error = || {
         SolverError::InvalidNetwork(format!(
             "Error 225: invalid lower/upper levels for tank {id}"
@@ -265,7 +278,7 @@ fn compile_tank(
     let mut v0 = vmin + area * (tank.initial_level - tank.min_level);
     let mut vmax = vmin + area * (tank.max_level - tank.min_level);
     if let Some(curve_index) = tank.volume_curve {
-        let curve = &network.curves[curve_index];
+        let curve = model_curve(network, curve_index)?;
         let (x, y): (Vec<f64>, Vec<f64>) = curve.points.iter().copied().unzip();
         let (Some(&first), Some(&last)) = (x.first(), x.last()) else {
             return Err(level_error());
@@ -403,7 +416,7 @@ fn compile_pump(
         compiled.r = -HEAD_PER_HORSEPOWER * power / units.power;
         return Ok(compiled);
     };
-    let points = &network.curves[curve_index].points;
+    let points = &model_curve(network, curve_index)?.points;
     let fit = match points.as_slice() {
         [] => return Err(curve_error(226, "empty head curve")),
         [(q1, h1)] => Some((1.33334 * h1, *h1, 0.0, *q1, 2.0 * q1)),
@@ -492,7 +505,7 @@ fn compile_valve(
         let curve = valve.curve.ok_or_else(|| {
             SolverError::InvalidNetwork(format!("Error 206: no headloss curve for GPV {}", link.id))
         })?;
-        if network.curves[curve].points.len() < 2 {
+        if model_curve(network, curve)?.points.len() < 2 {
             return Err(SolverError::InvalidNetwork(format!(
                 "Error 230: headloss curve of GPV {} needs two points",
                 link.id
@@ -603,26 +616,33 @@ fn compile_control(
     links: &[HydLink],
     control: &crate::model::Control,
     units: &UnitFactors,
-) -> HydControl {
-    let link = &links[control.link];
+) -> Result<HydControl, SolverError> {
+    let link = links
+        .get(control.link)
+        .ok_or_else(|| undefined("link of a control", control.link))?;
     let grade_of = |node: usize, value: f64| {
-        let elevation = match &network.nodes[node].kind {
+        let kind = &network
+            .nodes
+            .get(node)
+            .ok_or_else(|| undefined("node of a control", node))?
+            .kind;
+        let elevation = match kind {
             NodeKind::Junction(j) => j.elevation,
             NodeKind::Reservoir(r) => r.head,
             NodeKind::Tank(t) => t.elevation,
         } / units.elevation;
-        if node < junctions {
+        Ok(if node < junctions {
             elevation + value / units.pressure
         } else {
             elevation + value / units.elevation
-        }
+        })
     };
     let (kind, node, time, grade) = match control.condition {
         ControlCondition::NodeAbove { node, value } => {
-            (ControlKind::HiLevel, Some(node), 0, grade_of(node, value))
+            (ControlKind::HiLevel, Some(node), 0, grade_of(node, value)?)
         }
         ControlCondition::NodeBelow { node, value } => {
-            (ControlKind::LowLevel, Some(node), 0, grade_of(node, value))
+            (ControlKind::LowLevel, Some(node), 0, grade_of(node, value)?)
         }
         ControlCondition::AtTime(t) => (
             ControlKind::Timer,
@@ -660,7 +680,7 @@ fn compile_control(
         },
         LinkAction::Active => (Status::Active, None),
     };
-    HydControl {
+    Ok(HydControl {
         link: control.link,
         node,
         kind,
@@ -669,7 +689,7 @@ fn compile_control(
         status: Some(status),
         setting,
         enabled: control.enabled,
-    }
+    })
 }
 
 #[cfg(test)]

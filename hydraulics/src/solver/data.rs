@@ -318,8 +318,12 @@ pub struct HydState {
 /// What the solver reports about one hydraulic solve.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SolveOutcome {
+    /// Trials made (EPANET's count: one more than the limit when the limit was reached).
     pub iterations: u32,
+    /// Sum of flow changes over sum of flows at the last trial (EPANET's relative error).
     pub relative_error: f64,
+    /// `true` when the trials stopped because the network balanced; with more trials than
+    /// `max_trials` that is EPANET's "may be hydraulically unstable" case.
     pub converged: bool,
     /// Set when the equations could not be solved (EPANET error 110): the node whose
     /// pivot failed and no active control valve could be fixed to cure it.

@@ -16,8 +16,9 @@ use crate::model::DemandModel;
 const DAMPED_RELAXATION: f64 = 0.6;
 /// Flow tolerance of the PDA and leakage convergence tests, cfs.
 const DEMAND_FLOW_TOLERANCE: f64 = 0.0001;
-/// Relative tolerance of the leakage convergence test.
-const LEAKAGE_RELATIVE_TOLERANCE: f64 = 0.001;
+/// Relative tolerance of the leakage convergence test (EPANET 2.3.5's trial counts on leaking
+/// networks show 1e-4, tighter than the 1e-3 of earlier 2.3 sources).
+const LEAKAGE_RELATIVE_TOLERANCE: f64 = 0.0001;
 /// Largest PDA demand change per iteration, as a fraction of the full demand.
 const MAX_DEMAND_CHANGE: f64 = 0.4;
 
@@ -566,23 +567,5 @@ mod tests {
             .filter_map(|name| steady_parity(name).err())
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-    }
-}
-#[cfg(test)]
-mod perf_tmp {
-    #[test]
-    #[ignore]
-    fn net6() {
-        let path = std::env::var("NET6").unwrap_or("/work/shared/networks/Net6.inp".into());
-        let network = crate::inp::read_file(std::path::Path::new(&path)).unwrap();
-        let start = std::time::Instant::now();
-        let results = crate::solver::simulate(&network, &crate::solver::SimOptions::default()).unwrap();
-        let mid = start.elapsed();
-        let hyd = crate::solver::compile(&network).unwrap();
-        let mut solver = super::Solver::new(&hyd);
-        let _ = &mut solver;
-        println!("PERF1 {mid:?}");
-        let iterations: u32 = results.steps.iter().map(|s| s.iterations).sum();
-        println!("PERF {:?} steps {} iterations {}", start.elapsed(), results.steps.len(), iterations);
     }
 }
