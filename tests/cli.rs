@@ -174,3 +174,35 @@ fn impossible_grid_is_bad_input() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("at least one junction"));
 }
+
+#[test]
+fn bench_times_ours_and_epanet_side_by_side() {
+    let output = aquatwin(&[
+        "bench",
+        "--repeat",
+        "1",
+        "--names",
+        "BWSN_Network_1",
+        "--grid-junctions",
+        "400",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        !stdout.contains("EPANET not timed"),
+        "owa-epanet must be installed:\n{stdout}"
+    );
+    for row in ["BWSN_Network_1 (EPS)", "grid 400 junctions (steady)"] {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(row))
+            .unwrap_or_else(|| {
+                panic!("no `{row}` row in:\n{stdout}");
+            });
+        assert!(
+            line.contains(" ms") && line.contains('x') && line.contains("MiB"),
+            "{line}"
+        );
+        assert!(!line.contains("n/a"), "{line}");
+    }
+}

@@ -65,7 +65,9 @@ impl UnitFactors {
             length: length_factor,
             diameter: if si { 1000.0 * M_PER_FT } else { 12.0 },
             pressure,
-            volume: if si { M3_PER_FT3 } else { 1.0 },
+            // EPANET converts volumes with the cube of its length factor, not with M3_PER_FT3,
+            // so that a tank's volume and its area times its level agree.
+            volume: length_factor * length_factor * length_factor,
             power: if si { KW_PER_HP } else { 1.0 },
             velocity: length_factor,
             headloss: 1000.0,

@@ -1,1 +1,17 @@
-//! The live-twin domain logic (telemetry, estimation, detection, risk, storage). Built in issue 3.
+//! The live-twin domain logic (synchronous): telemetry readings and sensors with explicit unit
+//! conversion ([`reading`]), per-sensor data quality ([`quality`]) and storage ([`store`]):
+//! an ordered key-value model with tenant-prefixed tuple keys, compressed reading blocks, and
+//! an in-memory and an embedded backend.
+//!
+//! Estimation, detection and risk come with later issues.
+
+pub mod quality;
+pub mod reading;
+pub mod store;
+
+#[cfg(test)]
+mod testutil;
+
+pub use quality::{QualityChecker, QualityConfig, QualityFlags};
+pub use reading::{NetworkUnits, Reading, Sensor, SensorKind, Unit, UnitError};
+pub use store::{Durability, Store, StoreError};

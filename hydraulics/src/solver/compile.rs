@@ -372,7 +372,10 @@ fn pump_link(link: &Link, pump: &Pump, pump_index: usize, head_curve: Option<usi
     compiled.initial_status = Status::Open;
     match link.initial_status {
         Some(StatusSpec::Open) => compiled.initial_setting = 1.0,
-        Some(StatusSpec::Closed) => compiled.initial_status = Status::Closed,
+        Some(StatusSpec::Closed) => {
+            compiled.initial_status = Status::Closed;
+            compiled.initial_setting = 0.0;
+        }
         Some(StatusSpec::Value(speed)) => {
             compiled.initial_setting = speed;
             if speed == 0.0 {
@@ -817,8 +820,9 @@ EMITTER EXPONENT 0.5
         assert!((tank.hmin - 51.0 / 0.3048).abs() < 1e-9);
         assert!((tank.hmax - 56.0 / 0.3048).abs() < 1e-9);
         let area_m2 = PI * 100.0 / 4.0;
-        assert!((tank.v0 - area_m2 * 3.0 / 0.028317).abs() < 1e-6);
-        assert!((tank.vmax - area_m2 * 6.0 / 0.028317).abs() < 1e-6);
+        let m3_per_ft3 = 0.3048f64.powi(3);
+        assert!((tank.v0 - area_m2 * 3.0 / m3_per_ft3).abs() < 1e-6);
+        assert!((tank.vmax - area_m2 * 6.0 / m3_per_ft3).abs() < 1e-6);
     }
 
     #[test]
@@ -851,6 +855,8 @@ R1 0
 PU1 R1 J1 HEAD C1
 PU2 R1 J1 HEAD C3
 PU3 R1 J1 POWER 10
+[STATUS]
+PU2 CLOSED
 [CURVES]
 C1 500 60
 C3 0 100
@@ -871,6 +877,9 @@ UNITS GPM
         assert_eq!(custom.pump_type, PumpType::Custom);
         assert!((custom.q0 - 150.0 / 448.831).abs() < 1e-12);
         assert_eq!(custom.hmax, 100.0);
+        // A pump closed in [STATUS] also gets speed 0 (EPANET 2.3.5).
+        assert_eq!(network.links[1].initial_status, Status::Closed);
+        assert_eq!(network.links[1].initial_setting, 0.0);
         let constant = &network.pumps[2];
         assert_eq!(constant.pump_type, PumpType::ConstHp);
         assert!((constant.r + 88.14).abs() < 1e-12);
