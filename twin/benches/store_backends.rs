@@ -5,9 +5,9 @@
 //! with group commits of 1,000-10,000 sensors per second redb wrote 84-259k readings/s with a
 //! fsync'd batch p99 of 10-61 ms, against fjall's 70-113k readings/s and p99 of 21-351 ms;
 //! reads of the last 10 minutes took 0.007-0.017 ms (p50) against 0.041-0.093 ms; disk use was
-//! 7-9 bytes per reading against 63-372 (journal preallocation and rewritten blocks awaiting
+//! 7-10 bytes per reading against 63-372 (journal preallocation and rewritten blocks awaiting
 //! compaction); reopening took under 8 ms against 20-770 ms. fjall was faster only for a lone
-//! sensor's tiny fsync'd commit (0.15-0.23 ms against 0.26-4 ms p50), which the batching writer
+//! sensor's tiny fsync'd commit (0.14-0.23 ms against 0.26-4 ms p50), which the batching writer
 //! avoids. The fjall backend was removed after the measurement.
 //!
 //! Pattern: `SENSORS` sensors (default 1000) each report one reading per second; every second the
@@ -124,7 +124,12 @@ fn run(name: &str, dir: &Path, open: &dyn Fn(&Path) -> Box<dyn Store>) {
         let ts = t0 + (seconds as i64 + i) * 1000;
         let p = [Point::new(ts, value(0, i as usize))];
         let t = Instant::now();
-        if let Err(e) = series.append(store.as_ref(), &tenant, &[(ids[0].as_str(), &p)], Durability::Durable) {
+        if let Err(e) = series.append(
+            store.as_ref(),
+            &tenant,
+            &[(ids[0].as_str(), &p)],
+            Durability::Durable,
+        ) {
             println!("  append failed: {e}");
             return;
         }
@@ -179,8 +184,12 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn main() {
     // `cargo bench` passes `--bench`; filters select backends by name.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     type Opener = fn(&Path) -> Box<dyn Store>;
     let backends: [(&str, Opener); 2] = [
         ("redb", |p| match twin::store::RedbStore::open(p) {

@@ -7,8 +7,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use hydraulics::units::{flow_factor, BAR_PER_PSI, KPA_PER_PSI, M_PER_FT, PSI_PER_FT};
 use hydraulics::model::FlowUnits;
+use hydraulics::units::{flow_factor, BAR_PER_PSI, KPA_PER_PSI, M_PER_FT, PSI_PER_FT};
 
 use crate::reading::{Reading, Sensor, SensorKind, Unit};
 
@@ -189,7 +189,7 @@ pub fn default_range(kind: SensorKind, unit: Unit) -> (f64, f64) {
     match kind {
         SensorKind::Pressure => (-10.0 * pressure_per_m(unit), 250.0 * pressure_per_m(unit)),
         SensorKind::Head => (-500.0 * length_per_m(unit), 9000.0 * length_per_m(unit)),
-        SensorKind::Level => (-1.0 * length_per_m(unit), 100.0 * length_per_m(unit)),
+        SensorKind::Level => (-length_per_m(unit), 100.0 * length_per_m(unit)),
         SensorKind::Flow | SensorKind::Demand => {
             (-100.0 * flow_per_cms(unit), 100.0 * flow_per_cms(unit))
         }
@@ -279,7 +279,7 @@ impl QualityChecker {
                 return QualityFlags::OUT_OF_ORDER;
             }
             if let Some(expected) = self.config.expected_interval_ms {
-                if (ts - last) as f64 > self.config.gap_factor * expected as f64 {
+                if ts.saturating_sub(last) as f64 > self.config.gap_factor * expected as f64 {
                     flags |= QualityFlags::GAP;
                 }
             }
@@ -484,13 +484,19 @@ mod tests {
         assert!(feed(&mut c, t0 + 60_000, 50.1).is_empty());
         let flags = feed(&mut c, t0 + 60_000 + 10 * 60_000, 50.2);
         assert_eq!(flags, QualityFlags::GAP);
-        assert!(flags.is_usable(), "a gap does not make the reading itself bad");
+        assert!(
+            flags.is_usable(),
+            "a gap does not make the reading itself bad"
+        );
     }
 
     #[test]
     fn clock_skew_in_the_future() {
         let mut c = checker(SensorKind::Pressure, Unit::Meter);
-        assert_eq!(feed(&mut c, NOW + 3_600_000, 50.0), QualityFlags::CLOCK_SKEW);
+        assert_eq!(
+            feed(&mut c, NOW + 3_600_000, 50.0),
+            QualityFlags::CLOCK_SKEW
+        );
         // A little ahead is tolerated (device clocks drift).
         assert!(feed(&mut c, NOW + 1000, 50.0).is_empty());
     }

@@ -10,11 +10,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use hydraulics::model::{FlowUnits, Options, PressureUnits};
-use hydraulics::units::{
-    flow_factor, UnitFactors, BAR_PER_PSI, KPA_PER_PSI, M_PER_FT, PSI_PER_FT,
-};
+use hydraulics::units::{flow_factor, UnitFactors, BAR_PER_PSI, KPA_PER_PSI, M_PER_FT, PSI_PER_FT};
 
 use crate::quality::QualityFlags;
+use crate::store::Point;
 
 /// One value reported by a sensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,6 +332,8 @@ pub fn convert_plain(value: f64, from: Unit, to: Unit) -> Result<f64, UnitError>
 pub struct NetworkUnits {
     /// The network's flow units.
     pub flow_units: FlowUnits,
+    /// The network's pressure unit (the `PRESSURE` option, or psi/m by unit system).
+    pub pressure_unit: Unit,
     /// Factors from internal units (ft, cfs) to the network's units.
     pub factors: UnitFactors,
     /// Specific gravity of the fluid (pressure to head).
@@ -342,23 +343,21 @@ pub struct NetworkUnits {
 impl NetworkUnits {
     /// The units of a network with these `[OPTIONS]`.
     pub fn new(options: &Options) -> Self {
-        Self {
-            flow_units: options.flow_units,
-            factors: UnitFactors::new(options),
-            specific_gravity: options.specific_gravity,
-        }
-    }
-
-    /// The network's pressure unit (the `PRESSURE` option, or psi/m by unit system).
-    pub fn pressure_unit(&self, options: &Options) -> Unit {
-        match options.pressure_units {
+        let factors = UnitFactors::new(options);
+        let pressure_unit = match options.pressure_units {
             Some(PressureUnits::Psi) => Unit::Psi,
             Some(PressureUnits::Kpa) => Unit::Kpa,
             Some(PressureUnits::Bar) => Unit::Bar,
             Some(PressureUnits::Meters) => Unit::Meter,
             Some(PressureUnits::Feet) => Unit::Foot,
-            None if self.factors.si => Unit::Meter,
+            None if factors.si => Unit::Meter,
             None => Unit::Psi,
+        };
+        Self {
+            flow_units: options.flow_units,
+            pressure_unit,
+            factors,
+            specific_gravity: options.specific_gravity,
         }
     }
 
@@ -464,6 +463,23 @@ impl Sensor {
         }
     }
 
+    /// The stored form of `reading`: its value in the sensor's unit, with its flags. A value that
+    /// cannot be converted is kept as reported and flagged [`QualityFlags::INVALID`].
+    pub fn to_point(&self, reading: &Reading) -> Point {
+        match self.to_sensor_unit(reading) {
+            Ok(value) => Point {
+                timestamp: reading.timestamp,
+                value,
+                flags: reading.flags,
+            },
+            Err(_) => Point {
+                timestamp: reading.timestamp,
+                value: reading.value,
+                flags: reading.flags | QualityFlags::INVALID,
+            },
+        }
+    }
+
     /// The reading's value in the network's units: pressure, head/level and flow/demand are
     /// converted to `net`'s units; valve position to percent open; pump status, battery and
     /// signal stay in the sensor's unit.
@@ -522,7 +538,10 @@ mod tests {
             2.0 / (BAR_PER_PSI * PSI_PER_FT) * M_PER_FT
         ));
         let r = Reading::new("p1", 0, 10.0).with_unit("ft");
-        assert!(close(pressure.to_network(&r, &si).unwrap(), 10.0 * M_PER_FT));
+        assert!(close(
+            pressure.to_network(&r, &si).unwrap(),
+            10.0 * M_PER_FT
+        ));
         // No unit: the sensor's (metres), identity.
         let r = Reading::new("p1", 0, 42.5);
         assert!(close(pressure.to_network(&r, &si).unwrap(), 42.5));
@@ -533,7 +552,9 @@ mod tests {
         let us = NetworkUnits::new(&options(FlowUnits::Gpm, None));
         let r = Reading::new("p1", 0, 50.0).with_unit("psi");
         assert!(close(pressure.to_network(&r, &us).unwrap(), 50.0));
-        assert_eq!(us.pressure_unit(&options(FlowUnits::Gpm, None)), Unit::Psi);
+        assert_eq!(us.pressure_unit, Unit::Psi);
+        assert_eq!(us_kpa.pressure_unit, Unit::Kpa);
+        assert_eq!(si.pressure_unit, Unit::Meter);
     }
 
     #[test]
@@ -627,19 +648,27 @@ mod tests {
         let r = Reading::new("p1", 0, 1.0).with_unit("bar");
         let got = pressure.to_sensor_unit(&r).unwrap();
         assert!((got - 100.0).abs() < 0.01, "{got}");
-        let valve =
-            Sensor::new("v1", SensorKind::ValvePosition, "V1", Unit::Fraction).unwrap();
+        let valve = Sensor::new("v1", SensorKind::ValvePosition, "V1", Unit::Fraction).unwrap();
         assert!(close(
-            valve.to_network(&Reading::new("v1", 0, 0.25), &net).unwrap(),
+            valve
+                .to_network(&Reading::new("v1", 0, 0.25), &net)
+                .unwrap(),
             25.0
         ));
         for kind in SensorKind::ALL {
             assert_eq!(kind.name().parse::<SensorKind>().unwrap(), kind);
         }
-        for name in ["psi", "kPa", "bar", "m", "ft", "LPS", "%", "V", "mV", "dBm", "status"] {
+        for name in [
+            "psi", "kPa", "bar", "m", "ft", "LPS", "%", "V", "mV", "dBm", "status",
+        ] {
             let unit: Unit = name.parse().unwrap();
             assert_eq!(unit.name().parse::<Unit>().unwrap(), unit);
         }
         assert_eq!(SensorKind::Flow.target_kind(), TargetKind::Link);
+        let p = pressure.to_point(&Reading::new("p1", 7, 2.0).with_unit("bar"));
+        assert_eq!(p.timestamp, 7);
+        assert!((p.value - 200.0).abs() < 0.01 && p.flags.is_empty());
+        let bad = pressure.to_point(&Reading::new("p1", 8, 2.0).with_unit("gpm"));
+        assert_eq!((bad.value, bad.flags), (2.0, QualityFlags::INVALID));
     }
 }

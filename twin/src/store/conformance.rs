@@ -43,11 +43,18 @@ pub(crate) fn check_store(store: &dyn Store) {
         vec![kv(b"c\x00", b"c\x00"), kv(b"c", b"c")]
     );
     assert_eq!(
-        store.scan(&KeyRange::prefix(b"c"), Order::Forward, None).unwrap().len(),
+        store
+            .scan(&KeyRange::prefix(b"c"), Order::Forward, None)
+            .unwrap()
+            .len(),
         2
     );
     assert!(store
-        .scan(&KeyRange::new(b"d".to_vec(), b"b".to_vec()), Order::Forward, None)
+        .scan(
+            &KeyRange::new(b"d".to_vec(), b"b".to_vec()),
+            Order::Forward,
+            None
+        )
         .unwrap()
         .is_empty());
 
@@ -93,8 +100,12 @@ pub(crate) fn check_store(store: &dyn Store) {
     // Tenants: every query of a tenant is a range inside its prefix.
     let a = TenantKeys::new("a");
     let ab = TenantKeys::new("ab");
-    store.put(&a.key(&["sensors".into(), "s1".into()]), b"A").unwrap();
-    store.put(&ab.key(&["sensors".into(), "s1".into()]), b"AB").unwrap();
+    store
+        .put(&a.key(&["sensors".into(), "s1".into()]), b"A")
+        .unwrap();
+    store
+        .put(&ab.key(&["sensors".into(), "s1".into()]), b"AB")
+        .unwrap();
     let in_a = store.scan(&a.range(), Order::Forward, None).unwrap();
     assert_eq!(in_a.len(), 1);
     assert_eq!(in_a[0].1, b"A");
@@ -126,12 +137,19 @@ fn check_series(store: &dyn Store, tenant: &TenantKeys) {
         };
         let q = Point::new(ts, second as f64);
         series
-            .append(store, tenant, &[("p1", &[p]), ("p2", &[q])], Durability::Buffered)
+            .append(
+                store,
+                tenant,
+                &[("p1", &[p]), ("p2", &[q])],
+                Durability::Buffered,
+            )
             .unwrap();
         expected.push(p);
         other.push(q);
     }
-    let got = series.range(store, tenant, "p1", i64::MIN, i64::MAX).unwrap();
+    let got = series
+        .range(store, tenant, "p1", i64::MIN, i64::MAX)
+        .unwrap();
     assert_eq!(got.len(), expected.len());
     assert!(got.iter().zip(&expected).all(|(a, b)| a.same_bits(b)));
     let (from, to) = (t0 + 61_500, t0 + 185_000);
@@ -182,7 +200,13 @@ fn redb_store_keeps_data_across_reopen() {
             .unwrap();
     }
     let store = RedbStore::open(dir.path()).unwrap();
-    assert_eq!(series.range(&store, &tenant, "s", 0, 100_000).unwrap().len(), 100);
+    assert_eq!(
+        series
+            .range(&store, &tenant, "s", 0, 100_000)
+            .unwrap()
+            .len(),
+        100
+    );
 }
 
 #[test]
@@ -196,6 +220,11 @@ fn corrupt_block_is_reported_with_its_key() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { key: k, .. } if k == key));
     assert!(SeriesStore::default()
-        .append(&store, &tenant, &[("s", &[Point::new(1, 1.0)])], Durability::Durable)
+        .append(
+            &store,
+            &tenant,
+            &[("s", &[Point::new(1, 1.0)])],
+            Durability::Durable
+        )
         .is_err());
 }

@@ -226,7 +226,8 @@ impl Block {
         if header[0] != VERSION {
             return Err(BlockError::Version(header[0]));
         }
-        let u32_at = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         let u64_at = |i: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&header[i..i + 8]);
@@ -353,11 +354,20 @@ mod tests {
     #[test]
     fn regular_series_compresses_well() {
         let points: Vec<Point> = (0..3600)
-            .map(|i| Point::new(1_700_000_000_000 + i * 1000, 50.0 + ((i / 60) % 3) as f64 * 0.25))
+            .map(|i| {
+                Point::new(
+                    1_700_000_000_000 + i * 1000,
+                    50.0 + ((i / 60) % 3) as f64 * 0.25,
+                )
+            })
             .collect();
         let block = roundtrip(&points);
         // 16 bytes per raw point; regular timestamps and slowly changing values take ~2 bits.
-        assert!(block.encoded_len() < 3600 / 2, "{} bytes", block.encoded_len());
+        assert!(
+            block.encoded_len() < 3600 / 2,
+            "{} bytes",
+            block.encoded_len()
+        );
     }
 
     #[test]
@@ -453,6 +463,9 @@ mod tests {
         let mut more = bytes;
         more[4] = 200; // declares 200 points
         let b = Block::from_bytes(&more).unwrap();
-        assert!(matches!(b.points(), Err(BlockError::ShortStream { count: 200, .. })));
+        assert!(matches!(
+            b.points(),
+            Err(BlockError::ShortStream { count: 200, .. })
+        ));
     }
 }

@@ -146,12 +146,13 @@ mod tests {
         assert!(!ab.range().contains(&key_a));
         assert_eq!(
             a.space().unpack(&key_a).unwrap(),
-            vec![Element::from("readings"), Element::from("s1"), Element::Int(0)]
+            vec![
+                Element::from("readings"),
+                Element::from("s1"),
+                Element::Int(0)
+            ]
         );
-        assert_eq!(
-            ab.space().unpack(&key_a),
-            Err(TupleError::OutsideSubspace)
-        );
+        assert_eq!(ab.space().unpack(&key_a), Err(TupleError::OutsideSubspace));
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
-use super::{Durability, KeyRange, KeyValue, Order, Snapshot, Store, StoreError, WriteBatch, WriteOp};
+use super::{
+    Durability, KeyRange, KeyValue, Order, Snapshot, Store, StoreError, WriteBatch, WriteOp,
+};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 

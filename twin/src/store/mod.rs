@@ -2,8 +2,9 @@
 //!
 //! [`Store`] is the trait every backend implements: point reads and writes, range scans in key
 //! order, atomic batch writes with a chosen [`Durability`], and consistent snapshots (for
-//! backups). Keys are FoundationDB tuples ([`tuple`]) under a tenant prefix ([`keys`]); readings
-//! are kept in compressed blocks per sensor and time bucket ([`series`], [`gorilla`]).
+//! backups). Keys are FoundationDB tuples ([`tuple`](mod@tuple)) under a tenant prefix
+//! ([`keys`]); readings are kept in compressed blocks per sensor and time bucket ([`series`],
+//! [`gorilla`]).
 //!
 //! Backends: [`MemoryStore`] (a `BTreeMap`, for tests) and [`RedbStore`] (embedded, the default,
 //! crash-safe). `redb` was chosen over `fjall` by measuring our write pattern
@@ -155,7 +156,9 @@ impl KeyRange {
 
     /// Whether the range can hold no key.
     pub fn is_empty(&self) -> bool {
-        self.end.as_deref().is_some_and(|end| end <= self.start.as_slice())
+        self.end
+            .as_deref()
+            .is_some_and(|end| end <= self.start.as_slice())
     }
 }
 

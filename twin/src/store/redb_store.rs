@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Durability, KeyRange, KeyValue, Order, Snapshot, Store, StoreError, WriteBatch, WriteOp};
+use super::{
+    Durability, KeyRange, KeyValue, Order, Snapshot, Store, StoreError, WriteBatch, WriteOp,
+};
 
 /// The single table holding every key.
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -22,7 +24,9 @@ pub struct RedbStore {
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore").field("path", &self.path).finish()
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -34,8 +38,12 @@ impl RedbStore {
     /// Opens (or creates) the store in directory `dir` (created if missing).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::backend("create the data directory", format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::backend(
+                "create the data directory",
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
         let path = dir.join(FILE_NAME);
         let db = redb::Database::create(&path)
             .map_err(|e| StoreError::backend("open", format!("{}: {e}", path.display())))?;
@@ -55,7 +63,13 @@ impl RedbStore {
 fn collect<'a, I>(iter: I, limit: usize) -> Result<Vec<KeyValue>, StoreError>
 where
     I: Iterator<
-        Item = Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>,
+        Item = Result<
+            (
+                redb::AccessGuard<'a, &'static [u8]>,
+                redb::AccessGuard<'a, &'static [u8]>,
+            ),
+            redb::StorageError,
+        >,
     >,
 {
     iter.take(limit)
@@ -111,7 +125,8 @@ impl Store for RedbStore {
             Durability::Durable => redb::Durability::Immediate,
             Durability::Buffered => redb::Durability::None,
         };
-        txn.set_durability(mode).map_err(|e| err("write")(e.into()))?;
+        txn.set_durability(mode)
+            .map_err(|e| err("write")(e.into()))?;
         {
             let mut table = txn.open_table(KV).map_err(|e| err("write")(e.into()))?;
             for op in batch.ops() {
@@ -122,7 +137,9 @@ impl Store for RedbStore {
                             .map_err(|e| err("write")(e.into()))?;
                     }
                     WriteOp::Delete(k) => {
-                        table.remove(k.as_slice()).map_err(|e| err("write")(e.into()))?;
+                        table
+                            .remove(k.as_slice())
+                            .map_err(|e| err("write")(e.into()))?;
                     }
                 }
             }
@@ -131,7 +148,10 @@ impl Store for RedbStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| err("snapshot")(e.into()))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| err("snapshot")(e.into()))?;
         let table = txn.open_table(KV).map_err(|e| err("snapshot")(e.into()))?;
         Ok(Box::new(RedbSnapshot { table }))
     }

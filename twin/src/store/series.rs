@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-pub use super::gorilla::Point;
 use super::gorilla::Block;
+pub use super::gorilla::Point;
 use super::keys::TenantKeys;
 use super::tuple::Element;
 use super::{Durability, KeyRange, Order, Store, StoreError, WriteBatch};
@@ -136,5 +136,84 @@ impl SeriesStore {
         }
         out.sort_by_key(|p| p.timestamp);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quality::QualityFlags;
+    use crate::store::MemoryStore;
+    use crate::testutil::Rng;
+
+    /// Random appends (out of order, duplicates, negative times, several buckets and sensors)
+    /// against a plain list as the model.
+    #[test]
+    fn random_appends_match_a_model() {
+        let mut rng = Rng::new(11);
+        for case in 0..40 {
+            let store = MemoryStore::new();
+            let tenant = TenantKeys::new("t");
+            let series = SeriesStore::new(1 + rng.below(50_000) as i64);
+            let sensors = ["a", "b"];
+            let mut model: Vec<(usize, Point)> = Vec::new();
+            let base = rng.below(200_000) as i64 - 100_000;
+            for _ in 0..rng.below(30) {
+                let mut chunks: Vec<Vec<Point>> = vec![Vec::new(), Vec::new()];
+                for _ in 0..rng.below(20) {
+                    let s = rng.below(2) as usize;
+                    let p = Point {
+                        timestamp: base + rng.below(300_000) as i64,
+                        value: rng.below(1000) as f64 / 8.0,
+                        flags: QualityFlags::from_bits(rng.below(4) as u16),
+                    };
+                    chunks[s].push(p);
+                    model.push((s, p));
+                }
+                let batch: Vec<(&str, &[Point])> = sensors
+                    .iter()
+                    .zip(&chunks)
+                    .map(|(id, c)| (*id, c.as_slice()))
+                    .collect();
+                series
+                    .append(&store, &tenant, &batch, Durability::Buffered)
+                    .unwrap();
+            }
+            for _ in 0..10 {
+                let from = base + rng.below(320_000) as i64 - 10_000;
+                let to = from + rng.below(200_000) as i64;
+                for (s, id) in sensors.iter().enumerate() {
+                    let mut want: Vec<Point> = model
+                        .iter()
+                        .filter(|(ms, p)| *ms == s && p.timestamp >= from && p.timestamp < to)
+                        .map(|(_, p)| *p)
+                        .collect();
+                    want.sort_by_key(|p| p.timestamp);
+                    let got = series.range(&store, &tenant, id, from, to).unwrap();
+                    // Equal timestamps keep arrival order within a bucket; compare as multisets
+                    // by sorting on every field.
+                    let key = |p: &Point| (p.timestamp, p.value.to_bits(), p.flags.bits());
+                    let mut got_sorted = got.clone();
+                    got_sorted.sort_by_key(key);
+                    want.sort_by_key(key);
+                    assert_eq!(got_sorted, want, "case {case} sensor {id} [{from}, {to})");
+                    assert!(got.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_start_handles_negative_and_extreme_times() {
+        let s = SeriesStore::new(1000);
+        assert_eq!(s.bucket_start(0), 0);
+        assert_eq!(s.bucket_start(999), 0);
+        assert_eq!(s.bucket_start(-1), -1000);
+        assert_eq!(s.bucket_start(i64::MIN), i64::MIN);
+        assert_eq!(
+            s.bucket_start(i64::MAX),
+            i64::MAX - i64::MAX.rem_euclid(1000)
+        );
+        assert_eq!(SeriesStore::new(0).bucket_ms(), 1);
     }
 }

@@ -214,7 +214,11 @@ fn encode_int(out: &mut Vec<u8>, v: i64) {
         magnitude.to_be_bytes()
     } else {
         // Ones' complement within n bytes, so that larger magnitudes sort first.
-        let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let mask = if n == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
         (mask - magnitude).to_be_bytes()
     };
     let code = if v > 0 {
@@ -294,14 +298,20 @@ fn decode(bytes: &[u8], pos: usize, nested: bool) -> Result<(Element, usize), Tu
         0x0c..=0x1c => {
             let positive = code >= INT_ZERO;
             let n = usize::from(code.abs_diff(INT_ZERO));
-            let raw = bytes.get(body..body + n).ok_or(TupleError::Truncated(body))?;
+            let raw = bytes
+                .get(body..body + n)
+                .ok_or(TupleError::Truncated(body))?;
             let mut buf = [0u8; 8];
             buf[8 - n..].copy_from_slice(raw);
             let x = u64::from_be_bytes(buf);
             let value = if positive {
                 i64::try_from(x).map_err(|_| TupleError::IntOverflow(pos))?
             } else {
-                let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+                let mask = if n == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * n)) - 1
+                };
                 let magnitude = mask - x;
                 0i64.checked_sub_unsigned(magnitude)
                     .ok_or(TupleError::IntOverflow(pos))?
@@ -309,7 +319,9 @@ fn decode(bytes: &[u8], pos: usize, nested: bool) -> Result<(Element, usize), Tu
             Ok((Element::Int(value), body + n))
         }
         DOUBLE => {
-            let raw = bytes.get(body..body + 8).ok_or(TupleError::Truncated(body))?;
+            let raw = bytes
+                .get(body..body + 8)
+                .ok_or(TupleError::Truncated(body))?;
             let mut buf = [0u8; 8];
             buf.copy_from_slice(raw);
             let bits = u64::from_be_bytes(buf);
@@ -354,7 +366,10 @@ mod tests {
     fn known_encodings_match_foundationdb() {
         assert_eq!(pack(&[Element::Null]), [0x00]);
         assert_eq!(pack(&["foo\0bar".into()]), b"\x02foo\x00\xffbar\x00");
-        assert_eq!(pack(&[Element::Bytes(b"\x01\x00".to_vec())]), b"\x01\x01\x00\xff\x00");
+        assert_eq!(
+            pack(&[Element::Bytes(b"\x01\x00".to_vec())]),
+            b"\x01\x01\x00\xff\x00"
+        );
         assert_eq!(pack(&[0i64.into()]), [0x14]);
         assert_eq!(pack(&[1i64.into()]), [0x15, 0x01]);
         assert_eq!(pack(&[(-1i64).into()]), [0x13, 0xfe]);
@@ -370,10 +385,7 @@ mod tests {
             [0x0c, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
         );
         assert_eq!(pack(&[true.into(), false.into()]), [0x27, 0x26]);
-        assert_eq!(
-            pack(&[1.0f64.into()]),
-            [0x21, 0xbf, 0xf0, 0, 0, 0, 0, 0, 0]
-        );
+        assert_eq!(pack(&[1.0f64.into()]), [0x21, 0xbf, 0xf0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
             pack(&[(-1.0f64).into()]),
             [0x21, 0x40, 0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
@@ -386,10 +398,31 @@ mod tests {
 
     #[test]
     fn roundtrip_edge_values() {
-        for v in [0, 1, -1, 255, -255, 256, -256, 65535, -65536, i64::MAX, i64::MIN, i64::MIN + 1] {
+        for v in [
+            0,
+            1,
+            -1,
+            255,
+            -255,
+            256,
+            -256,
+            65535,
+            -65536,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
             roundtrip(&[Element::Int(v)]);
         }
-        for f in [0.0, -0.0, 1.5, -1.5, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE] {
+        for f in [
+            0.0,
+            -0.0,
+            1.5,
+            -1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
             roundtrip(&[Element::Float(f)]);
         }
         let nan = unpack(&pack(&[Element::Float(f64::NAN)])).unwrap();
@@ -428,9 +461,15 @@ mod tests {
         let interesting_ints = [0, 1, -1, 255, 256, -255, -256, i64::MAX, i64::MIN];
         match rng.below(if depth > 1 { 7 } else { 8 }) {
             0 => Element::Null,
-            1 => Element::Bytes((0..rng.below(4)).map(|_| rng.pick(&[0u8, 1, 0xfe, 0xff, 7])).collect()),
+            1 => Element::Bytes(
+                (0..rng.below(4))
+                    .map(|_| rng.pick(&[0u8, 1, 0xfe, 0xff, 7]))
+                    .collect(),
+            ),
             2 => Element::String(
-                (0..rng.below(4)).map(|_| rng.pick(&['\0', 'a', 'b', 'é', 'z'])).collect(),
+                (0..rng.below(4))
+                    .map(|_| rng.pick(&['\0', 'a', 'b', 'é', 'z']))
+                    .collect(),
             ),
             3 => {
                 if rng.below(3) == 0 {
@@ -438,30 +477,38 @@ mod tests {
                 } else {
                     let bits = rng.below(64);
                     let v = (rng.next_u64() >> (63 - bits)) as i64;
-                    Element::Int(if rng.below(2) == 0 { v } else { v.wrapping_neg() })
+                    Element::Int(if rng.below(2) == 0 {
+                        v
+                    } else {
+                        v.wrapping_neg()
+                    })
                 }
             }
             4 => {
                 let random = f64::from_bits(rng.next_u64());
                 Element::Float(rng.pick(&[
-                0.0,
-                -0.0,
-                1.0,
-                -1.0,
-                2.5,
-                -1e300,
-                1e-300,
-                f64::INFINITY,
-                f64::NEG_INFINITY,
-                random,
-            ]))
+                    0.0,
+                    -0.0,
+                    1.0,
+                    -1.0,
+                    2.5,
+                    -1e300,
+                    1e-300,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    random,
+                ]))
             }
             5 => Element::Bool(rng.below(2) == 0),
             6 => {
                 let v = f64::from_bits(rng.next_u64());
                 Element::Float(if v.is_nan() { 0.5 } else { v })
             }
-            _ => Element::Tuple((0..rng.below(3)).map(|_| random_element(rng, depth + 1)).collect()),
+            _ => Element::Tuple(
+                (0..rng.below(3))
+                    .map(|_| random_element(rng, depth + 1))
+                    .collect(),
+            ),
         }
     }
 
@@ -469,7 +516,11 @@ mod tests {
     fn encoded_bytes_sort_like_tuples() {
         let mut rng = Rng::new(7);
         let tuples: Vec<Vec<Element>> = (0..600)
-            .map(|_| (0..rng.below(4)).map(|_| random_element(&mut rng, 0)).collect())
+            .map(|_| {
+                (0..rng.below(4))
+                    .map(|_| random_element(&mut rng, 0))
+                    .collect()
+            })
             .collect();
         for t in &tuples {
             roundtrip(t);
@@ -486,7 +537,15 @@ mod tests {
     #[test]
     fn integers_sort_numerically() {
         let mut values: Vec<i64> = (-300..300).collect();
-        values.extend([i64::MIN, i64::MIN + 1, i64::MAX, -65536, 65536, 1 << 40, -(1 << 40)]);
+        values.extend([
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+            -65536,
+            65536,
+            1 << 40,
+            -(1 << 40),
+        ]);
         let mut by_bytes = values.clone();
         by_bytes.sort_by_key(|v| pack(&[Element::Int(*v)]));
         values.sort();
