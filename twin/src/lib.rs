@@ -1,12 +1,15 @@
 //! The live-twin domain logic (synchronous): telemetry readings and sensors with explicit unit
 //! conversion ([`reading`]), per-sensor data quality ([`quality`]) and storage ([`store`]):
 //! an ordered key-value model with tenant-prefixed tuple keys, compressed reading blocks, and
-//! an in-memory and an embedded backend.
+//! an in-memory and an embedded backend. [`detect`]: leak, burst, transient and sensor-fault
+//! detectors on residuals. [`risk`]: likelihood of pipe failure (Weibull proportional hazards).
 //!
 //! Estimation, detection and risk come with later issues.
 
+pub mod detect;
 pub mod quality;
 pub mod reading;
+pub mod risk;
 pub mod store;
 
 #[cfg(test)]

@@ -1,94 +1,62 @@
 //! The linear system of one Newton step: a sparse symmetric positive definite matrix over the
-//! junctions, solved with faer's sparse Cholesky factorization.
+//! junctions, solved by Cholesky factorization exactly as EPANET 2.3 solves it.
 //!
-//! The sparsity pattern depends only on which junctions links join, never on link status
-//! (closed links keep a tiny conductance), so the fill-reducing ordering and the symbolic
-//! factorization are computed once per network and reused by every numeric factorization.
-//! Coefficients are assembled directly in the fill-reducing order and in the triangle the
-//! factorization works on, so a numeric factorization copies nothing; all buffers are
-//! allocated up front and assembling and solving allocate nothing.
+//! On networks with parts cut off from every source, closed links keep only a tiny
+//! conductance and the matrix is nearly singular there: the heads, flows and statuses EPANET
+//! reports in those parts are decided by round-off. Matching them needs EPANET's round-off,
+//! so this reproduces its whole pipeline: the adjacency lists in its order (parallel links
+//! merged into the first one), its multiple minimum degree numbering of the junctions
+//! ([`super::ordering`]), the fill-in of the factor with row indices sorted within each
+//! column, and its left-looking column Cholesky (George & Liu's GSFCT/GSSLV) with the same
+//! order of every floating-point operation.
+//!
+//! The sparsity pattern depends only on which junctions links join, never on link status, so
+//! it is analysed once per network. Coefficients are assembled straight into the factor's
+//! storage (in the elimination order), and factorizing and solving allocate nothing.
 
-use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
-use faer::linalg::cholesky::llt::factor::{LltError, LltRegularization};
-use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholesky, SymbolicCholeskyRaw,
-    SymmetricOrdering,
-};
-use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
-use faer::{Conj, MatMut, Par, Side};
+use super::ordering::minimum_degree_order;
 
-/// Why the symbolic analysis of a network's matrix failed (only on exhausted memory or index
-/// overflow, which a water network never comes near).
+/// Why the matrix pattern of a network cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot analyse the network's matrix: {0}")]
-pub struct SymbolicError(String);
-
-/// A symmetric sparsity pattern stored as one triangle in compressed columns (checked once,
-/// here, and then reused without checks).
-struct Pattern(SymbolicSparseColMat<usize>);
-
-impl Pattern {
-    /// The pattern of the diagonal plus `pairs` (distinct, in either order), keeping the
-    /// upper (`row <= col`) or lower triangle.
-    fn new(size: usize, pairs: &[(usize, usize)], side: Side) -> Self {
-        let mut rows_of_column: Vec<Vec<usize>> = (0..size).map(|j| vec![j]).collect();
-        for &(a, b) in pairs {
-            let (row, col) = match side {
-                Side::Upper => (a.min(b), a.max(b)),
-                Side::Lower => (a.max(b), a.min(b)),
-            };
-            rows_of_column[col].push(row);
-        }
-        let mut col_ptr = Vec::with_capacity(size + 1);
-        let mut row_idx = Vec::new();
-        col_ptr.push(0);
-        for rows in &mut rows_of_column {
-            rows.sort_unstable();
-            rows.dedup();
-            row_idx.extend_from_slice(rows);
-            col_ptr.push(row_idx.len());
-        }
-        Self(SymbolicSparseColMat::new_checked(
-            size, size, col_ptr, None, row_idx,
-        ))
-    }
-
-    fn len(&self) -> usize {
-        self.0.row_idx().len()
-    }
-
-    /// The value slot of entry `(a, b)`, which must be in the pattern.
-    fn slot(&self, a: usize, b: usize, side: Side) -> usize {
-        let (row, col) = match side {
-            Side::Upper => (a.min(b), a.max(b)),
-            Side::Lower => (a.max(b), a.min(b)),
-        };
-        let (col_ptr, row_idx) = (self.0.col_ptr(), self.0.row_idx());
-        let start = col_ptr[col];
-        start + row_idx[start..col_ptr[col + 1]].partition_point(|&r| r < row)
-    }
+pub enum SymbolicError {
+    /// A link starts and ends at the same node (EPANET rejects such links when reading).
+    #[error("link {link} starts and ends at the same node")]
+    SelfLoop { link: usize },
 }
 
-/// The junction matrix `A`, its right-hand side `F`, and the reusable factorization.
+/// Marks the end of a list of columns in [`LinearSystem::solve`].
+const NO_COLUMN: usize = usize::MAX;
+
+/// The junction matrix `A`, its right-hand side `F`, and the storage of its factor `L`.
 pub(crate) struct LinearSystem {
-    size: usize,
-    pattern: Pattern,
-    side: Side,
-    /// Lower or upper triangle of `P A P'` (column-major), diagonal included.
-    values: Vec<f64>,
-    /// Position of each junction in the fill-reducing order, and the junction at each position.
+    /// Position of each junction in the elimination order, and the junction at each position.
     position: Vec<usize>,
     junction_at: Vec<usize>,
-    diagonal_slot: Vec<usize>,
-    /// For each link joining two distinct junctions, its off-diagonal slot; parallel links
-    /// share one slot, as EPANET merges them into one coefficient.
-    link_slot: Vec<Option<usize>>,
-    /// Right-hand side in the fill-reducing order, then the solution in junction order.
+    /// Strictly lower part of `L` by column (position), rows ascending within a column:
+    /// the entries of column `c` are `column_start[c]..column_start[c + 1]`.
+    column_start: Vec<usize>,
+    entry_row: Vec<usize>,
+    /// For each entry, the end of the run of entries of its column, from it on, whose rows
+    /// are consecutive: the separators that minimum degree numbers last make long runs,
+    /// whose updates are contiguous slices the compiler vectorizes.
+    run_end: Vec<usize>,
+    /// For each link joining two distinct junctions, its entry in `lower`; parallel links
+    /// share the entry of the first of them, as EPANET merges them into one coefficient.
+    link_entry: Vec<Option<usize>>,
+    /// Diagonal of `A` by position, then of `L`.
+    diagonal: Vec<f64>,
+    /// Off-diagonal coefficients of `A` (zero at fill-in entries), then of `L`.
+    lower: Vec<f64>,
+    /// Right-hand side by position, then the solution by position.
     rhs: Vec<f64>,
+    /// Solution by junction.
     solution: Vec<f64>,
-    symbolic: SymbolicCholesky<usize>,
-    factor_values: Vec<f64>,
-    workspace: MemBuffer,
+    /// Factorization work: updates accumulated for the current column, by row.
+    pending_update: Vec<f64>,
+    /// Factorization work: for each column, the next column in the list of columns that
+    /// still update some later column, and its first entry not yet used.
+    next_column: Vec<usize>,
+    next_entry: Vec<usize>,
 }
 
 impl LinearSystem {
@@ -98,92 +66,53 @@ impl LinearSystem {
         junctions: usize,
         link_ends: impl Iterator<Item = (usize, usize)>,
     ) -> Result<Self, SymbolicError> {
-        let failed = |e: &dyn std::fmt::Debug| SymbolicError(format!("{e:?}"));
         let link_ends: Vec<(usize, usize)> = link_ends.collect();
-        let joins_junctions = |&(a, b): &(usize, usize)| a < junctions && b < junctions && a != b;
-        let pairs: Vec<(usize, usize)> =
-            link_ends.iter().copied().filter(joins_junctions).collect();
-
-        // Fill-reducing order of the junctions.
-        let original = Pattern::new(junctions, &pairs, Side::Upper);
-        let ordering = factorize_symbolic_cholesky(
-            original.0.as_ref(),
-            Side::Upper,
-            SymmetricOrdering::Amd,
-            CholeskySymbolicParams::default(),
-        )
-        .map_err(|e| failed(&e))?;
-        let junction_at: Vec<usize> = match ordering.perm() {
-            Some(perm) => perm.arrays().0.to_vec(),
-            None => (0..junctions).collect(),
-        };
+        let neighbours = junction_neighbours(junctions, &link_ends)?;
+        let junction_at = minimum_degree_order(&neighbours.lists);
         let mut position = vec![0; junctions];
-        for (new, &old) in junction_at.iter().enumerate() {
-            position[old] = new;
+        for (at, &junction) in junction_at.iter().enumerate() {
+            position[junction] = at;
         }
+        let (column_start, entry_row) = factor_pattern(&neighbours.lists, &position, &junction_at);
 
-        // The same matrix in that order, analysed without further reordering, stored in the
-        // triangle the chosen factorization reads.
-        let permuted: Vec<(usize, usize)> = pairs
-            .iter()
-            .map(|&(a, b)| (position[a], position[b]))
-            .collect();
-        let mut pattern = Pattern::new(junctions, &permuted, Side::Upper);
-        let symbolic = factorize_symbolic_cholesky(
-            pattern.0.as_ref(),
-            Side::Upper,
-            SymmetricOrdering::Identity,
-            CholeskySymbolicParams::default(),
-        )
-        .map_err(|e| failed(&e))?;
-        let side = match symbolic.raw() {
-            SymbolicCholeskyRaw::Simplicial(_) => Side::Upper,
-            SymbolicCholeskyRaw::Supernodal(_) => Side::Lower,
+        let entry_of = |a: usize, b: usize| {
+            let (column, row) = (position[a].min(position[b]), position[a].max(position[b]));
+            let start = column_start[column];
+            start + entry_row[start..column_start[column + 1]].partition_point(|&r| r < row)
         };
-        if side == Side::Lower {
-            pattern = Pattern::new(junctions, &permuted, Side::Lower);
-        }
-
-        let diagonal_slot = (0..junctions)
-            .map(|j| pattern.slot(position[j], position[j], side))
-            .collect();
-        let link_slot = link_ends
+        let link_entry = neighbours
+            .merged_into
             .iter()
-            .map(|ends| {
-                joins_junctions(ends)
-                    .then(|| pattern.slot(position[ends.0], position[ends.1], side))
-            })
+            .map(|merged| merged.map(|first| entry_of(link_ends[first].0, link_ends[first].1)))
             .collect();
-        let scratch = StackReq::or(
-            symbolic.factorize_numeric_llt_scratch::<f64>(Par::Seq, Default::default()),
-            symbolic.solve_in_place_scratch::<f64>(1, Par::Seq),
-        );
-        let workspace = MemBuffer::try_new(scratch).map_err(|e| failed(&e))?;
+        let entries = entry_row.len();
+        let run_end = consecutive_runs(&column_start, &entry_row);
         Ok(Self {
-            size: junctions,
-            values: vec![0.0; pattern.len()],
-            pattern,
-            side,
             position,
             junction_at,
-            diagonal_slot,
-            link_slot,
+            column_start,
+            entry_row,
+            run_end,
+            link_entry,
+            diagonal: vec![0.0; junctions],
+            lower: vec![0.0; entries],
             rhs: vec![0.0; junctions],
             solution: vec![0.0; junctions],
-            factor_values: vec![0.0; symbolic.len_val()],
-            symbolic,
-            workspace,
+            pending_update: vec![0.0; junctions],
+            next_column: vec![NO_COLUMN; junctions],
+            next_entry: vec![0; junctions],
         })
     }
 
     /// Zeroes the matrix and the right-hand side.
     pub(crate) fn clear(&mut self) {
-        self.values.fill(0.0);
+        self.diagonal.fill(0.0);
+        self.lower.fill(0.0);
         self.rhs.fill(0.0);
     }
 
     pub(crate) fn add_diagonal(&mut self, junction: usize, value: f64) {
-        self.values[self.diagonal_slot[junction]] += value;
+        self.diagonal[self.position[junction]] += value;
     }
 
     pub(crate) fn add_rhs(&mut self, junction: usize, value: f64) {
@@ -192,56 +121,264 @@ impl LinearSystem {
 
     /// Adds to the off-diagonal coefficient of a link joining two junctions (no-op otherwise).
     pub(crate) fn add_off_diagonal(&mut self, link: usize, value: f64) {
-        if let Some(slot) = self.link_slot[link] {
-            self.values[slot] += value;
+        if let Some(entry) = self.link_entry[link] {
+            self.lower[entry] += value;
         }
     }
 
     /// Factorizes `A` and solves `A x = F`; returns `x` by junction, or the junction whose
     /// pivot was not positive (EPANET's ill-conditioning report).
     pub(crate) fn solve(&mut self) -> Result<&[f64], usize> {
-        if self.size == 0 {
-            return Ok(&self.solution);
+        if let Err(column) = self.factorize() {
+            return Err(self.junction_at[column]);
         }
-        let matrix = SparseColMatRef::new(self.pattern.0.as_ref(), &self.values);
-        let factor = self.symbolic.factorize_numeric_llt(
-            &mut self.factor_values,
-            matrix,
-            self.side,
-            LltRegularization::default(),
-            Par::Seq,
-            MemStack::new(&mut self.workspace),
-            Default::default(),
-        );
-        let factor = match factor {
-            Ok(factor) => factor,
-            Err(LltError::NonPositivePivot { index }) => {
-                return Err(self
-                    .junction_at
-                    .get(index)
-                    .copied()
-                    .unwrap_or(self.size - 1));
-            }
-        };
-        let rhs = MatMut::from_column_major_slice_mut(&mut self.rhs, self.size, 1);
-        factor.solve_in_place_with_conj(
-            Conj::No,
-            rhs,
-            Par::Seq,
-            MemStack::new(&mut self.workspace),
-        );
-        for (junction, &position) in self.position.iter().enumerate() {
-            self.solution[junction] = self.rhs[position];
+        self.substitute();
+        for (solution, &position) in self.solution.iter_mut().zip(&self.position) {
+            *solution = self.rhs[position];
         }
         Ok(&self.solution)
     }
+
+    /// Overwrites `A` with `L` (`A = L L'`), column by column, each column first gathering
+    /// the updates of the earlier columns that reach it; returns the column whose pivot is
+    /// not positive.
+    fn factorize(&mut self) -> Result<(), usize> {
+        let Self {
+            column_start,
+            entry_row,
+            run_end,
+            diagonal,
+            lower,
+            pending_update,
+            next_column,
+            next_entry,
+            ..
+        } = self;
+        // A failed factorization leaves work behind.
+        pending_update.fill(0.0);
+        next_column.fill(NO_COLUMN);
+        for column in 0..diagonal.len() {
+            // Each earlier column `k` whose first unused entry lies in this row updates it.
+            let mut diagonal_update = 0.0;
+            let mut k = next_column[column];
+            while k != NO_COLUMN {
+                let following = next_column[k];
+                let first = next_entry[k];
+                let l_column_k = lower[first];
+                diagonal_update += l_column_k * l_column_k;
+                let rest = first + 1;
+                let end = column_start[k + 1];
+                if rest < end {
+                    next_entry[k] = rest;
+                    let row = entry_row[rest];
+                    next_column[k] = next_column[row];
+                    next_column[row] = k;
+                    for (rows, values) in runs(rest, end, entry_row, run_end, lower) {
+                        for (update, &value) in pending_update[rows].iter_mut().zip(values) {
+                            *update += value * l_column_k;
+                        }
+                    }
+                }
+                k = following;
+            }
+
+            let pivot = diagonal[column] - diagonal_update;
+            if pivot <= 0.0 {
+                return Err(column);
+            }
+            let pivot = pivot.sqrt();
+            diagonal[column] = pivot;
+            let (start, end) = (column_start[column], column_start[column + 1]);
+            if start < end {
+                next_entry[column] = start;
+                let row = entry_row[start];
+                next_column[column] = next_column[row];
+                next_column[row] = column;
+                let mut entry = start;
+                while entry < end {
+                    let run = entry..run_end[entry];
+                    let rows = entry_row[entry]..entry_row[entry] + run.len();
+                    entry = run.end;
+                    for (value, update) in lower[run].iter_mut().zip(&mut pending_update[rows]) {
+                        *value = (*value - *update) / pivot;
+                        *update = 0.0;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Solves `L y = F` then `L' x = y` in place in `rhs`.
+    fn substitute(&mut self) {
+        let Self {
+            column_start,
+            entry_row,
+            run_end,
+            diagonal,
+            lower,
+            rhs,
+            ..
+        } = self;
+        let columns = column_start.windows(2);
+        for (column, bounds) in columns.clone().enumerate() {
+            let value = rhs[column] / diagonal[column];
+            rhs[column] = value;
+            for (rows, values) in runs(bounds[0], bounds[1], entry_row, run_end, lower) {
+                for (target, &l) in rhs[rows].iter_mut().zip(values) {
+                    *target -= l * value;
+                }
+            }
+        }
+        for (column, bounds) in columns.enumerate().rev() {
+            let entries = bounds[0]..bounds[1];
+            let mut value = rhs[column];
+            for (&row, &l) in entry_row[entries.clone()].iter().zip(&lower[entries]) {
+                value -= l * rhs[row];
+            }
+            rhs[column] = value / diagonal[column];
+        }
+    }
+}
+
+/// The entries `start..end` of one column as runs of consecutive rows: each run's rows and
+/// its values.
+fn runs<'a>(
+    start: usize,
+    end: usize,
+    entry_row: &'a [usize],
+    run_end: &'a [usize],
+    values: &'a [f64],
+) -> impl Iterator<Item = (std::ops::Range<usize>, &'a [f64])> + 'a {
+    let mut entry = start;
+    std::iter::from_fn(move || {
+        (entry < end).then(|| {
+            let run = entry..run_end[entry];
+            entry = run.end;
+            let first_row = entry_row[run.start];
+            (first_row..first_row + run.len(), &values[run])
+        })
+    })
+}
+
+/// For each entry, the end of the run of consecutive rows it starts (see
+/// [`LinearSystem::run_end`]).
+fn consecutive_runs(column_start: &[usize], entry_row: &[usize]) -> Vec<usize> {
+    let mut run_end = vec![0; entry_row.len()];
+    for bounds in column_start.windows(2) {
+        let mut end = bounds[1];
+        for entry in (bounds[0]..bounds[1]).rev() {
+            if entry + 1 < bounds[1] && entry_row[entry + 1] != entry_row[entry] + 1 {
+                end = entry + 1;
+            }
+            run_end[entry] = end;
+        }
+    }
+    run_end
+}
+
+/// The junction graph as EPANET's sparse-matrix setup sees it.
+struct JunctionNeighbours {
+    /// Junction neighbours of each junction, most recently added link first.
+    lists: Vec<Vec<usize>>,
+    /// For each link joining two distinct junctions, the first link joining the same pair.
+    merged_into: Vec<Option<usize>>,
+}
+
+/// Builds EPANET's adjacency lists: links in file order, each new neighbour put in front of
+/// a node's list, a link parallel to an earlier one (same end nodes, either direction)
+/// merged into it rather than listed.
+fn junction_neighbours(
+    junctions: usize,
+    link_ends: &[(usize, usize)],
+) -> Result<JunctionNeighbours, SymbolicError> {
+    let nodes = link_ends
+        .iter()
+        .map(|&(a, b)| a.max(b) + 1)
+        .max()
+        .unwrap_or(0)
+        .max(junctions);
+    // (neighbour, first link to it), in the order links were added.
+    let mut adjacent: Vec<Vec<(usize, usize)>> = vec![Vec::new(); nodes];
+    let mut merged_into = Vec::with_capacity(link_ends.len());
+    for (link, &(a, b)) in link_ends.iter().enumerate() {
+        if a == b {
+            return Err(SymbolicError::SelfLoop { link });
+        }
+        let first = match adjacent[a].iter().find(|&&(node, _)| node == b) {
+            Some(&(_, first)) => first,
+            None => {
+                adjacent[a].push((b, link));
+                adjacent[b].push((a, link));
+                link
+            }
+        };
+        merged_into.push((a < junctions && b < junctions).then_some(first));
+    }
+    let lists = adjacent
+        .iter()
+        .take(junctions)
+        .map(|list| {
+            list.iter()
+                .rev()
+                .map(|&(node, _)| node)
+                .filter(|&node| node < junctions)
+                .collect()
+        })
+        .collect();
+    Ok(JunctionNeighbours { lists, merged_into })
+}
+
+/// The pattern of the strictly lower part of `L` in the elimination order, as column starts
+/// and row indices ascending within each column: a column's rows are its later neighbours
+/// plus the rows of the columns it absorbs in the elimination tree.
+fn factor_pattern(
+    neighbours: &[Vec<usize>],
+    position: &[usize],
+    junction_at: &[usize],
+) -> (Vec<usize>, Vec<usize>) {
+    let size = junction_at.len();
+    let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); size];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); size];
+    let mut seen_in = vec![usize::MAX; size];
+    for column in 0..size {
+        let mut rows = Vec::new();
+        let later_neighbours = neighbours[junction_at[column]]
+            .iter()
+            .map(|&node| position[node])
+            .filter(|&row| row > column);
+        let from_children = children[column]
+            .iter()
+            .flat_map(|&child| rows_of[child].iter().copied())
+            .filter(|&row| row != column);
+        for row in later_neighbours.chain(from_children) {
+            if seen_in[row] != column {
+                seen_in[row] = column;
+                rows.push(row);
+            }
+        }
+        rows.sort_unstable();
+        if let Some(&parent) = rows.first() {
+            children[parent].push(column);
+        }
+        rows_of[column] = rows;
+    }
+    let mut column_start = Vec::with_capacity(size + 1);
+    column_start.push(0);
+    let mut entry_row = Vec::new();
+    for rows in &rows_of {
+        entry_row.extend_from_slice(rows);
+        column_start.push(entry_row.len());
+    }
+    (column_start, entry_row)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A chain of three junctions: 0 - 1 - 2, with link 3 from junction 2 to a fixed node.
+    /// A chain of three junctions: 0 - 1 - 2, with link 2 from junction 2 to a fixed node
+    /// and link 3 parallel to link 0.
     fn chain() -> LinearSystem {
         LinearSystem::new(3, [(0, 1), (1, 2), (2, 3), (1, 0)].into_iter()).unwrap()
     }
@@ -296,6 +433,122 @@ mod tests {
         system.add_diagonal(0, 1.0);
         system.add_diagonal(1, -1.0);
         system.add_diagonal(2, 1.0);
-        assert!(system.solve().is_err());
+        assert_eq!(system.solve(), Err(1));
+        // A later, well-posed system still solves after the failed factorization.
+        system.clear();
+        for row in 0..3 {
+            system.add_diagonal(row, 4.0);
+            system.add_rhs(row, 4.0);
+        }
+        assert_eq!(system.solve(), Ok(&[1.0, 1.0, 1.0][..]));
+    }
+
+    #[test]
+    fn rejects_a_self_loop() {
+        let result = LinearSystem::new(2, [(0, 1), (1, 1)].into_iter());
+        assert_eq!(result.err(), Some(SymbolicError::SelfLoop { link: 1 }));
+    }
+
+    /// A 5 x 5 grid with a diagonal-dominant Laplacian: fill-in appears, and the solution
+    /// must match a dense solve.
+    #[test]
+    fn solves_a_grid_with_fill_in() {
+        let side = 5;
+        let mut links = Vec::new();
+        for r in 0..side {
+            for c in 0..side {
+                let node = r * side + c;
+                if c + 1 < side {
+                    links.push((node, node + 1));
+                }
+                if r + 1 < side {
+                    links.push((node, node + side));
+                }
+            }
+        }
+        let n = side * side;
+        let mut system = LinearSystem::new(n, links.iter().copied()).unwrap();
+        let mut dense = vec![vec![0.0; n]; n];
+        system.clear();
+        for (k, &(a, b)) in links.iter().enumerate() {
+            let p = 1.0 + (k % 3) as f64;
+            system.add_off_diagonal(k, -p);
+            system.add_diagonal(a, p);
+            system.add_diagonal(b, p);
+            dense[a][b] -= p;
+            dense[b][a] -= p;
+            dense[a][a] += p;
+            dense[b][b] += p;
+        }
+        let expected: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 3.0).collect();
+        for (i, row) in dense.iter_mut().enumerate() {
+            system.add_diagonal(i, 0.1);
+            row[i] += 0.1;
+            let f: f64 = row.iter().zip(&expected).map(|(a, x)| a * x).sum();
+            system.add_rhs(i, f);
+        }
+        let x = system.solve().unwrap();
+        for (got, want) in x.iter().zip(&expected) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+    }
+    /// Times factorization + solve on the benchmark networks' matrices and on a large grid
+    /// (`cargo test --release -p hydraulics --lib factorization_speed -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn factorization_speed() {
+        let networks =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/networks");
+        let mut cases: Vec<(String, usize, Vec<(usize, usize)>)> = Vec::new();
+        for name in ["Net6", "MICROPOLIS_v1", "BWSN_Network_1"] {
+            let model = crate::inp::read_file(&networks.join(format!("{name}.inp"))).unwrap();
+            let network = crate::solver::compile(&model).unwrap();
+            let ends = network.links.iter().map(|l| (l.from, l.to)).collect();
+            cases.push((name.to_string(), network.junctions, ends));
+        }
+        let side = 316;
+        let mut grid = Vec::new();
+        for r in 0..side {
+            for c in 0..side {
+                let node = r * side + c;
+                if c + 1 < side {
+                    grid.push((node, node + 1));
+                }
+                if r + 1 < side {
+                    grid.push((node, node + side));
+                }
+            }
+        }
+        cases.push((format!("grid {side}x{side}"), side * side, grid));
+        for (name, junctions, ends) in cases {
+            let mut system = LinearSystem::new(junctions, ends.iter().copied()).unwrap();
+            let repeats = if junctions > 50_000 { 5 } else { 500 };
+            let started = std::time::Instant::now();
+            for _ in 0..repeats {
+                system.clear();
+                for (k, &(a, b)) in ends.iter().enumerate() {
+                    let p = 1.0 + (k % 7) as f64;
+                    system.add_off_diagonal(k, -p);
+                    for node in [a, b] {
+                        if node < junctions {
+                            system.add_diagonal(node, p);
+                            system.add_rhs(node, 1.0);
+                        }
+                    }
+                }
+                for junction in 0..junctions {
+                    system.add_diagonal(junction, 1e-3);
+                }
+                assert!(system.solve().is_ok());
+            }
+            let per_solve = started.elapsed() / repeats;
+            println!(
+                "{name}: {junctions} junctions, {} entries in L, {per_solve:?} per assembly + solve",
+                system.entry_row.len()
+            );
+            let runs = system.run_end.iter().enumerate().filter(|&(i, &e)| i == 0 || system.run_end[i - 1] != e).count();
+            let long: usize = (0..system.entry_row.len()).map(|i| system.run_end[i] - i).sum();
+            println!("runs {runs}, mean remaining run length per entry {}", long as f64 / system.entry_row.len() as f64);
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The hydraulic solver: Global Gradient Algorithm (Todini-Pilati) as EPANET 2.3 runs it.
 //!
 //! - `compile`: model (file units) to [`data::HydNetwork`] (internal units).
-//! - `linear`: sparse Cholesky (faer), symbolic factorization once per network.
+//! - `linear`, `ordering`: EPANET's sparse Cholesky and minimum degree ordering, analysed
+//!   once per network.
 //! - `coeffs`, `newton`, `status`: one hydraulic solve (EPANET's `hydsolve`).
 //! - `eps`: extended period simulation: patterns, time steps, results per step.
 //! - `tanks`, `controls`: tank levels and simple controls between periods.
@@ -17,6 +18,7 @@ mod curves;
 mod eps;
 mod linear;
 mod newton;
+mod ordering;
 mod rules;
 mod status;
 mod tanks;

@@ -91,7 +91,6 @@ impl Solver {
         let mut converged = false;
         let mut ill_conditioned_node = None;
         while iteration <= max_trials {
-            headloss_coeffs(network, state, work);
             matrix_coeffs(network, state, work, system);
             match system.solve() {
                 Ok(heads) => state.head[..junctions].copy_from_slice(heads),
@@ -186,14 +185,14 @@ fn new_flows(network: &HydNetwork, state: &mut HydState, work: &mut Workspace) -
     let mut update = FlowUpdate::default();
 
     state.node_demand[junctions..].fill(0.0);
-    for (k, link) in network.links.iter().enumerate() {
+    for (k, link) in work.links.iter().enumerate() {
         let (n1, n2) = (link.from, link.to);
         let dh = state.head[n1] - state.head[n2];
         let mut dq = (work.y[k] - work.p[k] * dh) * relax;
         // A constant-power pump's flow must stay positive.
         if link.link_type == LinkType::Pump
             && dq > state.flow[k]
-            && link
+            && network.links[k]
                 .pump
                 .and_then(|p| network.pumps.get(p))
                 .is_some_and(|p| p.pump_type == PumpType::ConstHp)
@@ -212,11 +211,8 @@ fn new_flows(network: &HydNetwork, state: &mut HydState, work: &mut Workspace) -
         }
     }
 
-    for i in 0..junctions {
+    for &i in &work.emitters {
         let node = &network.nodes[i];
-        if node.emitter_coeff == 0.0 {
-            continue;
-        }
         let (hloss, hgrad) = emitter_headloss(network, i, state.emitter_flow[i]);
         let dh = state.head[i] - node.elevation;
         let dq = (hloss - dh) / hgrad * relax;
