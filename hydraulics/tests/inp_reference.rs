@@ -2,39 +2,13 @@
 //! types and the options EPANET reports (`shared/reference/<name>.steady.json`).
 
 use hydraulics::inp::read_file;
-use hydraulics::model::{
-    DemandModel, HeadlossFormula, LinkKind, Network, NodeKind, PipeStatus, ValveType,
-};
+use hydraulics::model::{DemandModel, HeadlossFormula};
+use hydraulics::results::{link_type, node_type};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
-
-fn node_type(net: &Network, i: usize) -> &'static str {
-    match net.nodes[i].kind {
-        NodeKind::Junction(_) => "JUNCTION",
-        NodeKind::Reservoir(_) => "RESERVOIR",
-        NodeKind::Tank(_) => "TANK",
-    }
-}
-
-fn link_type(net: &Network, i: usize) -> &'static str {
-    match &net.links[i].kind {
-        LinkKind::Pipe(p) if p.status == PipeStatus::CheckValve => "CVPIPE",
-        LinkKind::Pipe(_) => "PIPE",
-        LinkKind::Pump(_) => "PUMP",
-        LinkKind::Valve(v) => match v.valve_type {
-            ValveType::Prv => "PRV",
-            ValveType::Psv => "PSV",
-            ValveType::Pbv => "PBV",
-            ValveType::Fcv => "FCV",
-            ValveType::Tcv => "TCV",
-            ValveType::Gpv => "GPV",
-            ValveType::Pcv => "PCV",
-        },
-    }
 }
 
 fn strings(v: &Value) -> Vec<&str> {
@@ -64,9 +38,9 @@ fn order_ids_types_and_options_match_epanet() {
         assert_eq!(node_ids, strings(&r["node_ids"]), "{name}: node order");
         let link_ids: Vec<&str> = net.links.iter().map(|l| l.id.as_str()).collect();
         assert_eq!(link_ids, strings(&r["link_ids"]), "{name}: link order");
-        let node_types: Vec<&str> = (0..net.nodes.len()).map(|i| node_type(&net, i)).collect();
+        let node_types: Vec<&str> = net.nodes.iter().map(|n| node_type(&n.kind)).collect();
         assert_eq!(node_types, strings(&r["node_types"]), "{name}: node types");
-        let link_types: Vec<&str> = (0..net.links.len()).map(|i| link_type(&net, i)).collect();
+        let link_types: Vec<&str> = net.links.iter().map(|l| link_type(&l.kind)).collect();
         assert_eq!(link_types, strings(&r["link_types"]), "{name}: link types");
 
         let o = &r["options"];
