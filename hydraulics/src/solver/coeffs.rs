@@ -349,16 +349,16 @@ fn link_coeff(
     let flow = state.flow[k];
     let status = state.status[k];
     let options = &network.options;
-    match terms.law {
+    match &terms.law {
         PipeLaw::Power {
             hexp_resistance,
             minor_loss,
-        } => return power_law_coeff(options, hexp_resistance, minor_loss, flow, status),
+        } => return power_law_coeff(options, *hexp_resistance, *minor_loss, flow, status),
         PipeLaw::DarcyWeisbach(pipe) => {
             if status.is_closed() {
                 return closed_coeff(flow);
             }
-            return darcy_weisbach_coeff(&pipe, flow);
+            return darcy_weisbach_coeff(pipe, flow);
         }
         PipeLaw::NotPipe => {}
     }
@@ -605,24 +605,15 @@ fn link_matrix_coeffs(
     system: &mut LinearSystem,
 ) {
     let junctions = network.junctions;
-    // Large networks compute the coefficients first, on several threads; the others in the
-    // same pass as the assembly, reading each link's data once.
-    let precomputed = work.links.len() >= PARALLEL_MIN_LINKS;
-    if precomputed {
-        headloss_coeffs(network, state, work);
-    }
+    // The coefficients first, in a pass of their own (shared out over threads on large
+    // networks): their long chains of divisions overlap better without the scattered
+    // updates of the assembly in the same loop.
+    headloss_coeffs(network, state, work);
     let (diagonal, rhs) = (&mut work.link_diagonal, &mut work.link_rhs);
     diagonal.fill(0.0);
     rhs.fill(0.0);
     for (k, terms) in work.links.iter().enumerate() {
-        let (p, y) = if precomputed {
-            (work.p[k], work.y[k])
-        } else {
-            let (p, y) = link_coeff(network, terms, state, k, work.y[k]);
-            work.p[k] = p;
-            work.y[k] = y;
-            (p, y)
-        };
+        let (p, y) = (work.p[k], work.y[k]);
         if p == 0.0 {
             continue;
         }

@@ -139,6 +139,65 @@ struct Simulation<'a> {
     halting: bool,
     checker: WarningChecker,
     warnings: WarningLog,
+    demands: DemandTable,
+}
+
+/// Every junction's demands in one contiguous table, with the pattern factors of the current
+/// period worked out once per period: setting the demands then streams through two arrays
+/// instead of visiting each junction's own list.
+struct DemandTable {
+    /// Base demand (cfs) and index into `factors` of each demand, junction after junction.
+    base: Vec<f64>,
+    factor_index: Vec<usize>,
+    /// Where each junction's demands end in `base`.
+    junction_end: Vec<usize>,
+    /// Each pattern's factor for the current period, then 1.0 for demands without a pattern.
+    factors: Vec<f64>,
+}
+
+impl DemandTable {
+    fn new(network: &HydNetwork) -> Self {
+        let patterns = network.patterns.len();
+        let junctions = &network.nodes[..network.junctions];
+        let demands = || junctions.iter().flat_map(|node| &node.demands);
+        let mut end = 0;
+        Self {
+            base: demands().map(|demand| demand.base).collect(),
+            factor_index: demands()
+                .map(|demand| Self::factor_index(patterns, demand.pattern))
+                .collect(),
+            junction_end: junctions
+                .iter()
+                .map(|node| {
+                    end += node.demands.len();
+                    end
+                })
+                .collect(),
+            factors: vec![1.0; patterns + 1],
+        }
+    }
+
+    /// Where the factor of `pattern` is kept, with `patterns` patterns (a missing pattern
+    /// counts as none).
+    fn factor_index(patterns: usize, pattern: Option<usize>) -> usize {
+        pattern.filter(|&p| p < patterns).unwrap_or(patterns)
+    }
+
+    /// The current period's factor of `pattern` (1.0 without one).
+    fn factor(&self, pattern: Option<usize>) -> f64 {
+        self.factors[Self::factor_index(self.factors.len() - 1, pattern)]
+    }
+
+    /// Looks up each pattern's factor for pattern period `period` (1.0 for an empty pattern).
+    fn set_period(&mut self, network: &HydNetwork, period: usize) {
+        for (factor, pattern) in self.factors.iter_mut().zip(&network.patterns) {
+            *factor = if pattern.is_empty() {
+                1.0
+            } else {
+                pattern[period % pattern.len()]
+            };
+        }
+    }
 }
 
 impl<'a> Simulation<'a> {
@@ -150,6 +209,7 @@ impl<'a> Simulation<'a> {
             halting: false,
             checker: WarningChecker::new(network),
             warnings: WarningLog::default(),
+            demands: DemandTable::new(network),
         }
     }
 
@@ -245,19 +305,19 @@ impl<'a> Simulation<'a> {
     fn set_demands(&mut self) {
         let network = self.network;
         let period = self.clock.pattern_period();
-        let multiplier = |pattern: Option<usize>| -> f64 {
-            pattern
-                .and_then(|p| network.patterns.get(p))
-                .filter(|factors| !factors.is_empty())
-                .map_or(1.0, |factors| factors[period % factors.len()])
-        };
         let demand_multiplier = network.options.demand_multiplier;
+        self.demands.set_period(network, period);
+        let demands = &self.demands;
         let state = &mut self.state;
         state.system_demand = 0.0;
-        for node in 0..network.junctions {
+        let mut start = 0;
+        for (node, &end) in demands.junction_end.iter().enumerate() {
             let mut total = 0.0;
-            for demand in &network.nodes[node].demands {
-                let flow = demand.base * multiplier(demand.pattern) * demand_multiplier;
+            for (base, &factor) in demands.base[start..end]
+                .iter()
+                .zip(&demands.factor_index[start..end])
+            {
+                let flow = base * demands.factors[factor] * demand_multiplier;
                 if flow > 0.0 {
                     state.system_demand += flow;
                 }
@@ -265,16 +325,18 @@ impl<'a> Simulation<'a> {
             }
             state.node_demand[node] = total;
             state.demand_flow[node] = total;
+            start = end;
         }
         for tank in network.tanks.iter().filter(|t| t.is_reservoir()) {
             if tank.pattern.is_some() {
                 state.head[tank.node] =
-                    network.nodes[tank.node].elevation * multiplier(tank.pattern);
+                    network.nodes[tank.node].elevation * demands.factor(tank.pattern);
             }
         }
         for pump in &network.pumps {
             if pump.speed_pattern.is_some() {
-                set_link_setting(network, state, pump.link, multiplier(pump.speed_pattern));
+                let speed = demands.factor(pump.speed_pattern);
+                set_link_setting(network, state, pump.link, speed);
             }
         }
     }

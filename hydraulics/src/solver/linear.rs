@@ -24,7 +24,11 @@ pub enum SymbolicError {
     SelfLoop { link: usize },
 }
 
-/// Marks the end of a list of columns in [`LinearSystem::solve`].
+/// Shortest dense tail worth a contiguous update (shorter ones keep the scattered loop,
+/// whose branch then stays predictable on water networks' short columns).
+const DENSE_TAIL_MIN: usize = 8;
+
+/// Ends a list of columns in the factorization's work arrays.
 const NO_COLUMN: usize = usize::MAX;
 
 /// The junction matrix `A`, its right-hand side `F`, and the storage of its factor `L`.
@@ -36,10 +40,12 @@ pub(crate) struct LinearSystem {
     /// the entries of column `c` are `column_start[c]..column_start[c + 1]`.
     column_start: Vec<usize>,
     entry_row: Vec<usize>,
-    /// For each entry, the end of the run of entries of its column, from it on, whose rows
-    /// are consecutive: the separators that minimum degree numbers last make long runs,
-    /// whose updates are contiguous slices the compiler vectorizes.
-    run_end: Vec<usize>,
+    /// For each entry, whether it starts a dense tail of its column: at least
+    /// [`DENSE_TAIL_MIN`] entries to the column's end, in consecutive rows. The separators
+    /// that minimum degree numbers last make such tails; their updates are contiguous slices
+    /// the compiler vectorizes, with the same arithmetic, element by element, as the
+    /// scattered updates.
+    dense_tail: Vec<bool>,
     /// For each link joining two distinct junctions, its entry in `lower`; parallel links
     /// share the entry of the first of them, as EPANET merges them into one coefficient.
     link_entry: Vec<Option<usize>>,
@@ -86,13 +92,13 @@ impl LinearSystem {
             .map(|merged| merged.map(|first| entry_of(link_ends[first].0, link_ends[first].1)))
             .collect();
         let entries = entry_row.len();
-        let run_end = consecutive_runs(&column_start, &entry_row);
+        let dense_tail = dense_tails(&column_start, &entry_row);
         Ok(Self {
             position,
             junction_at,
             column_start,
             entry_row,
-            run_end,
+            dense_tail,
             link_entry,
             diagonal: vec![0.0; junctions],
             lower: vec![0.0; entries],
@@ -111,10 +117,12 @@ impl LinearSystem {
         self.rhs.fill(0.0);
     }
 
+    /// Adds to the diagonal coefficient of a junction.
     pub(crate) fn add_diagonal(&mut self, junction: usize, value: f64) {
         self.diagonal[self.position[junction]] += value;
     }
 
+    /// Adds to the right-hand side of a junction's equation.
     pub(crate) fn add_rhs(&mut self, junction: usize, value: f64) {
         self.rhs[self.position[junction]] += value;
     }
@@ -146,7 +154,7 @@ impl LinearSystem {
         let Self {
             column_start,
             entry_row,
-            run_end,
+            dense_tail,
             diagonal,
             lower,
             pending_update,
@@ -173,11 +181,12 @@ impl LinearSystem {
                     let row = entry_row[rest];
                     next_column[k] = next_column[row];
                     next_column[row] = k;
-                    for (rows, values) in runs(rest, end, entry_row, run_end, lower) {
-                        for (update, &value) in pending_update[rows].iter_mut().zip(values) {
-                            *update += value * l_column_k;
-                        }
-                    }
+                    let column_k = Column {
+                        rows: &entry_row[rest..end],
+                        values: &lower[rest..end],
+                        dense: dense_tail[rest],
+                    };
+                    column_k.add_scaled_to(pending_update, l_column_k);
                 }
                 k = following;
             }
@@ -194,14 +203,18 @@ impl LinearSystem {
                 let row = entry_row[start];
                 next_column[column] = next_column[row];
                 next_column[row] = column;
-                let mut entry = start;
-                while entry < end {
-                    let run = entry..run_end[entry];
-                    let rows = entry_row[entry]..entry_row[entry] + run.len();
-                    entry = run.end;
-                    for (value, update) in lower[run].iter_mut().zip(&mut pending_update[rows]) {
+                if dense_tail[start] {
+                    let rows = row..row + (end - start);
+                    for (value, update) in
+                        lower[start..end].iter_mut().zip(&mut pending_update[rows])
+                    {
                         *value = (*value - *update) / pivot;
                         *update = 0.0;
+                    }
+                } else {
+                    for (&row, value) in entry_row[start..end].iter().zip(&mut lower[start..end]) {
+                        *value = (*value - pending_update[row]) / pivot;
+                        pending_update[row] = 0.0;
                     }
                 }
             }
@@ -214,7 +227,7 @@ impl LinearSystem {
         let Self {
             column_start,
             entry_row,
-            run_end,
+            dense_tail,
             diagonal,
             lower,
             rhs,
@@ -224,10 +237,15 @@ impl LinearSystem {
         for (column, bounds) in columns.clone().enumerate() {
             let value = rhs[column] / diagonal[column];
             rhs[column] = value;
-            for (rows, values) in runs(bounds[0], bounds[1], entry_row, run_end, lower) {
-                for (target, &l) in rhs[rows].iter_mut().zip(values) {
-                    *target -= l * value;
-                }
+            let entries = bounds[0]..bounds[1];
+            if let Some(&dense) = dense_tail.get(entries.start) {
+                let column = Column {
+                    rows: &entry_row[entries.clone()],
+                    values: &lower[entries],
+                    dense,
+                };
+                // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
+                column.add_scaled_to(rhs, -value);
             }
         }
         for (column, bounds) in columns.enumerate().rev() {
@@ -241,40 +259,48 @@ impl LinearSystem {
     }
 }
 
-/// The entries `start..end` of one column as runs of consecutive rows: each run's rows and
-/// its values.
-fn runs<'a>(
-    start: usize,
-    end: usize,
-    entry_row: &'a [usize],
-    run_end: &'a [usize],
+/// Some entries of one column of `L`.
+struct Column<'a> {
+    rows: &'a [usize],
     values: &'a [f64],
-) -> impl Iterator<Item = (std::ops::Range<usize>, &'a [f64])> + 'a {
-    let mut entry = start;
-    std::iter::from_fn(move || {
-        (entry < end).then(|| {
-            let run = entry..run_end[entry];
-            entry = run.end;
-            let first_row = entry_row[run.start];
-            (first_row..first_row + run.len(), &values[run])
-        })
-    })
+    /// The rows are consecutive (a dense tail).
+    dense: bool,
 }
 
-/// For each entry, the end of the run of consecutive rows it starts (see
-/// [`LinearSystem::run_end`]).
-fn consecutive_runs(column_start: &[usize], entry_row: &[usize]) -> Vec<usize> {
-    let mut run_end = vec![0; entry_row.len()];
-    for bounds in column_start.windows(2) {
-        let mut end = bounds[1];
-        for entry in (bounds[0]..bounds[1]).rev() {
-            if entry + 1 < bounds[1] && entry_row[entry + 1] != entry_row[entry] + 1 {
-                end = entry + 1;
+impl Column<'_> {
+    /// `target[row] += value * factor` for each entry, as one contiguous slice when dense.
+    fn add_scaled_to(&self, target: &mut [f64], factor: f64) {
+        match (self.dense, self.rows.first()) {
+            (true, Some(&first_row)) => {
+                let rows = first_row..first_row + self.rows.len();
+                for (target, &value) in target[rows].iter_mut().zip(self.values) {
+                    *target += value * factor;
+                }
             }
-            run_end[entry] = end;
+            _ => {
+                for (&row, &value) in self.rows.iter().zip(self.values) {
+                    target[row] += value * factor;
+                }
+            }
         }
     }
-    run_end
+}
+
+/// For each entry, whether it starts a dense tail (see [`LinearSystem::dense_tail`]).
+fn dense_tails(column_start: &[usize], entry_row: &[usize]) -> Vec<bool> {
+    let mut dense = vec![false; entry_row.len()];
+    for bounds in column_start.windows(2) {
+        let end = bounds[1];
+        // Entries from this one to the column's end, if their rows are consecutive, else 0.
+        let mut tail = 0;
+        for entry in (bounds[0]..end).rev() {
+            let joins =
+                entry + 1 == end || (tail > 0 && entry_row[entry + 1] == entry_row[entry] + 1);
+            tail = if joins { tail + 1 } else { 0 };
+            dense[entry] = tail >= DENSE_TAIL_MIN;
+        }
+    }
+    dense
 }
 
 /// The junction graph as EPANET's sparse-matrix setup sees it.
@@ -499,7 +525,9 @@ mod tests {
     fn factorization_speed() {
         let networks =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/networks");
-        let mut cases: Vec<(String, usize, Vec<(usize, usize)>)> = Vec::new();
+        /// A matrix pattern: its name, junction count and link ends.
+        type Case = (String, usize, Vec<(usize, usize)>);
+        let mut cases: Vec<Case> = Vec::new();
         for name in ["Net6", "MICROPOLIS_v1", "BWSN_Network_1"] {
             let model = crate::inp::read_file(&networks.join(format!("{name}.inp"))).unwrap();
             let network = crate::solver::compile(&model).unwrap();
@@ -546,9 +574,6 @@ mod tests {
                 "{name}: {junctions} junctions, {} entries in L, {per_solve:?} per assembly + solve",
                 system.entry_row.len()
             );
-            let runs = system.run_end.iter().enumerate().filter(|&(i, &e)| i == 0 || system.run_end[i - 1] != e).count();
-            let long: usize = (0..system.entry_row.len()).map(|i| system.run_end[i] - i).sum();
-            println!("runs {runs}, mean remaining run length per entry {}", long as f64 / system.entry_row.len() as f64);
         }
     }
 }

@@ -121,13 +121,24 @@ fn link_keyword(link_type: LinkType) -> &'static str {
     }
 }
 
+/// A link seen from one of its end nodes.
+#[derive(Debug, Clone, Copy)]
+struct Neighbour {
+    link: usize,
+    /// The node at the link's other end.
+    node: usize,
+    /// The link is a check valve, PRV or PSV whose upstream end is `node`: water cannot reach
+    /// `node` through it (worked out once, so the search per period reads no link records).
+    enters_upstream_end: bool,
+}
+
 /// Finds the warning conditions of a solved period, as EPANET checks them.
 ///
 /// Keeps the network's adjacency lists (in EPANET's order, which decides which closed link a
 /// disconnection is blamed on) and the work arrays of the connectivity search between periods.
 pub(crate) struct WarningChecker {
-    /// For each node, (link, node at its other end), most recently added link first.
-    adjacency: Vec<Vec<(usize, usize)>>,
+    /// For each node, its links, most recently added link first.
+    adjacency: Vec<Vec<Neighbour>>,
     /// 0 unreached, 1 reached from a source, 2 visited while looking for the closed link.
     marks: Vec<u8>,
     queue: Vec<usize>,
@@ -139,8 +150,17 @@ impl WarningChecker {
     pub(crate) fn new(network: &HydNetwork) -> Self {
         let mut adjacency = vec![Vec::new(); network.nodes.len()];
         for (index, link) in network.links.iter().enumerate() {
-            adjacency[link.from].push((index, link.to));
-            adjacency[link.to].push((index, link.from));
+            let one_way = matches!(
+                link.link_type,
+                LinkType::CvPipe | LinkType::Prv | LinkType::Psv
+            );
+            for (end, other) in [(link.from, link.to), (link.to, link.from)] {
+                adjacency[end].push(Neighbour {
+                    link: index,
+                    node: other,
+                    enters_upstream_end: one_way && other == link.from,
+                });
+            }
         }
         for neighbours in &mut adjacency {
             neighbours.reverse();
@@ -228,7 +248,7 @@ impl WarningChecker {
                 self.marks[node] = 1;
             }
         }
-        self.mark_reachable(network, state);
+        self.mark_reachable(state);
 
         let mut count = 0;
         // The search for the closed link starts from the last unreached junction, with
@@ -257,23 +277,17 @@ impl WarningChecker {
 
     /// Marks every node reached from the queued sources through links that are not closed,
     /// entering check valves, PRVs and PSVs only at their upstream end.
-    fn mark_reachable(&mut self, network: &HydNetwork, state: &HydState) {
+    fn mark_reachable(&mut self, state: &HydState) {
         let mut next = 0;
         while next < self.queue.len() {
             let node = self.queue[next];
             next += 1;
-            for &(link, other) in &self.adjacency[node] {
-                if self.marks[other] != 0 {
+            for neighbour in &self.adjacency[node] {
+                let other = neighbour.node;
+                if self.marks[other] != 0 || neighbour.enters_upstream_end {
                     continue;
                 }
-                let one_way = matches!(
-                    network.links[link].link_type,
-                    LinkType::CvPipe | LinkType::Prv | LinkType::Psv
-                );
-                if one_way && other == network.links[link].from {
-                    continue;
-                }
-                if !state.status[link].is_closed() {
+                if !state.status[neighbour.link].is_closed() {
                     self.marks[other] = 1;
                     self.queue.push(other);
                 }
@@ -296,20 +310,20 @@ impl WarningChecker {
         self.marks[start] = 2;
         while let Some(frame) = self.stack.last_mut() {
             let (node, position) = *frame;
-            let Some(&(link, other)) = self.adjacency[node].get(position) else {
+            let Some(&neighbour) = self.adjacency[node].get(position) else {
                 self.stack.pop();
                 continue;
             };
             frame.1 += 1;
-            match self.marks[other] {
+            match self.marks[neighbour.node] {
                 2 => {}
                 1 => {
-                    log.record(network, WarningKind::ClosedLink(link), t);
+                    log.record(network, WarningKind::ClosedLink(neighbour.link), t);
                     return;
                 }
                 _ => {
-                    self.marks[other] = 2;
-                    self.stack.push((other, 0));
+                    self.marks[neighbour.node] = 2;
+                    self.stack.push((neighbour.node, 0));
                 }
             }
         }
