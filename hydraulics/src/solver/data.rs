@@ -30,7 +30,10 @@ pub enum LinkType {
 
 impl LinkType {
     pub fn is_valve(self) -> bool {
-        matches!(self, Self::Prv | Self::Psv | Self::Pbv | Self::Fcv | Self::Tcv | Self::Gpv | Self::Pcv)
+        matches!(
+            self,
+            Self::Prv | Self::Psv | Self::Pbv | Self::Fcv | Self::Tcv | Self::Gpv | Self::Pcv
+        )
     }
     pub fn is_pipe(self) -> bool {
         matches!(self, Self::CvPipe | Self::Pipe)
