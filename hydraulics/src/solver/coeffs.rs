@@ -22,6 +22,12 @@ const TINY: f64 = 1.0e-6;
 /// 8 / (g pi^2).
 pub(crate) const MINOR_LOSS_FACTOR: f64 = 0.02517;
 
+/// A minor loss coefficient `km` (velocity head basis) of a link of diameter `d` ft in
+/// `head = km q^2` form, divided by d squared twice as EPANET does (same rounding).
+pub(crate) fn minor_loss_per_flow_squared(km: f64, d: f64) -> f64 {
+    MINOR_LOSS_FACTOR * km / (d * d) / (d * d)
+}
+
 // Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
 /// 1000 pi: Reynolds number 4000 in units of `q / (viscosity * d)`.
 const RE_TURBULENT: f64 = 3141.5926535897934;
@@ -370,10 +376,11 @@ fn link_coeff(
         LinkType::Pump => pump_coeff(network, link, flow, status, setting),
         LinkType::Pbv => pbv_coeff(link, flow, status, setting, rqtol),
         LinkType::Tcv => {
+            let d_squared = link.diameter * link.diameter;
             let km = if setting == MISSING {
                 link.minor_loss
             } else {
-                MINOR_LOSS_FACTOR * setting / link.diameter.powi(4)
+                MINOR_LOSS_FACTOR * setting / (d_squared * d_squared)
             };
             valve_coeff(km, flow, status, rqtol)
         }
@@ -497,10 +504,11 @@ fn pump_coeff(
             // The curve's segment at the speed-adjusted flow, as a head loss.
             let (h0, r) = segment(&curve.x, &curve.y, q / setting);
             let hgrad = -r * setting;
-            (-h0 * setting * setting + hgrad * flow, hgrad)
+            (-h0 * (setting * setting) + hgrad * flow, hgrad)
         }
         PumpType::ConstHp => {
-            let r = pump.r * setting.powi(3);
+            // 2 - n with EPANET's exponent -1 of a constant power pump.
+            let r = pump.r * setting.powf(3.0);
             let hgrad = -r / q / q;
             if hgrad > CBIG {
                 return closed_coeff(flow);

@@ -4,7 +4,7 @@
 
 use std::f64::consts::PI;
 
-use super::coeffs::{pcv_loss_coeff, CBIG, CSMALL, MINOR_LOSS_FACTOR};
+use super::coeffs::{minor_loss_per_flow_squared, pcv_loss_coeff, CBIG, CSMALL};
 use super::curves::interpolate;
 use super::data::{
     ControlKind, HydControl, HydCurve, HydDemand, HydLink, HydNetwork, HydNode, HydOptions,
@@ -269,7 +269,7 @@ fn compile_tank(
     }
     // Volumes and the nominal diameter in file units first, as EPANET computes them.
     let mut diameter = tank.diameter;
-    let area = PI * diameter * diameter / 4.0;
+    let area = PI * (diameter * diameter) / 4.0;
     let mut vmin = if tank.min_volume > 0.0 {
         tank.min_volume
     } else {
@@ -344,7 +344,7 @@ fn compile_pipe(link: &Link, pipe: &Pipe, options: &HydOptions, units: &UnitFact
     } else {
         pipe.roughness
     };
-    compiled.minor_loss = MINOR_LOSS_FACTOR * pipe.minor_loss / compiled.diameter.powi(4);
+    compiled.minor_loss = minor_loss_per_flow_squared(pipe.minor_loss, compiled.diameter);
     compiled.initial_status = if pipe.status == PipeStatus::Closed {
         Status::Closed
     } else {
@@ -502,7 +502,7 @@ fn compile_valve(
     let link_type = valve_type(valve.valve_type);
     let mut compiled = base_link(link, link_type);
     compiled.diameter = valve.diameter / units.diameter;
-    compiled.minor_loss = MINOR_LOSS_FACTOR * valve.minor_loss / compiled.diameter.powi(4);
+    compiled.minor_loss = minor_loss_per_flow_squared(valve.minor_loss, compiled.diameter);
     compiled.curve = valve.curve;
     if link_type == LinkType::Gpv {
         let curve = valve.curve.ok_or_else(|| {
@@ -552,10 +552,10 @@ fn resistance(link: &HydLink, options: &HydOptions, curves: &[HydCurve]) -> f64 
                     4.727 * length / e.powf(options.hexp) / d.powf(4.871)
                 }
                 HeadlossFormula::DarcyWeisbach => {
-                    length / 2.0 / 32.2 / d / (PI * d * d / 4.0).powi(2)
+                    length / 2.0 / 32.2 / d / (PI * (d * d) / 4.0).powi(2)
                 }
                 HeadlossFormula::ChezyManning => {
-                    (4.0 * e / (1.49 * PI * d * d)).powi(2) * (d / 4.0).powf(-1.333) * length
+                    (4.0 * e / (1.49 * PI * (d * d))).powi(2) * (d / 4.0).powf(-1.333) * length
                 }
             }
         }
