@@ -11,7 +11,7 @@ use super::data::{
 };
 use super::linear::LinearSystem;
 use crate::model::{DemandModel, HeadlossFormula};
-use crate::units::M_PER_FT;
+use crate::units::{UnitFactors, M_PER_FT};
 
 /// Tiny and huge coefficients: the conductance of a closed link is `1/CBIG`, the resistance
 /// of an open valve without minor loss `CSMALL`.
@@ -502,7 +502,7 @@ fn pump_coeff(
                 return closed_coeff(flow);
             };
             // The curve's segment at the speed-adjusted flow, as a head loss.
-            let (h0, r) = segment(&curve.x, &curve.y, q / setting);
+            let (h0, r) = head_curve_segment(curve, q / setting, &network.units);
             let hgrad = -r * setting;
             (-h0 * (setting * setting) + hgrad * flow, hgrad)
         }
@@ -561,12 +561,20 @@ fn valve_coeff(km: f64, flow: f64, status: Status, rqtol: f64) -> (f64, f64) {
     }
 }
 
+/// The segment of a pump head curve or GPV head loss curve (kept in file units, as EPANET
+/// keeps them) that brackets flow `q` cfs, as (intercept ft, slope ft/cfs): the flow is
+/// converted to file units and the segment back, in EPANET's `curvecoeff` order.
+fn head_curve_segment(curve: &HydCurve, q: f64, units: &UnitFactors) -> (f64, f64) {
+    let (h0, r) = segment(&curve.x, &curve.y, q * units.flow);
+    (h0 / units.head, r * units.flow / units.head)
+}
+
 fn gpv_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status) -> (f64, f64) {
     let curve = link.curve.and_then(|c| network.curves.get(c));
     match curve {
         Some(curve) if status != Status::Closed => {
             let q = flow.abs().max(TINY);
-            let (h0, r) = segment(&curve.x, &curve.y, q);
+            let (h0, r) = head_curve_segment(curve, q, &network.units);
             let r = r.max(TINY);
             (1.0 / r, (h0 / r + q) * flow.signum_or_zero())
         }

@@ -566,9 +566,10 @@ fn resistance(link: &HydLink, options: &HydOptions, curves: &[HydCurve]) -> f64 
 }
 
 /// Converts each curve's points to internal units for the use the network makes of it:
-/// pump head curves (cfs, ft), GPV head loss curves (cfs, ft), efficiency curves (cfs, %),
-/// tank volume curves (level in ft above the tank bottom, ft3). PCV curves and unused curves
-/// keep their values.
+/// efficiency curves (cfs, %), tank volume curves (level in ft above the tank bottom, ft3).
+/// Pump head curves and GPV head loss curves keep their file units, as EPANET keeps them
+/// (their segments are converted where used, with EPANET's rounding), and so do PCV curves
+/// and unused curves.
 fn compile_curves(network: &Network, units: &UnitFactors) -> Vec<HydCurve> {
     let mut scales: Vec<Option<(f64, f64)>> = vec![None; network.curves.len()];
     let mut use_curve = |curve: Option<usize>, scale: (f64, f64)| {
@@ -579,11 +580,12 @@ fn compile_curves(network: &Network, units: &UnitFactors) -> Vec<HydCurve> {
     for link in &network.links {
         match &link.kind {
             LinkKind::Pump(pump) => {
-                use_curve(pump.head_curve, (units.flow, units.head));
+                // Head curves stay in file units: the solver converts each segment it uses.
+                use_curve(pump.head_curve, (1.0, 1.0));
                 use_curve(pump.efficiency_curve, (units.flow, 1.0));
             }
             LinkKind::Valve(valve) if valve.valve_type == ValveType::Gpv => {
-                use_curve(valve.curve, (units.flow, units.head));
+                use_curve(valve.curve, (1.0, 1.0));
             }
             _ => {}
         }
@@ -883,6 +885,7 @@ UNITS GPM
         let constant = &network.pumps[2];
         assert_eq!(constant.pump_type, PumpType::ConstHp);
         assert!((constant.r + 88.14).abs() < 1e-12);
-        assert_eq!(network.curves[1].x[1], 100.0 / 448.831);
+        // Head curves keep their file units.
+        assert_eq!(network.curves[1].x[1], 100.0);
     }
 }

@@ -30,7 +30,10 @@ pub enum LinkType {
 
 impl LinkType {
     pub fn is_valve(self) -> bool {
-        matches!(self, Self::Prv | Self::Psv | Self::Pbv | Self::Fcv | Self::Tcv | Self::Gpv | Self::Pcv)
+        matches!(
+            self,
+            Self::Prv | Self::Psv | Self::Pbv | Self::Fcv | Self::Tcv | Self::Gpv | Self::Pcv
+        )
     }
     pub fn is_pipe(self) -> bool {
         matches!(self, Self::CvPipe | Self::Pipe)
@@ -183,7 +186,8 @@ pub struct HydPump {
 pub struct HydCurve {
     pub id: String,
     pub kind: model::CurveKind,
-    /// Points converted to internal units for the curve's use.
+    /// Points converted to internal units for the curve's use, except pump head curves and
+    /// GPV head loss curves, which stay in file units (see `coeffs::head_curve_segment`).
     pub x: Vec<f64>,
     pub y: Vec<f64>,
 }
