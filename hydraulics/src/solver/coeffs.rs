@@ -11,7 +11,7 @@ use super::data::{
 };
 use super::linear::LinearSystem;
 use crate::model::{DemandModel, HeadlossFormula};
-use crate::units::M_PER_FT;
+use crate::units::{UnitFactors, M_PER_FT};
 
 /// Tiny and huge coefficients: the conductance of a closed link is `1/CBIG`, the resistance
 /// of an open valve without minor loss `CSMALL`.
@@ -21,6 +21,12 @@ const TINY: f64 = 1.0e-6;
 /// Converts a minor loss coefficient to `head = km q^2` form for a diameter in ft:
 /// 8 / (g pi^2).
 pub(crate) const MINOR_LOSS_FACTOR: f64 = 0.02517;
+
+/// A minor loss coefficient `km` (velocity head basis) of a link of diameter `d` ft in
+/// `head = km q^2` form, divided by d squared twice as EPANET does (same rounding).
+pub(crate) fn minor_loss_per_flow_squared(km: f64, d: f64) -> f64 {
+    MINOR_LOSS_FACTOR * km / (d * d) / (d * d)
+}
 
 // Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
 /// 1000 pi: Reynolds number 4000 in units of `q / (viscosity * d)`.
@@ -363,10 +369,11 @@ fn link_coeff(
         LinkType::Pump => pump_coeff(network, link, flow, status, setting),
         LinkType::Pbv => pbv_coeff(link, flow, status, setting, rqtol),
         LinkType::Tcv => {
+            let d_squared = link.diameter * link.diameter;
             let km = if setting == MISSING {
                 link.minor_loss
             } else {
-                MINOR_LOSS_FACTOR * setting / link.diameter.powi(4)
+                MINOR_LOSS_FACTOR * setting / (d_squared * d_squared)
             };
             valve_coeff(km, flow, status, rqtol)
         }
@@ -488,12 +495,13 @@ fn pump_coeff(
                 return closed_coeff(flow);
             };
             // The curve's segment at the speed-adjusted flow, as a head loss.
-            let (h0, r) = segment(&curve.x, &curve.y, q / setting);
+            let (h0, r) = head_curve_segment(curve, q / setting, &network.units);
             let hgrad = -r * setting;
-            (-h0 * setting * setting + hgrad * flow, hgrad)
+            (-h0 * (setting * setting) + hgrad * flow, hgrad)
         }
         PumpType::ConstHp => {
-            let r = pump.r * setting.powi(3);
+            // 2 - n with EPANET's exponent -1 of a constant power pump.
+            let r = pump.r * setting.powf(3.0);
             let hgrad = -r / q / q;
             if hgrad > CBIG {
                 return closed_coeff(flow);
@@ -546,12 +554,20 @@ fn valve_coeff(km: f64, flow: f64, status: Status, rqtol: f64) -> (f64, f64) {
     }
 }
 
+/// The segment of a pump head curve or GPV head loss curve (kept in file units, as EPANET
+/// keeps them) that brackets flow `q` cfs, as (intercept ft, slope ft/cfs): the flow is
+/// converted to file units and the segment back, in EPANET's `curvecoeff` order.
+fn head_curve_segment(curve: &HydCurve, q: f64, units: &UnitFactors) -> (f64, f64) {
+    let (h0, r) = segment(&curve.x, &curve.y, q * units.flow);
+    (h0 / units.head, r * units.flow / units.head)
+}
+
 fn gpv_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status) -> (f64, f64) {
     let curve = link.curve.and_then(|c| network.curves.get(c));
     match curve {
         Some(curve) if status != Status::Closed => {
             let q = flow.abs().max(TINY);
-            let (h0, r) = segment(&curve.x, &curve.y, q);
+            let (h0, r) = head_curve_segment(curve, q, &network.units);
             let r = r.max(TINY);
             (1.0 / r, (h0 / r + q) * flow.signum_or_zero())
         }

@@ -4,7 +4,7 @@
 
 use std::f64::consts::PI;
 
-use super::coeffs::{pcv_loss_coeff, CBIG, CSMALL, MINOR_LOSS_FACTOR};
+use super::coeffs::{minor_loss_per_flow_squared, pcv_loss_coeff, CBIG, CSMALL};
 use super::curves::interpolate;
 use super::data::{
     ControlKind, HydControl, HydCurve, HydDemand, HydLink, HydNetwork, HydNode, HydOptions,
@@ -269,7 +269,7 @@ fn compile_tank(
     }
     // Volumes and the nominal diameter in file units first, as EPANET computes them.
     let mut diameter = tank.diameter;
-    let area = PI * diameter * diameter / 4.0;
+    let area = PI * (diameter * diameter) / 4.0;
     let mut vmin = if tank.min_volume > 0.0 {
         tank.min_volume
     } else {
@@ -344,7 +344,7 @@ fn compile_pipe(link: &Link, pipe: &Pipe, options: &HydOptions, units: &UnitFact
     } else {
         pipe.roughness
     };
-    compiled.minor_loss = MINOR_LOSS_FACTOR * pipe.minor_loss / compiled.diameter.powi(4);
+    compiled.minor_loss = minor_loss_per_flow_squared(pipe.minor_loss, compiled.diameter);
     compiled.initial_status = if pipe.status == PipeStatus::Closed {
         Status::Closed
     } else {
@@ -502,7 +502,7 @@ fn compile_valve(
     let link_type = valve_type(valve.valve_type);
     let mut compiled = base_link(link, link_type);
     compiled.diameter = valve.diameter / units.diameter;
-    compiled.minor_loss = MINOR_LOSS_FACTOR * valve.minor_loss / compiled.diameter.powi(4);
+    compiled.minor_loss = minor_loss_per_flow_squared(valve.minor_loss, compiled.diameter);
     compiled.curve = valve.curve;
     if link_type == LinkType::Gpv {
         let curve = valve.curve.ok_or_else(|| {
@@ -552,10 +552,10 @@ fn resistance(link: &HydLink, options: &HydOptions, curves: &[HydCurve]) -> f64 
                     4.727 * length / e.powf(options.hexp) / d.powf(4.871)
                 }
                 HeadlossFormula::DarcyWeisbach => {
-                    length / 2.0 / 32.2 / d / (PI * d * d / 4.0).powi(2)
+                    length / 2.0 / 32.2 / d / (PI * (d * d) / 4.0).powi(2)
                 }
                 HeadlossFormula::ChezyManning => {
-                    (4.0 * e / (1.49 * PI * d * d)).powi(2) * (d / 4.0).powf(-1.333) * length
+                    (4.0 * e / (1.49 * PI * (d * d))).powi(2) * (d / 4.0).powf(-1.333) * length
                 }
             }
         }
@@ -566,9 +566,10 @@ fn resistance(link: &HydLink, options: &HydOptions, curves: &[HydCurve]) -> f64 
 }
 
 /// Converts each curve's points to internal units for the use the network makes of it:
-/// pump head curves (cfs, ft), GPV head loss curves (cfs, ft), efficiency curves (cfs, %),
-/// tank volume curves (level in ft above the tank bottom, ft3). PCV curves and unused curves
-/// keep their values.
+/// efficiency curves (cfs, %), tank volume curves (level in ft above the tank bottom, ft3).
+/// Pump head curves and GPV head loss curves keep their file units, as EPANET keeps them
+/// (their segments are converted where used, with EPANET's rounding), and so do PCV curves
+/// and unused curves.
 fn compile_curves(network: &Network, units: &UnitFactors) -> Vec<HydCurve> {
     let mut scales: Vec<Option<(f64, f64)>> = vec![None; network.curves.len()];
     let mut use_curve = |curve: Option<usize>, scale: (f64, f64)| {
@@ -579,11 +580,12 @@ fn compile_curves(network: &Network, units: &UnitFactors) -> Vec<HydCurve> {
     for link in &network.links {
         match &link.kind {
             LinkKind::Pump(pump) => {
-                use_curve(pump.head_curve, (units.flow, units.head));
+                // Head curves stay in file units: the solver converts each segment it uses.
+                use_curve(pump.head_curve, (1.0, 1.0));
                 use_curve(pump.efficiency_curve, (units.flow, 1.0));
             }
             LinkKind::Valve(valve) if valve.valve_type == ValveType::Gpv => {
-                use_curve(valve.curve, (units.flow, units.head));
+                use_curve(valve.curve, (1.0, 1.0));
             }
             _ => {}
         }
@@ -883,6 +885,7 @@ UNITS GPM
         let constant = &network.pumps[2];
         assert_eq!(constant.pump_type, PumpType::ConstHp);
         assert!((constant.r + 88.14).abs() < 1e-12);
-        assert_eq!(network.curves[1].x[1], 100.0 / 448.831);
+        // Head curves keep their file units.
+        assert_eq!(network.curves[1].x[1], 100.0);
     }
 }

@@ -186,7 +186,8 @@ pub struct HydPump {
 pub struct HydCurve {
     pub id: String,
     pub kind: model::CurveKind,
-    /// Points converted to internal units for the curve's use.
+    /// Points converted to internal units for the curve's use, except pump head curves and
+    /// GPV head loss curves, which stay in file units (see `coeffs::head_curve_segment`).
     pub x: Vec<f64>,
     pub y: Vec<f64>,
 }

@@ -449,7 +449,7 @@ fn initial_state(network: &HydNetwork) -> HydState {
         } else if link.link_type == LinkType::Pump {
             link.pump.map_or(0.0, |p| setting * network.pumps[p].q0)
         } else {
-            std::f64::consts::PI * link.diameter * link.diameter / 4.0
+            std::f64::consts::PI * (link.diameter * link.diameter) / 4.0
         };
     }
     state

@@ -67,13 +67,17 @@ pub(crate) fn tank_time_step(network: &HydNetwork, state: &HydState, step: i64) 
 
 /// Advances every tank's volume and head by `step` seconds of its current net inflow. A tank
 /// within one second of full or empty is set exactly full or empty, as EPANET does, so that
-/// it is not left a sliver away from its limit.
+/// it is not left a sliver away from its limit. A tank with no net flow (at most `ZERO_FLOW`)
+/// keeps its volume and head untouched, even a sliver beyond a limit, as EPANET 2.3 does.
 pub(crate) fn update_tank_levels(network: &HydNetwork, state: &mut HydState, step: i64) {
     for (index, tank) in network.tanks.iter().enumerate() {
         if tank.is_reservoir() {
             continue;
         }
         let inflow = state.node_demand[tank.node];
+        if inflow.abs() <= ZERO_FLOW {
+            continue;
+        }
         let mut volume = state.tank_volume[index] + inflow * step as f64;
         if volume + inflow >= tank.vmax {
             volume = tank.vmax;
