@@ -798,6 +798,12 @@ mod tests {
                 "fcv_open_no_downstream_sources",
                 "prv_open_no_upstream_sources",
                 "psv_open_no_downstream_sources",
+                "Net6",
+                "Richmond_skeleton",
+                "conditional_controls_2",
+                "Anytown_wntrtest",
+                "fcv_open_no_upstream_sources",
+                "prv_closed_no_upstream_sources",
             ],
             true,
         );
@@ -820,6 +826,7 @@ mod tests {
                 "ky3",
                 "ky4",
                 "ky5",
+                "ky10",
                 "nytun",
                 "skeletonize",
             ],
@@ -827,13 +834,10 @@ mod tests {
         );
     }
 
-    /// Rule-based controls (MICROPOLIS: 196 TCVs and rules). Its warnings and states are left
-    /// out: ResvrPump, shut in by its head but open, carries ~1e-3 GPM whose sign differs
-    /// from EPANET's in some periods (the solve), which makes it "closed because cannot
-    /// deliver head" in 226 periods against EPANET's 238.
+    /// Rule-based controls (MICROPOLIS: 196 TCVs and rules), warnings and link states included.
     #[test]
     fn rule_based_parity() {
-        check_parity(&["MICROPOLIS_v1"], false);
+        check_parity(&["MICROPOLIS_v1"], true);
     }
 
     /// The first period alone (`SimOptions::steady`) of extended period networks. The
@@ -853,34 +857,6 @@ mod tests {
                 "tank_controls_2.steady",
             ],
             false,
-        );
-    }
-
-    /// Networks that do not agree yet, each for a reason outside the period driver:
-    /// - Net6, Richmond_skeleton: a pump closed in `[STATUS]` must start at speed 0 (compile),
-    ///   otherwise its control cuts time steps EPANET does not take; Net6's XFLOW warning
-    ///   then comes 3 s early at 51:47 (past the 24 steps the reference keeps);
-    /// - conditional_controls_2: SI tank volumes must be consistent with the tank's area in
-    ///   internal units (compile);
-    /// - MICROPOLIS_v1: the pump flow sign above;
-    /// - Anytown_wntrtest, fcv_open_no_upstream_sources, prv_closed_no_upstream_sources:
-    ///   heads of disconnected nodes (~1e7..1e25) and flows around them (the solve);
-    /// - ky10: a PRV's status at time 0 (the solve).
-    #[test]
-    #[ignore]
-    fn known_gaps() {
-        check_parity(
-            &[
-                "Net6",
-                "Richmond_skeleton",
-                "conditional_controls_2",
-                "MICROPOLIS_v1",
-                "Anytown_wntrtest",
-                "fcv_open_no_upstream_sources",
-                "prv_closed_no_upstream_sources",
-                "ky10",
-            ],
-            true,
         );
     }
 }
