@@ -1,12 +1,9 @@
 //! Parity with EPANET 2.3, end to end: every network in `../shared/networks` that has a
 //! reference is simulated by the `aquatwin` binary (extended period and `--steady`), and the
 //! result is compared with EPANET's by our comparison and by `../shared/tools/compare_results.py`.
-//! The two reports (problems and verdict) must agree word for word. The test passes when every case passes, except the
-//! cases listed in `tests/parity_known_gaps.txt`; a listed case that now passes fails the test,
-//! so the list stays honest.
+//! The two reports (problems and verdict) must agree word for word, and every case must pass.
 
 use hydraulics::results::{compare, ResultsDocument, Tolerances};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,7 +15,6 @@ use std::time::Instant;
 const NETWORKS: &str = "../shared/networks";
 const REFERENCES: &str = "../shared/reference";
 const COMPARE_SCRIPT: &str = "../shared/tools/compare_results.py";
-const KNOWN_GAPS: &str = "tests/parity_known_gaps.txt";
 /// The machines have two cores.
 const WORKERS: usize = 2;
 
@@ -88,29 +84,6 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// `NAME MODE reason...` lines; lines starting with `#` are comments.
-fn known_gaps() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(KNOWN_GAPS).unwrap_or_default();
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (network, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            let rest = rest.trim_start();
-            let (mode, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            assert!(
-                mode == Mode::Eps.name() || mode == Mode::Steady.name(),
-                "{KNOWN_GAPS}: the mode is eps or steady in `{line}`"
-            );
-            assert!(
-                !reason.trim().is_empty(),
-                "{KNOWN_GAPS}: give a reason in `{line}`"
-            );
-            (format!("{network} {mode}"), reason.trim().to_string())
-        })
-        .collect()
-}
-
 fn run_case(case: &Case, scratch: &Path) -> Outcome {
     let started = Instant::now();
     let result_path = scratch.join(format!("{}.{}.json", case.network, case.mode.name()));
@@ -169,14 +142,13 @@ fn run_case(case: &Case, scratch: &Path) -> Outcome {
 }
 
 #[test]
-fn every_network_matches_epanet_except_known_gaps() {
+fn every_network_matches_epanet() {
     let cases = cases();
     assert!(
         cases.len() > 40,
         "expected the shared networks at {NETWORKS}, found {}",
         cases.len()
     );
-    let gaps = known_gaps();
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity");
     std::fs::create_dir_all(&scratch).unwrap();
 
@@ -204,13 +176,7 @@ fn every_network_matches_epanet_except_known_gaps() {
     );
     for (case, outcome) in &outcomes {
         let key = case.key();
-        let listed = gaps.contains_key(&key);
-        let mark = match (outcome.passed, listed) {
-            (true, false) => "ok",
-            (false, true) => "gap",
-            (false, false) => "FAIL",
-            (true, true) => "FIXED",
-        };
+        let mark = if outcome.passed { "ok" } else { "FAIL" };
         let _ = writeln!(
             table,
             "{key:<48} {mark:<5} {:>7.2}  {}",
@@ -223,33 +189,15 @@ fn every_network_matches_epanet_except_known_gaps() {
                 outcome.verdict
             ));
         }
-        match mark {
-            "FAIL" => failures.push(format!("{key}: {}", outcome.verdict)),
-            "FIXED" => failures.push(format!(
-                "{key}: passes now; remove it from {KNOWN_GAPS} (it said: {})",
-                gaps[&key]
-            )),
-            _ => {}
+        if !outcome.passed {
+            failures.push(format!("{key}: {}", outcome.verdict));
         }
-    }
-    for stale in gaps
-        .keys()
-        .filter(|key| !outcomes.iter().any(|(case, _)| &case.key() == *key))
-    {
-        failures.push(format!(
-            "{stale}: listed in {KNOWN_GAPS} but no such network and mode"
-        ));
     }
     let passed = outcomes
         .iter()
         .filter(|(_, outcome)| outcome.passed)
         .count();
-    let _ = writeln!(
-        table,
-        "{passed} of {} cases pass; {} known gaps listed",
-        outcomes.len(),
-        gaps.len()
-    );
+    let _ = writeln!(table, "{passed} of {} cases pass", outcomes.len());
     let _ = std::io::stderr().lock().write_all(table.as_bytes());
     assert!(
         failures.is_empty(),
