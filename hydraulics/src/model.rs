@@ -230,6 +230,21 @@ pub enum ValveType {
     Pcv,
 }
 
+impl ValveType {
+    /// The type's keyword in `.inp` files and results (`PRV`, `PSV`, ...).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Prv => "PRV",
+            Self::Psv => "PSV",
+            Self::Pbv => "PBV",
+            Self::Fcv => "FCV",
+            Self::Tcv => "TCV",
+            Self::Gpv => "GPV",
+            Self::Pcv => "PCV",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Valve {
     pub valve_type: ValveType,

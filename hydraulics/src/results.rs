@@ -6,8 +6,7 @@
 //! (ids matched by name, steps matched by time, `atol + rtol * |reference|`, exact status).
 
 use crate::model::{
-    DemandModel, FlowUnits, HeadlossFormula, LinkKind, Network, NodeKind, PipeStatus,
-    PressureUnits, ValveType,
+    DemandModel, FlowUnits, HeadlossFormula, LinkKind, Network, NodeKind, PipeStatus, PressureUnits,
 };
 use crate::solver::{SimResults, SimWarning, StepResult};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -251,15 +250,7 @@ pub fn link_type(kind: &LinkKind) -> &'static str {
         LinkKind::Pipe(pipe) if pipe.status == PipeStatus::CheckValve => "CVPIPE",
         LinkKind::Pipe(_) => "PIPE",
         LinkKind::Pump(_) => "PUMP",
-        LinkKind::Valve(valve) => match valve.valve_type {
-            ValveType::Prv => "PRV",
-            ValveType::Psv => "PSV",
-            ValveType::Pbv => "PBV",
-            ValveType::Fcv => "FCV",
-            ValveType::Tcv => "TCV",
-            ValveType::Gpv => "GPV",
-            ValveType::Pcv => "PCV",
-        },
+        LinkKind::Valve(valve) => valve.valve_type.keyword(),
     }
 }
 
@@ -685,7 +676,7 @@ fn trim_fraction(number: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Junction, Link, Node, Pipe, Reservoir, Valve};
+    use crate::model::{Junction, Link, Node, Pipe, Reservoir, Valve, ValveType};
     use crate::solver::Halt;
 
     fn document(steps: Vec<StepRecord>) -> ResultsDocument {

@@ -300,7 +300,7 @@ impl Writer<'_> {
                     self.node_id(link.from),
                     self.node_id(link.to),
                     v.diameter.to_string(),
-                    valve_name(v.valve_type).to_string(),
+                    v.valve_type.keyword().to_string(),
                     setting,
                     v.minor_loss.to_string(),
                 ];
@@ -632,18 +632,6 @@ fn statistic_name(s: Statistic) -> &'static str {
         Statistic::Minimum => "MINIMUM",
         Statistic::Maximum => "MAXIMUM",
         Statistic::Range => "RANGE",
-    }
-}
-
-fn valve_name(v: ValveType) -> &'static str {
-    match v {
-        ValveType::Prv => "PRV",
-        ValveType::Psv => "PSV",
-        ValveType::Pbv => "PBV",
-        ValveType::Fcv => "FCV",
-        ValveType::Tcv => "TCV",
-        ValveType::Gpv => "GPV",
-        ValveType::Pcv => "PCV",
     }
 }
 
