@@ -485,7 +485,7 @@ fn valve_type(valve_type: ValveType) -> LinkType {
 }
 
 /// A valve setting in file units converted to internal units.
-fn valve_setting(link_type: LinkType, setting: f64, units: &UnitFactors) -> f64 {
+pub(crate) fn valve_setting(link_type: LinkType, setting: f64, units: &UnitFactors) -> f64 {
     match link_type {
         LinkType::Fcv => setting / units.flow,
         LinkType::Prv | LinkType::Psv | LinkType::Pbv => setting / units.pressure,

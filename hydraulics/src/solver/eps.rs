@@ -39,7 +39,13 @@ fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
             });
             break;
         }
-        results.steps.push(run.step_result(&outcome));
+        results.steps.push(step_result(
+            hyd,
+            &run.state,
+            run.clock.now(),
+            run.clock.is_report_time(),
+            &outcome,
+        ));
         if let Some(halt) = run.check_period(&outcome) {
             results.halted = Some(halt);
         }
@@ -53,9 +59,9 @@ fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
 
 /// The simulation clock, seconds (EPANET's `Htime`, `Rtime` and time options).
 #[derive(Debug, Clone, PartialEq)]
-struct Clock {
+pub(crate) struct Clock {
     /// Simulated time of the current period.
-    time: i64,
+    pub(crate) time: i64,
     /// Next reporting time the steps must not jump over.
     next_report: i64,
     duration: i64,
@@ -71,7 +77,7 @@ impl Clock {
     /// The clock of `network`'s time options (already adjusted as EPANET adjusts them:
     /// the hydraulic step no longer than the pattern and report steps, the rule step no
     /// longer than the hydraulic step); a zero step is taken as 1 s to keep the clock moving.
-    fn new(network: &HydNetwork, steady: bool) -> Self {
+    pub(crate) fn new(network: &HydNetwork, steady: bool) -> Self {
         let times = &network.times;
         Self {
             time: 0,
@@ -86,17 +92,17 @@ impl Clock {
         }
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.time.max(0) as u64
     }
 
     /// The pattern period that the current time falls in, counted from the pattern start.
-    fn pattern_period(&self) -> usize {
+    pub(crate) fn pattern_period(&self) -> usize {
         ((self.time + self.pattern_start) / self.pattern_step).max(0) as usize
     }
 
     /// `true` when the current time is a reporting time.
-    fn is_report_time(&self) -> bool {
+    pub(crate) fn is_report_time(&self) -> bool {
         self.time >= self.report_start && (self.time - self.report_start) % self.report_step == 0
     }
 
@@ -145,7 +151,7 @@ struct Simulation<'a> {
 /// Every junction's demands in one contiguous table, with the pattern factors of the current
 /// period worked out once per period: setting the demands then streams through two arrays
 /// instead of visiting each junction's own list.
-struct DemandTable {
+pub(crate) struct DemandTable {
     /// Base demand (cfs) and index into `factors` of each demand, junction after junction.
     base: Vec<f64>,
     factor_index: Vec<usize>,
@@ -156,7 +162,7 @@ struct DemandTable {
 }
 
 impl DemandTable {
-    fn new(network: &HydNetwork) -> Self {
+    pub(crate) fn new(network: &HydNetwork) -> Self {
         let patterns = network.patterns.len();
         let junctions = &network.nodes[..network.junctions];
         let demands = || junctions.iter().flat_map(|node| &node.demands);
@@ -189,13 +195,58 @@ impl DemandTable {
     }
 
     /// Looks up each pattern's factor for pattern period `period` (1.0 for an empty pattern).
-    fn set_period(&mut self, network: &HydNetwork, period: usize) {
+    pub(crate) fn set_period(&mut self, network: &HydNetwork, period: usize) {
         for (factor, pattern) in self.factors.iter_mut().zip(&network.patterns) {
             *factor = if pattern.is_empty() {
                 1.0
             } else {
                 pattern[period % pattern.len()]
             };
+        }
+    }
+
+    /// Replaces the current period's factor of pattern `pattern` (an index into the
+    /// network's patterns; others are ignored).
+    pub(crate) fn set_factor(&mut self, pattern: usize, factor: f64) {
+        let patterns = self.factors.len() - 1;
+        if pattern < patterns {
+            self.factors[pattern] = factor;
+        }
+    }
+
+    /// Sets junction demands (the factors times `demand_multiplier`), patterned reservoir
+    /// heads and patterned pump speeds from the current period's factors (EPANET's
+    /// `demands`).
+    pub(crate) fn apply(&self, network: &HydNetwork, state: &mut HydState, demand_multiplier: f64) {
+        state.system_demand = 0.0;
+        let mut start = 0;
+        for (node, &end) in self.junction_end.iter().enumerate() {
+            let mut total = 0.0;
+            for (base, &factor) in self.base[start..end]
+                .iter()
+                .zip(&self.factor_index[start..end])
+            {
+                let flow = base * self.factors[factor] * demand_multiplier;
+                if flow > 0.0 {
+                    state.system_demand += flow;
+                }
+                total += flow;
+            }
+            state.node_demand[node] = total;
+            state.demand_flow[node] = total;
+            start = end;
+        }
+        for tank in network.tanks.iter().filter(|t| t.is_reservoir()) {
+            if tank.pattern.is_some() {
+                state.head[tank.node] =
+                    network.nodes[tank.node].elevation * self.factor(tank.pattern);
+            }
+        }
+        for pump in &network.pumps {
+            if pump.speed_pattern.is_some() {
+                let speed = self.factor(pump.speed_pattern);
+                set_link_setting(network, state, pump.link, speed);
+            }
         }
     }
 }
@@ -300,106 +351,78 @@ impl<'a> Simulation<'a> {
         time - start
     }
 
-    /// Sets junction demands, reservoir heads and pump speeds for the current pattern period
-    /// (EPANET's `demands`).
+    /// Sets junction demands, reservoir heads and pump speeds for the current pattern period.
     fn set_demands(&mut self) {
         let network = self.network;
-        let period = self.clock.pattern_period();
-        let demand_multiplier = network.options.demand_multiplier;
-        self.demands.set_period(network, period);
-        let demands = &self.demands;
-        let state = &mut self.state;
-        state.system_demand = 0.0;
-        let mut start = 0;
-        for (node, &end) in demands.junction_end.iter().enumerate() {
-            let mut total = 0.0;
-            for (base, &factor) in demands.base[start..end]
-                .iter()
-                .zip(&demands.factor_index[start..end])
-            {
-                let flow = base * demands.factors[factor] * demand_multiplier;
-                if flow > 0.0 {
-                    state.system_demand += flow;
-                }
-                total += flow;
-            }
-            state.node_demand[node] = total;
-            state.demand_flow[node] = total;
-            start = end;
-        }
-        for tank in network.tanks.iter().filter(|t| t.is_reservoir()) {
-            if tank.pattern.is_some() {
-                state.head[tank.node] =
-                    network.nodes[tank.node].elevation * demands.factor(tank.pattern);
-            }
-        }
-        for pump in &network.pumps {
-            if pump.speed_pattern.is_some() {
-                let speed = demands.factor(pump.speed_pattern);
-                set_link_setting(network, state, pump.link, speed);
-            }
-        }
+        self.demands
+            .set_period(network, self.clock.pattern_period());
+        self.demands
+            .apply(network, &mut self.state, network.options.demand_multiplier);
     }
+}
 
-    /// The current period's results, in the network's own units.
-    fn step_result(&self, outcome: &SolveOutcome) -> StepResult {
-        let network = self.network;
-        let state = &self.state;
-        let units = &network.units;
-        let head: Vec<f64> = state.head.iter().map(|h| h * units.head).collect();
-        let pressure = (0..network.nodes.len())
-            .map(|node| {
-                let is_reservoir = node >= network.junctions
-                    && network.tanks[node - network.junctions].is_reservoir();
-                if is_reservoir {
+/// The results of the period just solved at time `t`, in the network's own units.
+pub(crate) fn step_result(
+    network: &HydNetwork,
+    state: &HydState,
+    t: u64,
+    report: bool,
+    outcome: &SolveOutcome,
+) -> StepResult {
+    let units = &network.units;
+    let head: Vec<f64> = state.head.iter().map(|h| h * units.head).collect();
+    let pressure = (0..network.nodes.len())
+        .map(|node| {
+            let is_reservoir =
+                node >= network.junctions && network.tanks[node - network.junctions].is_reservoir();
+            if is_reservoir {
+                0.0
+            } else {
+                (state.head[node] - network.nodes[node].elevation) * units.pressure
+            }
+        })
+        .collect();
+    let demand = (0..network.nodes.len())
+        .map(|node| {
+            let flow = if node < network.junctions {
+                junction_outflow(state, node)
+            } else {
+                state.node_demand[node]
+            };
+            flow * units.flow
+        })
+        .collect();
+    StepResult {
+        t,
+        report,
+        head,
+        pressure,
+        demand,
+        // A closed link carries no flow, whatever small flow the solver kept in it.
+        flow: state
+            .flow
+            .iter()
+            .zip(&state.status)
+            .map(|(q, status)| {
+                if status.is_closed() {
                     0.0
                 } else {
-                    (state.head[node] - network.nodes[node].elevation) * units.pressure
+                    q * units.flow
                 }
             })
-            .collect();
-        let demand = (0..network.nodes.len())
-            .map(|node| {
-                let flow = if node < network.junctions {
-                    junction_outflow(state, node)
-                } else {
-                    state.node_demand[node]
-                };
-                flow * units.flow
+            .collect(),
+        status: state.status.iter().map(|s| s.report_code()).collect(),
+        state: network
+            .links
+            .iter()
+            .enumerate()
+            .map(|(link, data)| match data.pump {
+                Some(pump) => pump_state(state, &network.pumps[pump]) as u8,
+                None => state.status[link] as u8,
             })
-            .collect();
-        StepResult {
-            t: self.clock.now(),
-            report: self.clock.is_report_time(),
-            head,
-            pressure,
-            demand,
-            // A closed link carries no flow, whatever small flow the solver kept in it.
-            flow: state
-                .flow
-                .iter()
-                .zip(&state.status)
-                .map(|(q, status)| {
-                    if status.is_closed() {
-                        0.0
-                    } else {
-                        q * units.flow
-                    }
-                })
-                .collect(),
-            status: state.status.iter().map(|s| s.report_code()).collect(),
-            state: network
-                .links
-                .iter()
-                .enumerate()
-                .map(|(link, data)| match data.pump {
-                    Some(pump) => pump_state(state, &network.pumps[pump]) as u8,
-                    None => state.status[link] as u8,
-                })
-                .collect(),
-            iterations: outcome.iterations,
-            relative_error: outcome.relative_error,
-        }
+            .collect(),
+        iterations: outcome.iterations,
+        relative_error: outcome.relative_error,
     }
 }
 
@@ -407,7 +430,7 @@ impl<'a> Simulation<'a> {
 /// at their initial status and setting, control valves with a setting active, and initial
 /// flows of a closed link ~0, of a pump its design flow at its speed, of anything else the
 /// flow at 1 ft/s.
-fn initial_state(network: &HydNetwork) -> HydState {
+pub(crate) fn initial_state(network: &HydNetwork) -> HydState {
     let nodes = network.nodes.len();
     let links = network.links.len();
     let mut state = HydState {

@@ -8,6 +8,7 @@
 //! - `tanks`, `controls`: tank levels and simple controls between periods.
 //! - `rules`: rule-based controls.
 //! - `warnings`: the warnings EPANET reports after a period, counted over the run.
+//! - `snapshot`: one period at a time with measured boundary conditions (the live twin).
 
 pub mod data;
 
@@ -20,6 +21,7 @@ mod linear;
 mod newton;
 mod ordering;
 mod rules;
+mod snapshot;
 mod status;
 mod tanks;
 mod warnings;
@@ -27,6 +29,7 @@ mod warnings;
 pub use compile::compile;
 pub use eps::simulate;
 pub use newton::Solver;
+pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, SnapshotSolver};
 
 /// How to run a simulation.
 #[derive(Debug, Clone, Default)]
