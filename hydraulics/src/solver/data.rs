@@ -75,7 +75,9 @@ impl Status {
     /// The results' `status` field: 0 closed, 1 open, 2 active (controlling valve).
     pub fn report_code(self) -> u8 {
         match self {
-            Status::TempClosed | Status::Closed => 0,
+            // EPANET reports every status up to CLOSED as closed, a pump that cannot deliver
+            // head (XHEAD) included.
+            Status::XHead | Status::TempClosed | Status::Closed => 0,
             Status::Active | Status::XFcv => 2,
             _ => 1,
         }
