@@ -1,7 +1,7 @@
 //! Two-sided tabular CUSUM on one residual series.
 
-use super::stats::{cusum_threshold, robust_fit_long_run};
-use super::{check_open, DetectError, Detection, Direction};
+use super::stats::{cusum_threshold, LongRunScale};
+use super::{check_open, check_training_margin, DetectError, Detection, Direction};
 
 /// Parameters of a [`Cusum`].
 #[derive(Debug, Clone, PartialEq)]
@@ -16,15 +16,8 @@ pub struct CusumConfig {
     /// The decision interval is at least this factor times the largest statistic reached on the
     /// training window (`0` disables the empirical calibration).
     pub training_margin: f64,
-    /// Training samples per batch for the long-run scale: the scale used is the larger of the
-    /// MAD of the samples and `sqrt(batch)` times the MAD of non-overlapping batch means, so that
-    /// slowly wandering (autocorrelated) residuals do not make every small excursion an alarm.
-    /// `1` uses the sample MAD alone.
-    pub batch: usize,
-    /// Fewest finite training samples accepted.
-    pub min_training: usize,
-    /// Floor for the learned scale (series units); `0` means none.
-    pub min_scale: f64,
+    /// How the residuals' scale is learned on the training window.
+    pub scale: LongRunScale,
     /// After an alarm the side that alarmed stays quiet (statistic held at zero) until this many
     /// consecutive samples have been back on the in-control side of `k`; `0` restarts at once.
     pub rearm_samples: usize,
@@ -37,9 +30,7 @@ impl Default for CusumConfig {
             clip: 4.0,
             false_alarm_rate: 1e-6,
             training_margin: 2.0,
-            batch: 36,
-            min_training: 48,
-            min_scale: 0.0,
+            scale: LongRunScale::default(),
             rearm_samples: 12,
         }
     }
@@ -110,18 +101,8 @@ impl Cusum {
         check_open("k", config.k, 10.0)?;
         check_open("clip", config.clip, f64::INFINITY)?;
         check_open("false_alarm_rate", config.false_alarm_rate, 0.5)?;
-        if !(config.training_margin >= 0.0 && config.training_margin.is_finite()) {
-            return Err(DetectError::InvalidParameter {
-                name: "training_margin",
-                reason: "must be finite and not negative",
-            });
-        }
-        let fit = robust_fit_long_run(
-            training,
-            config.batch,
-            config.min_training,
-            config.min_scale,
-        )?;
+        check_training_margin(config.training_margin)?;
+        let fit = config.scale.fit(training)?;
         let theory = cusum_threshold(config.k, config.false_alarm_rate);
         let mut det = Self {
             config,

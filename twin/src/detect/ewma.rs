@@ -1,7 +1,7 @@
 //! Two-sided EWMA chart on one residual series.
 
-use super::stats::{normal_upper_quantile, robust_fit_long_run};
-use super::{check_open, DetectError, Detection, Direction};
+use super::stats::{normal_upper_quantile, LongRunScale};
+use super::{check_open, check_training_margin, DetectError, Detection, Direction};
 
 /// Standardized level below which a latched EWMA counts a sample as back in control.
 const CALM_LEVEL: f64 = 0.5;
@@ -19,15 +19,8 @@ pub struct EwmaConfig {
     /// The limit is at least this factor times the largest `|EWMA|` reached on the training
     /// window (`0` disables the empirical calibration).
     pub training_margin: f64,
-    /// Training samples per batch for the long-run scale: the scale used is the larger of the
-    /// MAD of the samples and `sqrt(batch)` times the MAD of non-overlapping batch means, so that
-    /// slowly wandering (autocorrelated) residuals do not make every small excursion an alarm.
-    /// `1` uses the sample MAD alone.
-    pub batch: usize,
-    /// Fewest finite training samples accepted.
-    pub min_training: usize,
-    /// Floor for the learned scale (series units); `0` means none.
-    pub min_scale: f64,
+    /// How the residuals' scale is learned on the training window.
+    pub scale: LongRunScale,
     /// After an alarm the chart is held at zero and quiet in that direction until this many
     /// consecutive samples have stayed within half a standard deviation on the other side;
     /// `0` restarts at once.
@@ -41,9 +34,7 @@ impl Default for EwmaConfig {
             clip: 4.0,
             false_alarm_rate: 1e-6,
             training_margin: 2.0,
-            batch: 36,
-            min_training: 48,
-            min_scale: 0.0,
+            scale: LongRunScale::default(),
             rearm_samples: 12,
         }
     }
@@ -73,18 +64,8 @@ impl Ewma {
         check_open("lambda", config.lambda, 1.0 + f64::EPSILON)?;
         check_open("clip", config.clip, f64::INFINITY)?;
         check_open("false_alarm_rate", config.false_alarm_rate, 0.5)?;
-        if !(config.training_margin >= 0.0 && config.training_margin.is_finite()) {
-            return Err(DetectError::InvalidParameter {
-                name: "training_margin",
-                reason: "must be finite and not negative",
-            });
-        }
-        let fit = robust_fit_long_run(
-            training,
-            config.batch,
-            config.min_training,
-            config.min_scale,
-        )?;
+        check_training_margin(config.training_margin)?;
+        let fit = config.scale.fit(training)?;
         let lambda = config.lambda;
         let spread = (lambda / (2.0 - lambda)).sqrt();
         let theory = normal_upper_quantile(config.false_alarm_rate / 2.0) * spread;

@@ -63,6 +63,7 @@ pub use ewma::{Ewma, EwmaConfig};
 pub use monitor::{Monitor, MonitorConfig, NeighbourMap};
 pub use night_flow::{NightFlowConfig, NightFlowDetector, NightFlowRise};
 pub use profile::ProfileBaseline;
+pub use stats::LongRunScale;
 pub use transient::{Transient, TransientConfig, TransientDetector};
 
 /// Milliseconds in one day.
@@ -110,6 +111,19 @@ pub(crate) fn check_open(name: &'static str, value: f64, max: f64) -> Result<(),
         Err(DetectError::InvalidParameter {
             name,
             reason: "out of range",
+        })
+    }
+}
+
+/// Checks a chart's `training_margin`: finite and not negative (`0` turns the empirical
+/// calibration off).
+pub(crate) fn check_training_margin(value: f64) -> Result<(), DetectError> {
+    if value >= 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(DetectError::InvalidParameter {
+            name: "training_margin",
+            reason: "must be finite and not negative",
         })
     }
 }

@@ -68,30 +68,57 @@ pub fn robust_fit(
     })
 }
 
-/// Like [`robust_fit`], with the scale raised to the long-run scale: `sqrt(batch)` times the
-/// MAD scale of the means of consecutive batches of `batch` finite values (when there are at
-/// least 8 batches). For independent data both agree; for autocorrelated data the long-run one
-/// is larger, as the spread of sums (what CUSUM and EWMA accumulate) is.
-pub fn robust_fit_long_run(
-    values: &[f64],
-    batch: usize,
-    min_count: usize,
-    min_scale: f64,
-) -> Result<RobustFit, DetectError> {
-    let mut fit = robust_fit(values, min_count, min_scale)?;
-    if batch > 1 {
-        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        let means: Vec<f64> = finite
-            .chunks_exact(batch)
-            .map(|c| c.iter().sum::<f64>() / batch as f64)
-            .collect();
-        if means.len() >= 8 {
-            if let Ok(b) = robust_fit(&means, 8, 0.0) {
-                fit.scale = fit.scale.max(b.scale * (batch as f64).sqrt());
-            }
+/// How a detector learns the scale of its residuals on the training window, shared by the
+/// CUSUM and EWMA charts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LongRunScale {
+    /// Training samples per batch for the long-run scale: the scale used is the larger of the
+    /// MAD of the samples and `sqrt(batch)` times the MAD of non-overlapping batch means, so that
+    /// slowly wandering (autocorrelated) residuals do not make every small excursion an alarm.
+    /// `1` uses the sample MAD alone.
+    pub batch: usize,
+    /// Fewest finite training samples accepted.
+    pub min_training: usize,
+    /// Floor for the learned scale (series units); `0` means none.
+    pub min_scale: f64,
+}
+
+impl Default for LongRunScale {
+    fn default() -> Self {
+        Self {
+            batch: 36,
+            min_training: 48,
+            min_scale: 0.0,
         }
     }
-    Ok(fit)
+}
+
+impl LongRunScale {
+    /// Like [`robust_fit`], with the scale raised to the long-run scale: `sqrt(batch)` times the
+    /// MAD scale of the means of consecutive batches of `batch` finite values (when there are at
+    /// least 8 batches). For independent data both agree; for autocorrelated data the long-run
+    /// one is larger, as the spread of sums (what CUSUM and EWMA accumulate) is.
+    pub fn fit(&self, values: &[f64]) -> Result<RobustFit, DetectError> {
+        let Self {
+            batch,
+            min_training: min_count,
+            min_scale,
+        } = *self;
+        let mut fit = robust_fit(values, min_count, min_scale)?;
+        if batch > 1 {
+            let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+            let means: Vec<f64> = finite
+                .chunks_exact(batch)
+                .map(|c| c.iter().sum::<f64>() / batch as f64)
+                .collect();
+            if means.len() >= 8 {
+                if let Ok(b) = robust_fit(&means, 8, 0.0) {
+                    fit.scale = fit.scale.max(b.scale * (batch as f64).sqrt());
+                }
+            }
+        }
+        Ok(fit)
+    }
 }
 
 /// The complementary error function (Chebyshev fit, relative error below 1.2e-7).
@@ -232,12 +259,23 @@ mod tests {
                 level
             })
             .collect();
-        let w = robust_fit_long_run(&white, 12, 10, 0.0).expect("fit");
+        let w = LongRunScale {
+            batch: 12,
+            min_training: 10,
+            min_scale: 0.0,
+        }
+        .fit(&white)
+        .expect("fit");
         assert!((w.scale - 1.0).abs() < 0.15, "{}", w.scale);
         let short = robust_fit(&wandering, 10, 0.0).expect("fit").scale;
-        let long = robust_fit_long_run(&wandering, 12, 10, 0.0)
-            .expect("fit")
-            .scale;
+        let long = LongRunScale {
+            batch: 12,
+            min_training: 10,
+            min_scale: 0.0,
+        }
+        .fit(&wandering)
+        .expect("fit")
+        .scale;
         assert!(long > 2.0 * short, "{short} {long}");
     }
 
