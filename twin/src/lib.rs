@@ -7,9 +7,11 @@
 //! Estimation, detection and risk come with later issues.
 
 pub mod detect;
+pub mod live;
 pub mod quality;
 pub mod reading;
 pub mod risk;
+pub mod sensors_file;
 pub mod store;
 
 #[cfg(test)]
