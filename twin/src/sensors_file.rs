@@ -5,13 +5,16 @@
 //! [[sensor]]
 //! id = "P-10"          # unique within the municipality
 //! kind = "pressure"    # pressure head level flow demand valve_position pump_status battery signal
-//! target = "10"        # node id (pressure, head, level, demand) or link id (flow, valve, pump)
+//! node = "10"          # pressure, head, level, demand: the node; flow, valve_position,
+//!                      # pump_status: `link = "..."`; battery, signal: `device = "..."`
 //! unit = "psi"         # unit of readings that carry none
 //! ```
+//!
+//! This is the layout of `shared/leaks/*/sensors.toml` (the benchmark scenarios).
 
 use serde::Deserialize;
 
-use crate::reading::{Sensor, SensorKind, Unit};
+use crate::reading::{Sensor, SensorKind, TargetKind, Unit};
 
 /// Why a sensors file was rejected; every variant names the place.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +56,9 @@ struct File {
 struct Entry {
     id: String,
     kind: String,
-    target: String,
+    node: Option<String>,
+    link: Option<String>,
+    device: Option<String>,
     unit: String,
 }
 
@@ -71,8 +76,24 @@ pub fn parse(text: &str) -> Result<Vec<Sensor>, SensorsFileError> {
         };
         let kind: SensorKind = entry.kind.parse().map_err(|e| invalid(format!("{e}")))?;
         let unit: Unit = entry.unit.parse().map_err(|e| invalid(format!("{e}")))?;
-        let sensor = Sensor::new(entry.id.clone(), kind, entry.target.clone(), unit)
-            .map_err(|e| invalid(format!("{e}")))?;
+        let expected = match kind.target_kind() {
+            TargetKind::Node => "node",
+            TargetKind::Link => "link",
+            TargetKind::Device => "device",
+        };
+        let target = match (&entry.node, &entry.link, &entry.device) {
+            (Some(node), None, None) if expected == "node" => node.clone(),
+            (None, Some(link), None) if expected == "link" => link.clone(),
+            (None, None, Some(device)) if expected == "device" => device.clone(),
+            _ => {
+                return Err(invalid(format!(
+                    "a {} sensor needs `{expected} = \"<id>\"` and no other element field",
+                    kind.name()
+                )))
+            }
+        };
+        let sensor =
+            Sensor::new(entry.id.clone(), kind, target, unit).map_err(|e| invalid(format!("{e}")))?;
         if let Some(&first) = first_index.get(&sensor.id) {
             return Err(SensorsFileError::Duplicate {
                 index,
@@ -91,9 +112,14 @@ pub fn to_toml(sensors: &[Sensor]) -> String {
     let mut out = String::new();
     for sensor in sensors {
         out.push_str(&format!(
-            "[[sensor]]\nid = {:?}\nkind = {:?}\ntarget = {:?}\nunit = {:?}\n\n",
+            "[[sensor]]\nid = {:?}\nkind = {:?}\n{} = {:?}\nunit = {:?}\n\n",
             sensor.id,
             sensor.kind.name(),
+            match sensor.kind.target_kind() {
+                TargetKind::Node => "node",
+                TargetKind::Link => "link",
+                TargetKind::Device => "device",
+            },
             sensor.target,
             sensor.unit.name()
         ));
@@ -107,8 +133,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_names_bad_entries() {
-        let text = "[[sensor]]\nid = \"P1\"\nkind = \"pressure\"\ntarget = \"10\"\nunit = \"kPa\"\n\n\
-                    [[sensor]]\nid = \"F1\"\nkind = \"flow\"\ntarget = \"20\"\nunit = \"gpm\"\n";
+        let text = "[[sensor]]\nid = \"P1\"\nkind = \"pressure\"\nnode = \"10\"\nunit = \"kPa\"\n\n\
+                    [[sensor]]\nid = \"F1\"\nkind = \"flow\"\nlink = \"20\"\nunit = \"gpm\"\n";
         let sensors = parse(text).unwrap();
         assert_eq!(sensors.len(), 2);
         assert_eq!(parse(&to_toml(&sensors)).unwrap(), sensors);
@@ -123,9 +149,20 @@ mod tests {
         ));
         let mismatched = text.replace("\"kPa\"", "\"gpm\"");
         assert!(parse(&mismatched).is_err());
+        let flow_on_node = text.replace("link = \"20\"", "node = \"20\"");
+        assert!(parse(&flow_on_node).unwrap_err().to_string().contains("needs `link"));
         assert!(matches!(
             parse("[[sensor]]\nid = 1"),
             Err(SensorsFileError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn reads_the_shared_benchmark_layout() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/leaks/example/net3-dev-01");
+        let text = std::fs::read_to_string(format!("{dir}/sensors.toml")).unwrap();
+        let sensors = parse(&text).unwrap();
+        assert!(sensors.iter().any(|s| s.kind == SensorKind::Flow));
+        assert!(sensors.iter().any(|s| s.kind == SensorKind::Pressure));
     }
 }
