@@ -1,17 +1,20 @@
-//! Crash safety of the embedded store: every reading acknowledged (committed with
-//! `Durability::Durable`) before a `kill -9` is there after reopening.
+//! Crash safety of the embedded store on the ingest write path: every reading acknowledged
+//! (journaled with `Durability::Durable`) before a `kill -9` is there after reopening, also when
+//! the kill lands during or after a compaction of the journal into blocks.
 //!
 //! The test re-invokes its own executable as a child (selected by an environment variable). The
-//! child appends readings in fsync'd batches and prints `ack <i>` after each commit returns; the
-//! parent kills it with SIGKILL mid-stream, reopens the store and checks every acknowledged batch.
+//! child journals readings in fsync'd group commits, compacts every few commits, and prints
+//! `ack <i>` after each commit returns; the parent kills it with SIGKILL mid-stream, reopens the
+//! store and checks every acknowledged reading.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use twin::store::{Durability, Point, RedbStore, SeriesStore, TenantKeys};
+use twin::store::{Durability, JournalEntry, Point, ReadingJournal, RedbStore, SeriesStore};
 
 const CHILD_ENV: &str = "TWIN_CRASH_CHILD_DIR";
 const START_ENV: &str = "TWIN_CRASH_CHILD_START";
@@ -29,24 +32,30 @@ fn point(i: i64, sensor: usize) -> Point {
 /// The child: appends and acknowledges until killed (or a minute has passed).
 fn child(dir: PathBuf, start: i64) {
     let store = RedbStore::open(&dir).expect("child opens the store");
-    let tenant = TenantKeys::new("crash");
     // Small buckets so the stream crosses several blocks.
-    let series = SeriesStore::new(10_000);
+    let journal = ReadingJournal::open(Arc::new(store), SeriesStore::new(10_000))
+        .expect("child opens the journal");
     let started = Instant::now();
     let mut out = std::io::stdout().lock();
     let mut i = start;
     while started.elapsed() < Duration::from_secs(60) {
-        let points: Vec<[Point; 1]> = (0..SENSORS.len()).map(|s| [point(i, s)]).collect();
-        let batch: Vec<(&str, &[Point])> = SENSORS
+        let entries: Vec<JournalEntry> = SENSORS
             .iter()
-            .zip(&points)
-            .map(|(id, p)| (*id, &p[..]))
+            .enumerate()
+            .map(|(s, id)| JournalEntry {
+                tenant: "crash",
+                sensor: id,
+                point: point(i, s),
+            })
             .collect();
-        series
-            .append(&store, &tenant, &batch, Durability::Durable)
+        journal
+            .append(&entries, Durability::Durable)
             .expect("child append");
         writeln!(out, "ack {i}").expect("child writes ack");
         out.flush().expect("child flushes ack");
+        if i % 7 == 0 {
+            journal.compact().expect("child compacts");
+        }
         i += 1;
     }
 }
@@ -118,11 +127,11 @@ fn run_and_kill(dir: &Path, start: i64, kill_after: usize) -> Vec<i64> {
 /// Reopens the store and asserts every acknowledged reading is there with its value.
 fn check_acknowledged(dir: &Path, acked: &[i64]) {
     let store = RedbStore::open(dir).expect("reopen after kill -9");
-    let tenant = TenantKeys::new("crash");
-    let series = SeriesStore::new(10_000);
+    let journal =
+        ReadingJournal::open(Arc::new(store), SeriesStore::new(10_000)).expect("reopen journal");
     for (s, id) in SENSORS.iter().enumerate() {
-        let stored: BTreeMap<i64, f64> = series
-            .range(&store, &tenant, id, i64::MIN, i64::MAX)
+        let stored: BTreeMap<i64, f64> = journal
+            .range("crash", id, i64::MIN, i64::MAX)
             .expect("read back")
             .into_iter()
             .map(|p| (p.timestamp, p.value))

@@ -11,6 +11,7 @@
 //! (`twin/benches/store_backends.rs`).
 
 pub mod gorilla;
+pub mod journal;
 pub mod keys;
 pub mod memory;
 pub mod redb_store;
@@ -20,6 +21,7 @@ pub mod tuple;
 #[cfg(test)]
 mod conformance;
 
+pub use journal::{JournalEntry, ReadingJournal};
 pub use keys::{Keyspace, TenantKeys};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;

@@ -64,6 +64,20 @@ impl SeriesStore {
         series: &[(&str, &[Point])],
         durability: Durability,
     ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        self.append_to_batch(store, tenant, series, &mut batch)?;
+        store.write(batch, durability)
+    }
+
+    /// Adds to `batch` the block writes that append `series` (blocks read from `store`), so a
+    /// caller can commit them atomically with other operations.
+    pub fn append_to_batch(
+        &self,
+        store: &dyn Store,
+        tenant: &TenantKeys,
+        series: &[(&str, &[Point])],
+        batch: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
         let mut groups: BTreeMap<Vec<u8>, Vec<Point>> = BTreeMap::new();
         for (sensor, points) in series {
             for p in *points {
@@ -71,7 +85,6 @@ impl SeriesStore {
                 groups.entry(key).or_default().push(*p);
             }
         }
-        let mut batch = WriteBatch::new();
         for (key, points) in groups {
             let mut block = match store.get(&key)? {
                 Some(bytes) => Block::from_bytes(&bytes).map_err(|e| corrupt(&key, e))?,
@@ -82,7 +95,7 @@ impl SeriesStore {
             }
             batch.put(key, block.to_bytes());
         }
-        store.write(batch, durability)
+        Ok(())
     }
 
     /// Points of `sensor_id` with `from <= timestamp < to`, sorted by timestamp (points with
