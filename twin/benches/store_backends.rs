@@ -15,12 +15,20 @@
 //! batches them). Also: single-sensor fsync'd appends (a lone sensor's batch), range reads of the
 //! last 10 minutes and of the latest block, and the size on disk. Figures go to stdout.
 //! `SECONDS` (default 300) sets how many seconds of telemetry are written.
+//!
+//! Then the ingest write path: the same readings through the [`ReadingJournal`] in fsync'd group
+//! commits of `GROUP` readings (default 2000) as fast as the disk allows, and the compaction of
+//! the journal into blocks.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use twin::quality::QualityFlags;
-use twin::store::{Durability, Point, SeriesStore, Store, TenantKeys};
+
+use twin::store::{
+    Durability, JournalEntry, Point, ReadingJournal, SeriesStore, Store, TenantKeys,
+};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -176,6 +184,60 @@ fn run(name: &str, dir: &Path, open: &dyn Fn(&Path) -> Box<dyn Store>) {
     drop(reopened);
 }
 
+/// The ingest write path: journal group commits as fast as fsync allows, then compaction.
+fn run_journal(name: &str, dir: &Path, open: &dyn Fn(&Path) -> Box<dyn Store>) {
+    let sensors = env_or("SENSORS", 1000);
+    let seconds = env_or("SECONDS", 300);
+    let group = env_or("GROUP", 2000).max(1);
+    let ids: Vec<String> = (0..sensors).map(|i| format!("s{i:05}")).collect();
+    let t0: i64 = 1_800_000_000_000;
+    let store: Arc<dyn Store> = Arc::from(open(dir));
+    let journal = match ReadingJournal::open(store, SeriesStore::default()) {
+        Ok(journal) => journal,
+        Err(e) => {
+            println!("  journal open failed: {e}");
+            return;
+        }
+    };
+    let readings = sensors * seconds;
+    println!("{name} journal: {readings} readings in fsync'd group commits of {group}");
+    let all: Vec<JournalEntry> = (0..readings)
+        .map(|i| JournalEntry {
+            tenant: "bench",
+            sensor: &ids[i % sensors],
+            point: Point::new(
+                t0 + (i / sensors) as i64 * 1000,
+                value(i % sensors, i / sensors),
+            ),
+        })
+        .collect();
+    let mut commits = Vec::new();
+    let started = Instant::now();
+    for chunk in all.chunks(group) {
+        let t = Instant::now();
+        if let Err(e) = journal.append(chunk, Durability::Durable) {
+            println!("  append failed: {e}");
+            return;
+        }
+        commits.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    println!(
+        "  journal group commit: {:.0} readings/s",
+        readings as f64 / total.as_secs_f64()
+    );
+    summary("fsync'd journal commit latency", commits);
+    let t = Instant::now();
+    match journal.compact() {
+        Ok(moved) => println!(
+            "  compaction: {moved} readings into blocks in {:.1} ms ({:.0} readings/s)",
+            ms(t.elapsed()),
+            moved as f64 / t.elapsed().as_secs_f64()
+        ),
+        Err(e) => println!("  compaction failed: {e}"),
+    }
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("twin-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -203,6 +265,8 @@ fn main() {
         if wanted(name) {
             let dir = temp_dir(name);
             run(name, &dir, &open);
+            let _ = std::fs::remove_dir_all(&dir);
+            run_journal(name, &dir, &open);
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
