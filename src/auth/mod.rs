@@ -2,12 +2,14 @@
 //!
 //! - [`password`]: argon2id password hashes (PHC strings).
 //! - [`jwt`]: short-lived HS256 access tokens.
+//! - [`http`]: the axum extractor of the caller, role/tenant checks, and the session routes.
 //! - [`users`]: users, their roles and municipality, and rotating, revocable refresh tokens,
 //!   kept in the store under the platform prefix `("aquatwin", "_platform", ...)`.
 //!
 //! Roles are ordered by what they may do inside their municipality; `super_admin` is the only
 //! role not bound to one.
 
+pub mod http;
 pub mod jwt;
 pub mod password;
 pub mod users;
