@@ -219,14 +219,22 @@ impl IngestHandle {
             received: std::time::Instant::now(),
             ack,
         };
-        let unavailable = || IngestError::new(RejectReason::Unavailable, "the twin is shutting down");
-        self.requests.send(request).await.map_err(|_| unavailable())?;
+        let unavailable =
+            || IngestError::new(RejectReason::Unavailable, "the twin is shutting down");
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| unavailable())?;
         answer.await.map_err(|_| unavailable())?
     }
 
     /// Counts and logs a refused message.
     pub fn reject(&self, gateway: Gateway, reason: RejectReason, detail: &str) {
         self.metrics.rejected(gateway, reason);
-        tracing::warn!(gateway = gateway.name(), reason = reason.name(), "rejected: {detail}");
+        tracing::warn!(
+            gateway = gateway.name(),
+            reason = reason.name(),
+            "rejected: {detail}"
+        );
     }
 }

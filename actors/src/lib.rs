@@ -7,10 +7,25 @@
 //! - [`metrics`]: counters and latencies rendered as Prometheus text.
 //! - [`gateway`]: MQTT (embedded broker, external broker), LoRaWAN (ChirpStack uplinks, Semtech
 //!   UDP packet forwarder), payload parsing shared with HTTP ingest.
+//! - [`runtime`]: [`runtime::TwinRuntime`], the running twin: supervision tree, ingest
+//!   dispatcher, group-commit writer, journal compaction, queries; configured by
+//!   [`config`].
+//! - The actors: [`municipality`] (supervisor), [`sensor`], [`network`], [`pipe`], [`alerts`];
+//!   restart budgets in `supervision`; the serializable data they exchange in [`messages`].
 //!
 //! The math the actors call lives in `twin` and `hydraulics`.
 
+pub mod alerts;
+pub mod config;
 pub mod devices;
 pub mod gateway;
 pub mod ingest;
+pub mod messages;
 pub mod metrics;
+pub mod municipality;
+pub mod network;
+pub mod pipe;
+pub mod runtime;
+pub mod sensor;
+mod supervision;
+mod writer;

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub actor_restarts: AtomicU64,
     /// Failures that exhausted a restart budget and escalated.
     pub actor_escalations: AtomicU64,
+    /// Hydraulic periods that could not be solved.
+    pub solve_failures: AtomicU64,
     /// Free-form gauges set by the runtime (name, help, value), e.g. actors alive.
     gauges: Mutex<Vec<(String, String, f64)>>,
 }
@@ -131,7 +133,9 @@ impl Metrics {
     /// Everything in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP aquatwin_readings_accepted_total Readings durably stored, by gateway.\n");
+        out.push_str(
+            "# HELP aquatwin_readings_accepted_total Readings durably stored, by gateway.\n",
+        );
         out.push_str("# TYPE aquatwin_readings_accepted_total counter\n");
         for gateway in Gateway::ALL {
             let _ = writeln!(
@@ -184,6 +188,11 @@ impl Metrics {
                 "Failures that exhausted a restart budget.",
                 &self.actor_escalations,
             ),
+            (
+                "aquatwin_solve_failures_total",
+                "Hydraulic periods that could not be solved.",
+                &self.solve_failures,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -193,7 +202,10 @@ impl Metrics {
         }
         if let Ok(gauges) = self.gauges.lock() {
             for (name, help, value) in gauges.iter() {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                );
             }
         }
         out

@@ -13,7 +13,10 @@ use hydraulics::units::{flow_factor, BAR_PER_PSI, KPA_PER_PSI, M_PER_FT, PSI_PER
 use crate::reading::{Reading, Sensor, SensorKind, Unit};
 
 /// A set of quality flags (a small bit set, stored with every reading).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct QualityFlags(u16);
 
 impl QualityFlags {

@@ -16,7 +16,7 @@ use crate::quality::QualityFlags;
 use crate::store::Point;
 
 /// One value reported by a sensor.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reading {
     /// Id of the sensor that reported the value.
     pub sensor_id: String,
@@ -454,6 +454,8 @@ impl Sensor {
             return Err(UnitError::NotFinite(reading.value));
         }
         match self.kind {
+            // Stored exactly as reported: a round trip through feet could move the last bit.
+            SensorKind::Pressure if unit == self.unit => Ok(reading.value),
             SensorKind::Pressure => {
                 // Through feet of water column; the specific gravity cancels out.
                 let ft = reading.value / pressure_factor(unit, 1.0).unwrap_or(1.0);

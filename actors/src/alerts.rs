@@ -1,0 +1,202 @@
+//! `AlertManager`: one per municipality. Receives alerts (from `SensorActor`s' health rule
+//! now, from the detectors through the `NetworkActor` later), de-duplicates them (one open
+//! alert per kind and location: repeats update it), stores every change under the tenant's
+//! `"alerts"` family and broadcasts it to subscribers.
+//!
+//! On (re)start it reloads the recent alerts from the store, open ones included, so
+//! de-duplication survives restarts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use twin::store::tuple::Element;
+use twin::store::{KeyRange, Order};
+
+use crate::messages::{Alert, AlertInput, AlertKind, AlertLocation};
+use crate::municipality::MunicipalityContext;
+
+/// Record family of alerts under a tenant.
+const ALERTS: &str = "alerts";
+
+/// Alerts kept in memory (and reloaded): the most recent ones.
+const HISTORY: usize = 1000;
+
+/// Messages of an [`AlertManager`].
+#[derive(Debug)]
+pub enum AlertMsg {
+    /// An observation: opens an alert or updates the open one of the same kind and location.
+    Raise(AlertInput),
+    /// The condition is over: closes the open alert of this kind and location, if any.
+    Resolve {
+        /// Kind of the alert.
+        kind: AlertKind,
+        /// Its location.
+        location: AlertLocation,
+    },
+    /// The recent alerts, oldest first.
+    List(RpcReplyPort<Vec<Alert>>),
+    /// Chaos testing only: makes the actor panic. No network API sends it.
+    InjectPanic,
+}
+
+/// The alert manager of one municipality.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlertManager;
+
+/// The state of an [`AlertManager`].
+#[derive(Debug)]
+pub struct AlertState {
+    context: Arc<MunicipalityContext>,
+    history: BTreeMap<u64, Alert>,
+    open: HashMap<(AlertKind, AlertLocation), u64>,
+    next_id: u64,
+}
+
+fn alerts_range(context: &MunicipalityContext) -> KeyRange {
+    context
+        .tenant
+        .space()
+        .subspace(&[Element::from(ALERTS)])
+        .range()
+}
+
+impl Actor for AlertManager {
+    type Msg = AlertMsg;
+    type State = AlertState;
+    type Arguments = Arc<MunicipalityContext>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<AlertMsg>,
+        context: Arc<MunicipalityContext>,
+    ) -> Result<AlertState, ActorProcessingErr> {
+        let stored =
+            context
+                .journal
+                .store()
+                .scan(&alerts_range(&context), Order::Reverse, Some(HISTORY))?;
+        let mut history = BTreeMap::new();
+        let mut open = HashMap::new();
+        for (_, value) in stored {
+            let alert: Alert = serde_json::from_slice(&value)?;
+            if alert.open {
+                open.insert((alert.kind, alert.location.clone()), alert.id);
+            }
+            history.insert(alert.id, alert);
+        }
+        let next_id = history.keys().next_back().map_or(1, |id| id + 1);
+        Ok(AlertState {
+            context,
+            history,
+            open,
+            next_id,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<AlertMsg>,
+        message: AlertMsg,
+        state: &mut AlertState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            AlertMsg::Raise(input) => state.raise(input),
+            AlertMsg::Resolve { kind, location } => state.resolve(kind, location),
+            AlertMsg::List(reply) => {
+                let _ = reply.send(state.history.values().cloned().collect());
+            }
+            AlertMsg::InjectPanic => panic!("chaos: injected panic in an alert manager"),
+        }
+        Ok(())
+    }
+}
+
+impl AlertState {
+    fn raise(&mut self, input: AlertInput) {
+        let key = (input.kind, input.location.clone());
+        let open = self.open.get(&key).and_then(|id| self.history.get_mut(id));
+        let alert = match open {
+            Some(alert) => {
+                alert.severity = alert.severity.max(input.severity);
+                alert.estimated_flow = input.estimated_flow.or(alert.estimated_flow);
+                alert.last_seen_ms = alert.last_seen_ms.max(input.time_ms);
+                alert.occurrences = alert.occurrences.saturating_add(1);
+                alert.message = input.message;
+                alert.clone()
+            }
+            None => {
+                let alert = Alert {
+                    id: self.next_id,
+                    kind: input.kind,
+                    severity: input.severity,
+                    location: input.location,
+                    estimated_flow: input.estimated_flow,
+                    raised_ms: input.time_ms,
+                    last_seen_ms: input.time_ms,
+                    occurrences: 1,
+                    message: input.message,
+                    open: true,
+                };
+                self.next_id += 1;
+                self.open.insert(key, alert.id);
+                self.history.insert(alert.id, alert.clone());
+                self.trim();
+                alert
+            }
+        };
+        self.publish(alert);
+    }
+
+    fn resolve(&mut self, kind: AlertKind, location: AlertLocation) {
+        let Some(id) = self.open.remove(&(kind, location)) else {
+            return;
+        };
+        let Some(alert) = self.history.get_mut(&id) else {
+            return;
+        };
+        alert.open = false;
+        let alert = alert.clone();
+        self.publish(alert);
+    }
+
+    /// Drops the oldest closed alerts beyond the history size (they stay in the store).
+    fn trim(&mut self) {
+        while self.history.len() > HISTORY {
+            let Some(oldest) = self
+                .history
+                .iter()
+                .find(|(_, alert)| !alert.open)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            self.history.remove(&oldest);
+        }
+    }
+
+    /// Stores and broadcasts a new or changed alert.
+    fn publish(&self, alert: Alert) {
+        let key = self
+            .context
+            .tenant
+            .key(&[Element::from(ALERTS), Element::Int(alert.id as i64)]);
+        match serde_json::to_vec(&alert) {
+            Ok(value) => {
+                if let Err(err) = self.context.journal.store().put(&key, &value) {
+                    tracing::error!(municipality = %self.context.id, "alert not stored: {err}");
+                }
+            }
+            Err(err) => tracing::error!("alert not encoded: {err}"),
+        }
+        tracing::info!(
+            municipality = %self.context.id,
+            kind = ?alert.kind,
+            open = alert.open,
+            "alert {}: {}",
+            alert.id,
+            alert.message
+        );
+        let _ = self.context.alerts.send(alert);
+    }
+}

@@ -1,0 +1,319 @@
+//! The data that crosses a municipality's boundary: alerts, pipe states, sensor summaries,
+//! supervisor status and the estimated state of a period (in a compact binary encoding).
+//!
+//! Every type here derives `serde::Serialize`/`Deserialize`, so that a later issue can place a
+//! municipality on another node (ractor_cluster with `blanket_serde`) and exchange these values
+//! as they are. The actor messages that carry them ([`crate::sensor::SensorMsg`],
+//! [`crate::network::NetworkMsg`], [`crate::pipe::PipeMsg`], [`crate::alerts::AlertMsg`],
+//! [`crate::municipality::MunicipalityMsg`]) are queries with a reply port of one of these
+//! types, which ractor_cluster's derived messages carry across nodes, or casts of them. The one
+//! local-only piece is the ingest batch ([`crate::sensor::SensorBatch`]): it holds
+//! `twin::Reading`s (not serde types yet) and the request's local acknowledgement; placed
+//! remotely, the dispatcher would send the readings and receive the stored count as the reply.
+
+use serde::{Deserialize, Serialize};
+use twin::live::{PeriodState, SensorResidual};
+
+/// What kind of event an alert reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A background leak.
+    Leak,
+    /// A pipe burst.
+    Burst,
+    /// A sensor that reports implausible data persistently.
+    SensorFault,
+    /// A pressure transient.
+    Transient,
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth a look.
+    Info,
+    /// Needs attention.
+    Warning,
+    /// Needs action now.
+    Critical,
+}
+
+/// Where an alert is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLocation {
+    /// A node of the network.
+    Node(String),
+    /// A link of the network.
+    Link(String),
+    /// A device (a sensor attached to neither, e.g. its battery).
+    Device(String),
+    /// The network as a whole (a detection that could not be located).
+    Network,
+}
+
+/// An alert as raised by a detector or a sensor (before de-duplication).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertInput {
+    /// What happened.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// Where.
+    pub location: AlertLocation,
+    /// Estimated leak or burst flow in the network's flow units, when known.
+    pub estimated_flow: Option<f64>,
+    /// When it was observed (Unix ms).
+    pub time_ms: i64,
+    /// For people.
+    pub message: String,
+}
+
+/// An alert of a municipality, as stored and broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Unique within the municipality, increasing.
+    pub id: u64,
+    /// What happened.
+    pub kind: AlertKind,
+    /// Highest severity seen while open.
+    pub severity: Severity,
+    /// Where.
+    pub location: AlertLocation,
+    /// Latest estimated flow, when known.
+    pub estimated_flow: Option<f64>,
+    /// First observation (Unix ms).
+    pub raised_ms: i64,
+    /// Latest observation (Unix ms).
+    pub last_seen_ms: i64,
+    /// Observations merged into this alert while it was open.
+    pub occurrences: u32,
+    /// Latest message.
+    pub message: String,
+    /// Whether it is still open (not resolved).
+    pub open: bool,
+}
+
+/// What one pipe saw in the latest period, in the network's units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PipeState {
+    /// The period (Unix ms).
+    pub timestamp_ms: i64,
+    /// Flow.
+    pub flow: f64,
+    /// Velocity.
+    pub velocity: f64,
+    /// Head at the start node minus head at the end node.
+    pub headloss: f64,
+    /// Lower pressure of the two end nodes.
+    pub pressure_min: f64,
+    /// Higher pressure of the two end nodes.
+    pub pressure_max: f64,
+}
+
+/// One sensor as the twin currently sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorSummary {
+    /// The sensor id.
+    pub sensor_id: String,
+    /// Latest reading's value (sensor unit), if any.
+    pub last_value: Option<f64>,
+    /// Latest reading's time (Unix ms), if any.
+    pub last_timestamp: Option<i64>,
+    /// Latest reading's quality flags (names).
+    pub last_flags: Vec<String>,
+    /// Readings handled since the sensor's actor started (restored ones excluded).
+    pub count: u64,
+    /// Of those, readings usable by the twin.
+    pub usable: u64,
+}
+
+/// Version byte of [`EncodedState`].
+const STATE_VERSION: u8 = 1;
+
+/// A [`PeriodState`] in a compact binary form (little-endian arrays): what is stored under
+/// `(tenant, "state", timestamp)` and what crosses a node boundary. Detection events are not
+/// part of it: they become alerts, stored on their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedState(pub Vec<u8>);
+
+/// Why bytes are not an [`EncodedState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad encoded state: {0}")]
+pub struct StateDecodeError(&'static str);
+
+impl EncodedState {
+    /// Encodes `state`'s arrays and residuals.
+    pub fn encode(state: &PeriodState) -> Self {
+        let nodes = state.head.len();
+        let links = state.flow.len();
+        let mut out = Vec::with_capacity(32 + nodes * 24 + links * 25);
+        out.push(STATE_VERSION);
+        out.extend_from_slice(&state.timestamp_ms.to_le_bytes());
+        out.extend_from_slice(&state.sim_seconds.to_le_bytes());
+        out.push(u8::from(state.converged));
+        out.extend_from_slice(&(nodes as u32).to_le_bytes());
+        out.extend_from_slice(&(links as u32).to_le_bytes());
+        for array in [&state.head, &state.pressure, &state.demand] {
+            put_array(&mut out, array, nodes);
+        }
+        for array in [&state.flow, &state.velocity, &state.headloss] {
+            put_array(&mut out, array, links);
+        }
+        out.extend((0..links).map(|i| state.status.get(i).copied().unwrap_or(0)));
+        out.extend_from_slice(&(state.residuals.len() as u32).to_le_bytes());
+        for residual in &state.residuals {
+            let id = residual.sensor_id.as_bytes();
+            let len = id.len().min(u16::MAX as usize);
+            out.extend_from_slice(&(len as u16).to_le_bytes());
+            out.extend_from_slice(&id[..len]);
+            out.extend_from_slice(&residual.measured.to_le_bytes());
+            out.extend_from_slice(&residual.simulated.to_le_bytes());
+        }
+        Self(out)
+    }
+
+    /// The state back.
+    pub fn decode(&self) -> Result<PeriodState, StateDecodeError> {
+        let mut cursor = Cursor { rest: &self.0 };
+        if cursor.byte()? != STATE_VERSION {
+            return Err(StateDecodeError("unsupported version"));
+        }
+        let timestamp_ms = i64::from_le_bytes(cursor.array()?);
+        let sim_seconds = u64::from_le_bytes(cursor.array()?);
+        let converged = cursor.byte()? != 0;
+        let nodes = u32::from_le_bytes(cursor.array()?) as usize;
+        let links = u32::from_le_bytes(cursor.array()?) as usize;
+        let head = cursor.f64s(nodes)?;
+        let pressure = cursor.f64s(nodes)?;
+        let demand = cursor.f64s(nodes)?;
+        let flow = cursor.f64s(links)?;
+        let velocity = cursor.f64s(links)?;
+        let headloss = cursor.f64s(links)?;
+        let status = cursor.take(links)?.to_vec();
+        let count = u32::from_le_bytes(cursor.array()?) as usize;
+        let mut residuals = Vec::with_capacity(count.min(cursor.rest.len() / 18));
+        for _ in 0..count {
+            let len = u16::from_le_bytes(cursor.array()?) as usize;
+            let sensor_id = std::str::from_utf8(cursor.take(len)?)
+                .map_err(|_| StateDecodeError("sensor id is not UTF-8"))?
+                .to_string();
+            let measured = f64::from_le_bytes(cursor.array()?);
+            let simulated = f64::from_le_bytes(cursor.array()?);
+            residuals.push(SensorResidual {
+                sensor_id,
+                measured,
+                simulated,
+            });
+        }
+        if !cursor.rest.is_empty() {
+            return Err(StateDecodeError("trailing bytes"));
+        }
+        Ok(PeriodState {
+            timestamp_ms,
+            sim_seconds,
+            converged,
+            head,
+            pressure,
+            demand,
+            flow,
+            velocity,
+            headloss,
+            status,
+            residuals,
+            events: Vec::new(),
+        })
+    }
+}
+
+/// Writes `len` values of `array` (0 where it is shorter, so the layout stays fixed).
+fn put_array(out: &mut Vec<u8>, array: &[f64], len: usize) {
+    for i in 0..len {
+        out.extend_from_slice(&array.get(i).copied().unwrap_or(0.0).to_le_bytes());
+    }
+}
+
+struct Cursor<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StateDecodeError> {
+        if self.rest.len() < n {
+            return Err(StateDecodeError("truncated"));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, StateDecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StateDecodeError> {
+        self.take(N)?
+            .try_into()
+            .map_err(|_| StateDecodeError("truncated"))
+    }
+
+    fn f64s(&mut self, n: usize) -> Result<Vec<f64>, StateDecodeError> {
+        let bytes = self.take(n.checked_mul(8).ok_or(StateDecodeError("too long"))?)?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|chunk| {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(chunk);
+                f64::from_le_bytes(raw)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PeriodState {
+        PeriodState {
+            timestamp_ms: 1_700_000_000_123,
+            sim_seconds: 3600,
+            converged: true,
+            head: vec![100.5, -2.0, f64::MAX],
+            pressure: vec![40.0, 0.0, 1e-9],
+            demand: vec![1.0, 2.0, 3.0],
+            flow: vec![0.1, -0.2],
+            velocity: vec![1.5, 0.0],
+            headloss: vec![0.01, -7.0],
+            status: vec![1, 0],
+            residuals: vec![SensorResidual {
+                sensor_id: "p-é1".to_string(),
+                measured: 41.0,
+                simulated: 40.0,
+            }],
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn state_round_trips_bit_for_bit() {
+        let state = sample();
+        let encoded = EncodedState::encode(&state);
+        assert_eq!(encoded.decode().unwrap(), state);
+        // 1 + 8 + 8 + 1 + 4 + 4 + 3*3*8 + 2*3*8 + 2 + 4 + (2 + 5 + 16)
+        assert_eq!(encoded.0.len(), 26 + 72 + 48 + 2 + 4 + 23);
+    }
+
+    #[test]
+    fn truncated_or_padded_bytes_are_errors() {
+        let encoded = EncodedState::encode(&sample());
+        for cut in 0..encoded.0.len() {
+            assert!(EncodedState(encoded.0[..cut].to_vec()).decode().is_err());
+        }
+        let mut padded = encoded.0.clone();
+        padded.push(0);
+        assert!(EncodedState(padded).decode().is_err());
+    }
+}

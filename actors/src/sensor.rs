@@ -1,0 +1,236 @@
+//! `SensorActor`: one per sensor. Checks the quality of every reading (`twin::QualityChecker`),
+//! converts it to its stored form, hands it to the batching writer, forwards the latest
+//! accepted value (in the network's units) to the `NetworkActor`, and raises a `sensor_fault`
+//! alert when the sensor keeps reporting implausible data.
+//!
+//! On (re)start it reloads its recent readings from the store and replays them through the
+//! quality checker, so a restart neither forgets the window nor flags the next reading as a
+//! duplicate or out of order wrongly.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use twin::store::Point;
+use twin::{QualityChecker, QualityFlags, Reading};
+
+use crate::alerts::AlertMsg;
+use crate::messages::{AlertInput, AlertKind, AlertLocation, SensorSummary, Severity};
+use crate::municipality::MunicipalityContext;
+use crate::network::NetworkMsg;
+use crate::writer::{Completion, WriteItem};
+
+/// Recent readings reloaded on (re)start.
+const RELOAD_WINDOW: usize = 32;
+
+/// Consecutive stuck or out-of-range readings that make a sensor faulty.
+const FAULT_AFTER: u32 = 10;
+
+/// Flags that, persisting, mean the sensor itself is faulty (not one bad reading).
+const FAULT_FLAGS: QualityFlags = QualityFlags::from_bits(
+    QualityFlags::STUCK.bits() | QualityFlags::RANGE.bits() | QualityFlags::INVALID.bits(),
+);
+
+/// Messages of a [`SensorActor`].
+#[derive(Debug)]
+pub enum SensorMsg {
+    /// Readings of one request for this sensor (values as reported).
+    Ingest(SensorBatch),
+    /// The sensor as the twin sees it.
+    Summary(RpcReplyPort<SensorSummary>),
+    /// Chaos testing only: makes the actor panic, so tests can watch it being restarted. No
+    /// network API sends it.
+    InjectPanic,
+}
+
+/// One request's readings of one sensor.
+#[derive(Debug)]
+pub struct SensorBatch {
+    pub(crate) readings: Vec<Reading>,
+    pub(crate) completion: Arc<Completion>,
+}
+
+/// The actor of one sensor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SensorActor;
+
+/// What a [`SensorActor`] starts with.
+#[derive(Debug)]
+pub struct SensorArgs {
+    pub(crate) context: Arc<MunicipalityContext>,
+    pub(crate) index: usize,
+}
+
+/// The state of a [`SensorActor`].
+#[derive(Debug)]
+pub struct SensorState {
+    context: Arc<MunicipalityContext>,
+    index: usize,
+    checker: QualityChecker,
+    last: Option<Point>,
+    count: u64,
+    usable: u64,
+    fault_streak: u32,
+    fault_open: bool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Actor for SensorActor {
+    type Msg = SensorMsg;
+    type State = SensorState;
+    type Arguments = SensorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SensorMsg>,
+        args: SensorArgs,
+    ) -> Result<SensorState, ActorProcessingErr> {
+        let SensorArgs { context, index } = args;
+        let sensor = &context.sensors[index];
+        let mut checker = QualityChecker::new(sensor.clone(), context.quality[index].clone());
+        let recent = context
+            .journal
+            .latest(context.tenant.tenant(), &sensor.id, RELOAD_WINDOW)?;
+        let now = now_ms();
+        for point in &recent {
+            // Replayed in the sensor's unit, as stored; the flags of the replay are ignored.
+            let mut reading = Reading::new(sensor.id.clone(), point.timestamp, point.value);
+            checker.check(&mut reading, now);
+        }
+        Ok(SensorState {
+            last: recent.last().copied(),
+            context,
+            index,
+            checker,
+            count: 0,
+            usable: 0,
+            fault_streak: 0,
+            fault_open: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SensorMsg>,
+        message: SensorMsg,
+        state: &mut SensorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SensorMsg::Ingest(batch) => state.ingest(batch),
+            SensorMsg::Summary(reply) => {
+                let _ = reply.send(state.summary());
+            }
+            SensorMsg::InjectPanic => panic!("chaos: injected panic in a sensor actor"),
+        }
+        Ok(())
+    }
+}
+
+impl SensorState {
+    fn ingest(&mut self, batch: SensorBatch) {
+        let SensorBatch {
+            readings,
+            completion,
+        } = batch;
+        let context = self.context.clone();
+        let sensor = &context.sensors[self.index];
+        let now = now_ms();
+        let mut points = Vec::with_capacity(readings.len());
+        let mut accepted = None;
+        for mut reading in readings {
+            self.checker.check(&mut reading, now);
+            let point = sensor.to_point(&reading);
+            self.count += 1;
+            if point.flags.is_usable() {
+                if let Ok(value) = sensor.to_network(&reading, &context.units) {
+                    self.usable += 1;
+                    accepted = Some((point.timestamp, value));
+                }
+            }
+            self.track_fault(&point);
+            self.last = Some(point);
+            points.push(point);
+        }
+        context.writer.submit(WriteItem {
+            tenant: context.id.clone(),
+            sensor: context.sensor_ids[self.index].clone(),
+            points,
+            completion,
+        });
+        if let (Some((timestamp, value)), Some(network)) = (accepted, context.directory.network()) {
+            // A NetworkActor that is restarting reloads the latest values from the store.
+            let _ = network.cast(NetworkMsg::Measured {
+                sensor: self.index,
+                timestamp,
+                value,
+            });
+        }
+    }
+
+    /// The simple sensor-health rule: `FAULT_AFTER` faulty readings in a row open a
+    /// `sensor_fault` alert; the next usable reading resolves it.
+    fn track_fault(&mut self, point: &Point) {
+        if point.flags.intersects(FAULT_FLAGS) {
+            self.fault_streak = self.fault_streak.saturating_add(1);
+            if self.fault_streak >= FAULT_AFTER && !self.fault_open {
+                self.fault_open = true;
+                self.send_alert(AlertMsg::Raise(self.fault_alert(point)));
+            }
+        } else if point.flags.is_usable() {
+            self.fault_streak = 0;
+            if self.fault_open {
+                self.fault_open = false;
+                let alert = self.fault_alert(point);
+                self.send_alert(AlertMsg::Resolve {
+                    kind: alert.kind,
+                    location: alert.location,
+                });
+            }
+        }
+    }
+
+    fn fault_alert(&self, point: &Point) -> AlertInput {
+        let sensor = &self.context.sensors[self.index];
+        let location = match sensor.kind.target_kind() {
+            twin::reading::TargetKind::Node => AlertLocation::Node(sensor.target.clone()),
+            twin::reading::TargetKind::Link => AlertLocation::Link(sensor.target.clone()),
+            twin::reading::TargetKind::Device => AlertLocation::Device(sensor.target.clone()),
+        };
+        AlertInput {
+            kind: AlertKind::SensorFault,
+            severity: Severity::Warning,
+            location,
+            estimated_flow: None,
+            time_ms: point.timestamp,
+            message: format!(
+                "sensor {} reported {} unusable readings in a row ({})",
+                sensor.id, self.fault_streak, point.flags
+            ),
+        }
+    }
+
+    fn send_alert(&self, message: AlertMsg) {
+        if let Some(alerts) = self.context.directory.alerts() {
+            let _ = alerts.cast(message);
+        }
+    }
+
+    fn summary(&self) -> SensorSummary {
+        SensorSummary {
+            sensor_id: self.context.sensors[self.index].id.clone(),
+            last_value: self.last.map(|p| p.value),
+            last_timestamp: self.last.map(|p| p.timestamp),
+            last_flags: self
+                .last
+                .map(|p| p.flags.names().iter().map(|n| n.to_string()).collect())
+                .unwrap_or_default(),
+            count: self.count,
+            usable: self.usable,
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The batching writer: readings of many requests (of every municipality) are made durable in
+//! one journal commit (group commit: one fsync for many readings), then every request whose
+//! readings are all durable is acknowledged.
+//!
+//! A request may carry readings of several sensors; each sensor's part travels through its own
+//! `SensorActor` and reaches the writer on its own, so a request's [`Completion`] counts the
+//! parts still missing and answers when the last one is committed. A part that never arrives
+//! (its actor failed while holding it) drops its reference: the request is then answered
+//! "unavailable" by the closed channel, never "stored".
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
+use twin::store::journal::{JournalEntry, ReadingJournal};
+use twin::store::Point;
+use twin::Durability;
+
+use crate::ingest::{IngestError, RejectReason};
+use crate::metrics::Metrics;
+
+/// The answer channel of one ingest request, shared by its per-sensor parts.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    remaining: AtomicUsize,
+    failed: AtomicBool,
+    readings: usize,
+    received: Instant,
+    reply: Mutex<Option<oneshot::Sender<Result<usize, IngestError>>>>,
+    metrics: Arc<Metrics>,
+    /// Held until the request is answered: the runtime's bound on requests in flight.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Completion {
+    /// A request of `readings` readings split into `parts` parts.
+    pub(crate) fn new(
+        parts: usize,
+        readings: usize,
+        received: Instant,
+        reply: oneshot::Sender<Result<usize, IngestError>>,
+        metrics: Arc<Metrics>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Self {
+            remaining: AtomicUsize::new(parts),
+            failed: AtomicBool::new(false),
+            readings,
+            received,
+            reply: Mutex::new(Some(reply)),
+            metrics,
+            _permit: permit,
+        }
+    }
+
+    /// One part is durable (`stored`) or definitely lost; answers once every part is settled.
+    pub(crate) fn part_settled(&self, stored: bool) {
+        if !stored {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some(reply) = self.reply.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        let answer = if self.failed.load(Ordering::Relaxed) {
+            Err(IngestError::new(
+                RejectReason::Unavailable,
+                "the readings could not be stored; retry",
+            ))
+        } else {
+            self.metrics
+                .ingest_latency
+                .observe(self.received.elapsed().as_secs_f64());
+            Ok(self.readings)
+        };
+        // The gateway may have given up waiting; nothing to do then.
+        let _ = reply.send(answer);
+    }
+}
+
+/// One sensor's part of one request, checked and ready to store.
+#[derive(Debug)]
+pub(crate) struct WriteItem {
+    /// The municipality.
+    pub tenant: Arc<str>,
+    /// The sensor.
+    pub sensor: Arc<str>,
+    /// The stored form of the readings.
+    pub points: Vec<Point>,
+    /// The request it belongs to.
+    pub completion: Arc<Completion>,
+}
+
+/// What actors hold to hand parts to the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterHandle {
+    items: mpsc::UnboundedSender<WriteItem>,
+}
+
+impl WriterHandle {
+    /// Queues `item`; when the writer is gone, the part is settled as lost.
+    pub(crate) fn submit(&self, item: WriteItem) {
+        if let Err(mpsc::error::SendError(item)) = self.items.send(item) {
+            item.completion.part_settled(false);
+        }
+    }
+}
+
+/// The running writer task.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Writer {
+    /// Starts the writer over `journal`; commits after `linger` or `max_readings` readings.
+    pub(crate) fn start(
+        journal: Arc<ReadingJournal>,
+        metrics: Arc<Metrics>,
+        linger: Duration,
+        max_readings: usize,
+    ) -> (Writer, WriterHandle) {
+        let (items, receiver) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(
+            receiver,
+            stopped,
+            journal,
+            metrics,
+            linger,
+            max_readings.max(1),
+        ));
+        (Writer { stop, task }, WriterHandle { items })
+    }
+
+    /// Commits everything queued, then ends the task.
+    pub(crate) async fn flush_and_stop(self) {
+        let _ = self.stop.send(());
+        if let Err(err) = self.task.await {
+            tracing::error!("the ingest writer ended abnormally: {err}");
+        }
+    }
+}
+
+async fn run(
+    mut receiver: mpsc::UnboundedReceiver<WriteItem>,
+    mut stopped: oneshot::Receiver<()>,
+    journal: Arc<ReadingJournal>,
+    metrics: Arc<Metrics>,
+    linger: Duration,
+    max_readings: usize,
+) {
+    let mut in_flight: Option<JoinHandle<()>> = None;
+    let mut stopping = false;
+    loop {
+        // After the stop the channel is closed: what is queued is still committed.
+        let first = if stopping {
+            receiver.try_recv().ok()
+        } else {
+            tokio::select! {
+                item = receiver.recv() => item,
+                _ = &mut stopped => {
+                    stopping = true;
+                    receiver.close();
+                    continue;
+                }
+            }
+        };
+        let Some(first) = first else { break };
+        let mut readings = first.points.len();
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + linger;
+        while readings < max_readings {
+            let item = match receiver.try_recv() {
+                Ok(item) => item,
+                Err(mpsc::error::TryRecvError::Empty) if !stopping => {
+                    tokio::select! {
+                        item = tokio::time::timeout_at(deadline, receiver.recv()) => match item {
+                            Ok(Some(item)) => item,
+                            _ => break,
+                        },
+                        _ = &mut stopped => {
+                            stopping = true;
+                            receiver.close();
+                            continue;
+                        }
+                    }
+                }
+                Err(_) => break,
+            };
+            readings += item.points.len();
+            batch.push(item);
+        }
+        // One commit at a time (the store has one writer); the next batch gathers meanwhile.
+        if let Some(previous) = in_flight.take() {
+            let _ = previous.await;
+        }
+        let journal = journal.clone();
+        let metrics = metrics.clone();
+        in_flight = Some(tokio::task::spawn_blocking(move || {
+            commit(&journal, &metrics, batch)
+        }));
+    }
+    if let Some(previous) = in_flight.take() {
+        let _ = previous.await;
+    }
+}
+
+/// Makes `batch` durable in one journal commit and settles every part.
+fn commit(journal: &ReadingJournal, metrics: &Metrics, batch: Vec<WriteItem>) {
+    let entries: Vec<JournalEntry<'_>> = batch
+        .iter()
+        .flat_map(|item| {
+            item.points.iter().map(|point| JournalEntry {
+                tenant: &item.tenant,
+                sensor: &item.sensor,
+                point: *point,
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let result = journal.append(&entries, Durability::Durable);
+    metrics.store_write.observe(started.elapsed().as_secs_f64());
+    drop(entries);
+    let stored = match result {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(parts = batch.len(), "group commit failed: {err}");
+            false
+        }
+    };
+    for item in batch {
+        item.completion.part_settled(stored);
+    }
+}
