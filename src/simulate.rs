@@ -73,7 +73,7 @@ pub fn demo() -> anyhow::Result<()> {
 }
 
 /// Reads an .inp file; every way it can fail is the user's to fix.
-fn read_network(path: &Path) -> anyhow::Result<Network> {
+pub(crate) fn read_network(path: &Path) -> anyhow::Result<Network> {
     let is_inp = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("inp"));

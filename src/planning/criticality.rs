@@ -1,0 +1,291 @@
+//! `aquatwin criticality`: every pipe fails in turn; pipes ranked by the demand left unmet.
+//! `--bench` times the pipe-closure sweep with 1 and 2 worker threads against EPANET's toolkit
+//! in a loop (owa-epanet, `tests/peers/epanet_scenario_criticality.py`), in the same run.
+
+use super::{csv_field, is_json, write_csv, write_json};
+use crate::simulate::read_network;
+use crate::BadInput;
+use anyhow::Context as _;
+use hydraulics::Network;
+use scenarios::criticality::{pipes, sweep, FailureKind, Report, Settings};
+use scenarios::segments::{place_valves, segments, ValvePlacement};
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const EPANET_LOOP: &str = include_str!("../../tests/peers/epanet_scenario_criticality.py");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    PipeClosure,
+    Burst,
+    Segment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Valves {
+    /// The model's own valves are the isolation valves.
+    Model,
+    /// One isolation valve at each end of every pipe.
+    PipeEnds,
+}
+
+impl From<Valves> for ValvePlacement {
+    fn from(valves: Valves) -> Self {
+        match valves {
+            Valves::Model => ValvePlacement::ModelValves,
+            Valves::PipeEnds => ValvePlacement::PipeEnds,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CriticalityArgs {
+    /// The EPANET .inp network file.
+    pub network: PathBuf,
+    /// How each pipe fails.
+    #[arg(long, value_enum, default_value_t = Kind::PipeClosure)]
+    pub kind: Kind,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Hours simulated per failure (default: the network's duration).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Write the ranking here (.json, else CSV).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only the first N pipes (in file order).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Isolation valves for `--kind segment`.
+    #[arg(long, value_enum, default_value_t = Valves::PipeEnds)]
+    pub valves: Valves,
+    /// Burst orifice area as a fraction of the pipe's cross section (`--kind burst`).
+    #[arg(long, default_value_t = 0.1)]
+    pub burst_area: f64,
+    /// Time the pipe-closure sweep with 1 and 2 jobs against EPANET's toolkit in a loop.
+    #[arg(long)]
+    pub bench: bool,
+    /// Python interpreter with owa-epanet, for --bench.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+pub fn run(args: &CriticalityArgs) -> anyhow::Result<()> {
+    let network = read_network(&args.network)?;
+    let duration = match args.duration {
+        Some(hours) if !(hours.is_finite() && hours > 0.0) => {
+            return Err(BadInput(format!("--duration must be positive hours, not {hours}")).into())
+        }
+        Some(hours) => (hours * 3600.0).round() as u64,
+        None => network.times.duration,
+    };
+    if !(args.burst_area > 0.0 && args.burst_area <= 1.0) {
+        return Err(BadInput(format!(
+            "--burst-area must be a fraction in (0, 1], not {}",
+            args.burst_area
+        ))
+        .into());
+    }
+    let mut elements = pipes(&network);
+    if let Some(limit) = args.limit {
+        elements.truncate(limit);
+    }
+    let settings = Settings {
+        kind: match args.kind {
+            Kind::PipeClosure => FailureKind::PipeClosure,
+            Kind::Burst => FailureKind::Burst,
+            Kind::Segment => FailureKind::Segment,
+        },
+        duration,
+        pda: scenarios::spec::default_pda(&network),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        burst_area_fraction: args.burst_area,
+    };
+    if args.bench {
+        return bench(args, &network, &elements, &settings);
+    }
+    let segs = (settings.kind == FailureKind::Segment)
+        .then(|| segments(&network, place_valves(&network, args.valves.into())));
+    let started = Instant::now();
+    let report = run_sweep(&network, &elements, &settings, segs.as_ref(), true)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    println!(
+        "criticality ({}) of {} pipes, {} h each, {} jobs: {:.2} s ({:.2} ms per scenario)",
+        report.kind,
+        report.pipes.len(),
+        report.duration_hours,
+        settings.jobs,
+        elapsed,
+        1000.0 * elapsed / report.pipes.len().max(1) as f64
+    );
+    println!("rank  pipe        unmet+ (m3)  unmet %  max below  node-hours below  cut off");
+    for pipe in report.pipes.iter().take(10) {
+        println!(
+            "{:>4}  {:<10} {:>12.1} {:>8.2} {:>10} {:>17.1} {:>8}",
+            pipe.rank,
+            pipe.pipe,
+            pipe.unmet_increase_m3,
+            pipe.unmet_percent,
+            pipe.max_nodes_below_required,
+            pipe.node_hours_below_required,
+            pipe.cut_off_nodes
+        );
+    }
+    if let Some(out) = &args.out {
+        write_report(out, &report)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn run_sweep(
+    network: &Network,
+    elements: &[usize],
+    settings: &Settings,
+    segs: Option<&scenarios::segments::Segments>,
+    show_progress: bool,
+) -> anyhow::Result<Report> {
+    let total = elements.len();
+    // A progress line rewritten in place only makes sense on a terminal.
+    let show_progress = show_progress && std::io::stderr().is_terminal();
+    let progress = move |done: usize| {
+        if show_progress {
+            let mut err = std::io::stderr().lock();
+            // Progress is best effort: a closed stderr must not stop the sweep.
+            let _ = write!(err, "\rcriticality: {done}/{total} scenarios");
+            let _ = err.flush();
+        }
+    };
+    sweep(network, elements, settings, segs, &progress)
+        .map_err(|error| BadInput(format!("{}: {error}", network_name(network))).into())
+}
+
+fn network_name(network: &Network) -> String {
+    network
+        .title
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "network".to_string())
+}
+
+fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
+    if is_json(out) {
+        return write_json(out, report);
+    }
+    let rows: Vec<String> = report
+        .pipes
+        .iter()
+        .map(|p| {
+            format!(
+                "{},{},{},{},{},{},{},{}",
+                p.rank,
+                csv_field(&p.pipe),
+                p.unmet_increase_m3,
+                p.unmet_percent,
+                p.max_nodes_below_required,
+                p.node_hours_below_required,
+                p.cut_off_nodes,
+                csv_field(p.halted.as_deref().unwrap_or(""))
+            )
+        })
+        .collect();
+    write_csv(
+        out,
+        "rank,pipe,unmet_increase_m3,unmet_percent,max_nodes_below_required,\
+         node_hours_below_required,cut_off_nodes,halted",
+        &rows,
+    )
+}
+
+/// Pipe closures with 1 and 2 jobs, then EPANET's loop over the same pipes on the same
+/// network (written by our writer with the same duration and PDA settings).
+fn bench(
+    args: &CriticalityArgs,
+    network: &Network,
+    elements: &[usize],
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let closure = Settings {
+        kind: FailureKind::PipeClosure,
+        ..settings.clone()
+    };
+    let mut ours = Vec::new();
+    for jobs in [1, 2] {
+        let started = Instant::now();
+        run_sweep(
+            network,
+            elements,
+            &Settings {
+                jobs,
+                ..closure.clone()
+            },
+            None,
+            false,
+        )?;
+        ours.push(started.elapsed().as_secs_f64() / elements.len().max(1) as f64);
+    }
+    let scratch = std::env::temp_dir().join(format!("aquatwin-crit-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let scenario = Settings {
+        jobs: 1,
+        ..closure.clone()
+    }
+    .scenario(Vec::new());
+    let inp = scratch.join("baseline.inp");
+    std::fs::write(
+        &inp,
+        hydraulics::write_string(&scenarios::baseline(network, &scenario)),
+    )?;
+    let list = scratch.join("pipes.txt");
+    let ids: Vec<&str> = elements
+        .iter()
+        .map(|&l| network.links[l].id.as_str())
+        .collect();
+    std::fs::write(&list, ids.join("\n"))?;
+    let peer = scratch.join("epanet_scenario_criticality.py");
+    std::fs::write(&peer, EPANET_LOOP)?;
+    let output = Command::new(&args.python)
+        .arg(&peer)
+        .arg(&inp)
+        .arg(&list)
+        .output()
+        .with_context(|| format!("cannot run {}", args.python))?;
+    // The scratch folder is ours alone; failing to remove it leaves only temp files.
+    let _ = std::fs::remove_dir_all(&scratch);
+    if !output.status.success() {
+        anyhow::bail!(
+            "EPANET loop failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let timing: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("the EPANET loop printed no JSON")?;
+    let epanet = timing["per_scenario_s"]
+        .as_f64()
+        .context("the EPANET loop gave no per_scenario_s")?;
+    println!(
+        "pipe-closure criticality, {} pipes, {} h PDA each ({})",
+        elements.len(),
+        closure.duration as f64 / 3600.0,
+        args.network.display()
+    );
+    println!(
+        "ours 1 job: {:.3} ms/scenario; ours 2 jobs: {:.3} ms/scenario (speed-up {:.2}x); \
+         EPANET loop: {:.3} ms/scenario; ours(1 job)/EPANET = {:.2}",
+        ours[0] * 1000.0,
+        ours[1] * 1000.0,
+        ours[0] / ours[1],
+        epanet * 1000.0,
+        ours[0] / epanet
+    );
+    Ok(())
+}
