@@ -4,15 +4,20 @@
 //! an in-memory and an embedded backend. [`detect`]: leak, burst, transient and sensor-fault
 //! detectors on residuals. [`risk`]: likelihood of pipe failure (Weibull proportional hazards).
 //!
-//! Estimation, detection and risk come with later issues.
+//! [`estimate`]: per-period sensitivities and weighted least squares of demand multipliers and
+//! leak outflows. [`localize`]: leak signatures matched against the sensitivities.
+//! [`telemetry_files`]: recorded telemetry (long and wide CSV) for replay.
 
 pub mod detect;
+pub mod estimate;
 pub mod live;
+pub mod localize;
 pub mod quality;
 pub mod reading;
 pub mod risk;
 pub mod sensors_file;
 pub mod store;
+pub mod telemetry_files;
 
 #[cfg(test)]
 mod testutil;

@@ -6,14 +6,35 @@
 //! heads, pump and valve states) into [`BoundaryConditions`], solves the period with the
 //! [`SnapshotSolver`], and compares every other sensor with the simulated value (residual =
 //! measured - simulated).
+//!
+//! Measured states the sensors do not give come from the network's own `[CONTROLS]`, evaluated
+//! on the measured state (tank levels) and the clock, and a flow meter on a pump tells whether
+//! it runs. When every link from a reservoir or tank is metered, the measured inflow is the
+//! network's consumption: the period's demand multiplier is estimated from it (the consumption
+//! it implies over the nominal one), so the residuals left are what demand cannot explain.
+//! With detection on ([`NetworkTwin::with_detection`]), a [`LeakWatch`] learns on the training
+//! window and then raises leak and burst events, each located by matching its residual
+//! signature against the sensitivities of the period ([`Localizer`]).
 
 use std::collections::HashMap;
 
-use hydraulics::model::{LinkKind, Network, NodeKind};
+use hydraulics::model::{ControlCondition, LinkAction, LinkKind, Network, NodeKind};
 use hydraulics::solver::{BoundaryConditions, LinkState, SnapshotError, SnapshotSolver};
 use hydraulics::SolverError;
 
+use crate::detect::{Alarm, EventKind, Frame, LeakWatch, WatchConfig};
+use crate::estimate::{nominal_demands, Observation, Sensitivity};
+use crate::localize::{Localizer, Location, Method};
 use crate::reading::{NetworkUnits, Sensor, SensorKind, TargetKind};
+
+/// A pump whose metered flow is below this share of its design flow is taken as stopped.
+const PUMP_STOPPED_SHARE: f64 = 0.01;
+/// An alarm located this close (m, pipe distance) to a leak already reported is that leak
+/// growing.
+const SAME_LEAK_M: f64 = 500.0;
+/// Bounds of the demand multiplier estimated from the inflow (a meter outage must not empty
+/// or flood the model).
+const MULTIPLIER_RANGE: (f64, f64) = (0.2, 5.0);
 
 /// Why a twin could not be built or stepped.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +127,28 @@ pub struct PeriodState {
     /// Residuals of the sensors that measured something this period and are not boundary
     /// conditions.
     pub residuals: Vec<SensorResidual>,
+    /// Leaks and bursts detected this period (empty unless detection is on).
+    pub events: Vec<TwinEvent>,
+}
+
+/// A detection of the twin's detection stage, located.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinEvent {
+    /// `leak` (gradual) or `burst` (abrupt).
+    pub kind: EventKind,
+    /// When it was detected (Unix ms).
+    pub time_ms: i64,
+    /// Estimated start (Unix ms).
+    pub onset_ms: i64,
+    /// Estimated leak outflow (network flow unit): from the flow balance when metered, else
+    /// from the localization's fit.
+    pub estimated_flow: Option<f64>,
+    /// The detector's statistic over its threshold (`>= 1`): how clear the change is.
+    pub magnitude: f64,
+    /// Confidence in the location (0..1).
+    pub confidence: f64,
+    /// Where, when the signature could be matched.
+    pub location: Option<Location>,
 }
 
 /// The twin of one hydraulic network.
@@ -119,6 +162,26 @@ pub struct NetworkTwin {
     clock: TwinClock,
     /// Pipe cross-section areas, ft2 (0 for pumps and valves).
     link_area: Vec<f64>,
+    /// Sensors compared with the model and what they observe (rows of the sensitivities).
+    observations: Vec<(usize, Observation)>,
+    /// Flow sensors on every link leaving a reservoir or tank, with the sign that makes
+    /// their flow point into the network; `None` when some such link is not metered.
+    inflow_meters: Option<Vec<(usize, f64)>>,
+    /// Flow sensors on pumps and the flow below which the pump is taken as stopped.
+    pump_meters: Vec<(usize, f64)>,
+    /// Simulation seconds of the previous period (time controls fire in between).
+    last_sim_seconds: Option<u64>,
+    /// Heads of the previous period (level and pressure controls).
+    last_head: Vec<f64>,
+    watch: Option<LeakWatch>,
+    localizer: Localizer,
+    /// Nodes of the leaks reported so far.
+    reported: Vec<usize>,
+    /// Gradual leaks raised and not yet reported (their signature is still building up).
+    pending: Vec<Alarm>,
+    /// Demand group of each junction (the pattern of its first demand), for the multipliers.
+    demand_groups: Vec<usize>,
+    group_count: usize,
 }
 
 impl std::fmt::Debug for NetworkTwin {
@@ -134,7 +197,11 @@ impl std::fmt::Debug for NetworkTwin {
 impl NetworkTwin {
     /// The twin of `network` observed by `sensors`; every sensor must name an element of the
     /// network of the right kind (node or link).
-    pub fn new(network: Network, sensors: Vec<Sensor>, clock: TwinClock) -> Result<Self, TwinError> {
+    pub fn new(
+        network: Network,
+        sensors: Vec<Sensor>,
+        clock: TwinClock,
+    ) -> Result<Self, TwinError> {
         let mut targets = Vec::with_capacity(sensors.len());
         let mut by_id = HashMap::with_capacity(sensors.len());
         for (index, sensor) in sensors.iter().enumerate() {
@@ -173,7 +240,61 @@ impl NetworkTwin {
                 _ => 0.0,
             })
             .collect();
+        let mut observations: Vec<(usize, Observation)> = sensors
+            .iter()
+            .zip(&targets)
+            .enumerate()
+            .filter_map(|(index, (sensor, target))| {
+                let observation = match (sensor.kind, *target) {
+                    (SensorKind::Pressure, Target::Node(n)) => Observation::Pressure(n),
+                    (SensorKind::Head, Target::Node(n)) => Observation::Head(n),
+                    (SensorKind::Demand, Target::Node(n)) => Observation::Demand(n),
+                    (SensorKind::Flow, Target::Link(l)) => Observation::Flow(l),
+                    _ => return None,
+                };
+                Some((index, observation))
+            })
+            .collect();
+        let inflow_meters = source_meters(&network, &sensors, &targets);
+        // Flows on the links from sources are in the flow balance; what each source supplies
+        // is the model's to tell, not a leak signal.
+        if let Some(meters) = &inflow_meters {
+            observations.retain(|(index, _)| meters.iter().all(|m| m.0 != *index));
+        }
+        let pump_meters = sensors
+            .iter()
+            .zip(&targets)
+            .enumerate()
+            .filter_map(|(index, (sensor, target))| match (sensor.kind, *target) {
+                (SensorKind::Flow, Target::Link(l)) => match &network.links[l].kind {
+                    LinkKind::Pump(pump) => {
+                        let design = pump
+                            .head_curve
+                            .and_then(|c| network.curves.get(c))
+                            .map_or(0.0, |c| c.points.iter().fold(0.0_f64, |a, p| a.max(p.0)));
+                        Some((index, PUMP_STOPPED_SHARE * design))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let localizer = Localizer::new(&network, &units);
+        let last_head = network
+            .nodes
+            .iter()
+            .map(|node| match &node.kind {
+                NodeKind::Junction(j) => j.elevation,
+                NodeKind::Reservoir(r) => r.head,
+                NodeKind::Tank(t) => t.elevation + t.initial_level,
+            })
+            .collect();
+        let (demand_groups, group_count) = demand_groups(&network);
         Ok(Self {
+            reported: Vec::new(),
+            pending: Vec::new(),
+            demand_groups,
+            group_count,
             network,
             units,
             solver,
@@ -182,7 +303,31 @@ impl NetworkTwin {
             by_id,
             clock,
             link_area,
+            observations,
+            inflow_meters,
+            pump_meters,
+            last_sim_seconds: None,
+            last_head,
+            watch: None,
+            localizer,
         })
+    }
+
+    /// Turns detection on: the periods before `config.train_until_ms` train the detectors,
+    /// later ones are watched for leaks and bursts ([`PeriodState::events`]).
+    pub fn with_detection(mut self, config: WatchConfig) -> Self {
+        self.watch = Some(LeakWatch::new(config));
+        self
+    }
+
+    /// The detection stage, when on.
+    pub fn watch(&self) -> Option<&LeakWatch> {
+        self.watch.as_ref()
+    }
+
+    /// Whether the inflow is fully metered (the demand multiplier is then estimated).
+    pub fn inflow_metered(&self) -> bool {
+        self.inflow_meters.is_some()
     }
 
     /// The network.
@@ -206,7 +351,8 @@ impl NetworkTwin {
     }
 
     /// Solves the period at `timestamp_ms` with `latest` (sensor id -> latest accepted value in
-    /// the network's units; unknown ids are ignored) and returns the estimated state.
+    /// the network's units; unknown ids are ignored) and returns the estimated state, with the
+    /// detection stage's located leaks and bursts when detection is on.
     pub fn step(
         &mut self,
         timestamp_ms: i64,
@@ -217,6 +363,7 @@ impl NetworkTwin {
             time: sim_seconds,
             ..BoundaryConditions::default()
         };
+        self.apply_controls(sim_seconds, latest, &mut conditions);
         let mut observed = Vec::new();
         for (sensor_id, &value) in latest {
             let Some(&index) = self.by_id.get(sensor_id) else {
@@ -227,7 +374,39 @@ impl NetworkTwin {
             }
             observed.push(index);
         }
+        for &(index, stopped_below) in &self.pump_meters {
+            if let Some(value) = latest.get(&self.sensors[index].id) {
+                let state = if value.abs() > stopped_below {
+                    LinkState::Open
+                } else {
+                    LinkState::Closed
+                };
+                conditions
+                    .link_states
+                    .push((self.sensors[index].target.clone(), state));
+            }
+        }
+        let option_multiplier = self.network.options.demand_multiplier;
+        let mut nominal_by_group = vec![0.0; self.group_count];
+        for (demand, &group) in nominal_demands(&self.network, sim_seconds)
+            .iter()
+            .zip(&self.demand_groups)
+        {
+            nominal_by_group[group] += demand * option_multiplier;
+        }
+        let nominal: f64 = nominal_by_group.iter().sum();
+        let inflow = self.inflow_meters.as_ref().and_then(|meters| {
+            meters
+                .iter()
+                .map(|&(index, sign)| latest.get(&self.sensors[index].id).map(|q| sign * q))
+                .sum::<Option<f64>>()
+        });
+        if let Some(inflow) = inflow.filter(|_| nominal > 0.0) {
+            let ratio = (inflow / nominal).clamp(MULTIPLIER_RANGE.0, MULTIPLIER_RANGE.1);
+            conditions.demand_multiplier = Some(ratio * option_multiplier);
+        }
         let snapshot = self.solver.solve(&conditions)?;
+        self.last_sim_seconds = Some(sim_seconds);
         let result = snapshot.result;
         let factors = &self.units.factors;
         let velocity = result
@@ -267,7 +446,8 @@ impl NetworkTwin {
                 })
             })
             .collect();
-        Ok(PeriodState {
+        self.last_head.clone_from(&result.head);
+        let mut state = PeriodState {
             timestamp_ms,
             sim_seconds,
             converged: snapshot.converged,
@@ -279,7 +459,227 @@ impl NetworkTwin {
             headloss,
             status: result.status,
             residuals,
+            events: Vec::new(),
+        };
+        state.events = self.detect(&state, latest, inflow, nominal_by_group);
+        Ok(state)
+    }
+
+    /// Runs the detection stage on the solved period and locates what it raises.
+    fn detect(
+        &mut self,
+        state: &PeriodState,
+        latest: &HashMap<String, f64>,
+        inflow: Option<f64>,
+        nominal: Vec<f64>,
+    ) -> Vec<TwinEvent> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Vec::new();
+        };
+        let residuals = self
+            .observations
+            .iter()
+            .map(|&(index, _)| {
+                let simulated = state
+                    .residuals
+                    .iter()
+                    .find(|r| r.sensor_id == self.sensors[index].id)
+                    .map(|r| r.simulated);
+                match (latest.get(&self.sensors[index].id), simulated) {
+                    (Some(measured), Some(simulated)) => measured - simulated,
+                    _ => f64::NAN,
+                }
+            })
+            .collect();
+        let frame = Frame {
+            time: state.timestamp_ms,
+            inflow,
+            nominal,
+            residuals,
+        };
+        let now = state.timestamp_ms;
+        if let Some(alarm) = watch.observe(frame) {
+            self.pending.push(alarm);
+        }
+        // A gradual leak is reported once its signature had time to build up; a burst at once.
+        let delay = watch.config().gradual_report_delay_ms;
+        let (mut due, waiting): (Vec<Alarm>, Vec<Alarm>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|a| a.kind != EventKind::Leak || now - a.time >= delay);
+        self.pending = waiting;
+        for alarm in due.iter_mut().filter(|a| a.time < now) {
+            alarm.signature = watch.signature(alarm.onset, now);
+            alarm.time = now;
+        }
+        let needs_signatures = watch.needs_signatures();
+        if due.is_empty() && !needs_signatures {
+            return Vec::new();
+        }
+        let observations: Vec<Observation> = self.observations.iter().map(|o| o.1).collect();
+        let sensitivity = Sensitivity::compute(
+            &self.network,
+            &self.units,
+            &state.head,
+            &state.flow,
+            &state.status,
+            &observations,
+        );
+        let consumption: Vec<f64> = nominal_demands(&self.network, state.sim_seconds);
+        if needs_signatures {
+            let total: f64 = consumption.iter().sum();
+            let share: Vec<f64> = consumption
+                .iter()
+                .map(|d| if total > 0.0 { d / total } else { 0.0 })
+                .collect();
+            let uniform = sensitivity.response_to(&share);
+            let responses: Vec<Vec<f64>> = (0..sensitivity.junctions())
+                .map(|j| {
+                    sensitivity
+                        .column(j)
+                        .iter()
+                        .zip(&uniform)
+                        .map(|(s, u)| s - u)
+                        .collect()
+                })
+                .collect();
+            watch.set_signatures(&responses);
+        }
+        due.into_iter()
+            .filter_map(|alarm| self.locate(&sensitivity, &consumption, alarm))
+            .collect()
+    }
+
+    /// Locates an alarm; `None` when it is a leak already reported nearby that grew.
+    fn locate(
+        &mut self,
+        sensitivity: &Sensitivity,
+        consumption: &[f64],
+        alarm: Alarm,
+    ) -> Option<TwinEvent> {
+        let location = self.localizer.locate(
+            sensitivity,
+            &alarm.signature,
+            &alarm.sigmas,
+            consumption,
+            alarm.flow,
+            Method::LeastSquares,
+        );
+        // A leak already reported nearby that grew, not a new one.
+        let node = location
+            .as_ref()
+            .and_then(|l| self.network.node_index(&l.node));
+        if let Some(node) = node {
+            let near = self.localizer.distances(node, SAME_LEAK_M);
+            if self.reported.iter().any(|&r| near[r].is_finite()) {
+                return None;
+            }
+            self.reported.push(node);
+        }
+        Some(TwinEvent {
+            kind: alarm.kind,
+            time_ms: alarm.time,
+            onset_ms: alarm.onset,
+            estimated_flow: alarm
+                .flow
+                .or_else(|| location.as_ref().map(|l| l.estimated_flow)),
+            magnitude: alarm.strength,
+            confidence: location.as_ref().map_or(0.0, |l| l.confidence),
+            location,
         })
+    }
+
+    /// Adds the link states and settings that the network's `[CONTROLS]` set for this period:
+    /// time controls that fell due since the previous period, and level or pressure controls
+    /// whose condition holds on the measured tank levels (else the previous period's state).
+    fn apply_controls(
+        &self,
+        now: u64,
+        latest: &HashMap<String, f64>,
+        conditions: &mut BoundaryConditions,
+    ) {
+        let network = &self.network;
+        let clocktime = |t: u64| (t + network.times.start_clocktime) % 86_400;
+        let due = |at: u64| match self.last_sim_seconds {
+            Some(previous) => previous < at && at <= now,
+            None => at <= now,
+        };
+        let mut fired: Vec<(u64, usize, LinkAction)> = Vec::new();
+        for control in network.controls.iter().filter(|c| c.enabled) {
+            let order = match control.condition {
+                ControlCondition::AtTime(at) if due(at) => at,
+                ControlCondition::AtClockTime(at) => {
+                    let (start, end) = (self.last_sim_seconds.unwrap_or(now), now);
+                    let crossed = end.saturating_sub(start) >= 86_400
+                        || (clocktime(start) < at && at <= clocktime(end))
+                        || (clocktime(start) > clocktime(end)
+                            && (at > clocktime(start) || at <= clocktime(end)));
+                    if !crossed {
+                        continue;
+                    }
+                    now
+                }
+                ControlCondition::NodeAbove { node, value } => {
+                    if self.node_value(node, latest).is_some_and(|v| v > value) {
+                        u64::MAX
+                    } else {
+                        continue;
+                    }
+                }
+                ControlCondition::NodeBelow { node, value } => {
+                    if self.node_value(node, latest).is_some_and(|v| v < value) {
+                        u64::MAX
+                    } else {
+                        continue;
+                    }
+                }
+                ControlCondition::AtTime(_) => continue,
+            };
+            fired.push((order, control.link, control.action));
+        }
+        fired.sort_by_key(|f| f.0);
+        for (_, link, action) in fired {
+            let id = network.links[link].id.clone();
+            let is_pump = matches!(network.links[link].kind, LinkKind::Pump(_));
+            match action {
+                LinkAction::Open | LinkAction::Active => {
+                    conditions.link_states.push((id, LinkState::Open));
+                }
+                LinkAction::Closed => conditions.link_states.push((id, LinkState::Closed)),
+                LinkAction::Setting(v) if is_pump && v <= 0.0 => {
+                    conditions.link_states.push((id, LinkState::Closed));
+                }
+                LinkAction::Setting(v) => {
+                    if is_pump {
+                        conditions.link_states.push((id.clone(), LinkState::Open));
+                    }
+                    if !matches!(network.links[link].kind, LinkKind::Pipe(_)) {
+                        conditions.link_settings.push((id, v));
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a control on `node` compares: a tank's level (measured this period when a level
+    /// sensor has it, else the previous period's), a junction's pressure or a reservoir's
+    /// head from the previous period.
+    fn node_value(&self, node: usize, latest: &HashMap<String, f64>) -> Option<f64> {
+        let network = &self.network;
+        match &network.nodes[node].kind {
+            NodeKind::Tank(tank) => {
+                let measured = self.sensors.iter().zip(&self.targets).find_map(|(s, t)| {
+                    (s.kind == SensorKind::Level && *t == Target::Node(node))
+                        .then(|| latest.get(&s.id).copied())
+                        .flatten()
+                });
+                Some(measured.unwrap_or(self.last_head[node] - tank.elevation))
+            }
+            NodeKind::Junction(junction) => Some(
+                (self.last_head[node] - junction.elevation) * self.units.factors.pressure
+                    / self.units.factors.head,
+            ),
+            NodeKind::Reservoir(_) => Some(self.last_head[node]),
+        }
     }
 
     /// Adds the measurement of sensor `index` to `conditions` when it is a boundary condition
@@ -301,7 +701,9 @@ impl NetworkTwin {
             },
             (SensorKind::Head, Target::Node(n)) => match &self.network.nodes[n].kind {
                 NodeKind::Reservoir(_) => {
-                    conditions.reservoir_heads.push((sensor.target.clone(), value));
+                    conditions
+                        .reservoir_heads
+                        .push((sensor.target.clone(), value));
                     true
                 }
                 _ => false,
@@ -315,19 +717,71 @@ impl NetworkTwin {
                 conditions.link_states.push((sensor.target.clone(), state));
                 true
             }
-            (SensorKind::ValvePosition, Target::Link(_)) => {
-                // Only a shut valve is a boundary condition; a partly open one keeps its
-                // modelled behaviour.
-                if value <= 0.0 {
-                    conditions
-                        .link_states
-                        .push((sensor.target.clone(), LinkState::Closed));
-                    true
-                } else {
-                    false
-                }
+            // Only a shut valve is a boundary condition; a partly open one keeps its modelled
+            // behaviour.
+            (SensorKind::ValvePosition, Target::Link(_)) if value <= 0.0 => {
+                conditions
+                    .link_states
+                    .push((sensor.target.clone(), LinkState::Closed));
+                true
             }
             _ => false,
         }
     }
+}
+
+/// The flow sensors on every link between a reservoir or tank and the rest of the network,
+/// with the sign that points their flow into the network; `None` when one such link has no
+/// flow sensor (the inflow is then not known).
+fn source_meters(
+    network: &Network,
+    sensors: &[Sensor],
+    targets: &[Target],
+) -> Option<Vec<(usize, f64)>> {
+    let junctions = network.junction_count();
+    let mut meters = Vec::new();
+    for (index, link) in network.links.iter().enumerate() {
+        let sign = match (link.from >= junctions, link.to >= junctions) {
+            (true, false) => 1.0,
+            (false, true) => -1.0,
+            _ => continue,
+        };
+        let sensor = sensors
+            .iter()
+            .zip(targets)
+            .position(|(s, t)| s.kind == SensorKind::Flow && *t == Target::Link(index))?;
+        meters.push((sensor, sign));
+    }
+    (!meters.is_empty()).then_some(meters)
+}
+
+/// The demand group of every junction: one group per pattern that drives a junction's first
+/// demand (the default pattern where it names none), one for junctions without a pattern.
+/// Returns the groups and their count.
+fn demand_groups(network: &Network) -> (Vec<usize>, usize) {
+    let default_pattern = {
+        let id = network.options.default_pattern.as_deref().unwrap_or("1");
+        network
+            .patterns
+            .iter()
+            .position(|p| p.id.eq_ignore_ascii_case(id))
+    };
+    let mut index: HashMap<Option<usize>, usize> = HashMap::new();
+    let groups = network
+        .nodes
+        .iter()
+        .take(network.junction_count())
+        .map(|node| {
+            let pattern = match &node.kind {
+                NodeKind::Junction(j) => j
+                    .demands
+                    .first()
+                    .and_then(|d| d.pattern.or(default_pattern)),
+                _ => None,
+            };
+            let next = index.len();
+            *index.entry(pattern).or_insert(next)
+        })
+        .collect();
+    (groups, index.len().max(1))
 }

@@ -92,8 +92,8 @@ pub fn parse(text: &str) -> Result<Vec<Sensor>, SensorsFileError> {
                 )))
             }
         };
-        let sensor =
-            Sensor::new(entry.id.clone(), kind, target, unit).map_err(|e| invalid(format!("{e}")))?;
+        let sensor = Sensor::new(entry.id.clone(), kind, target, unit)
+            .map_err(|e| invalid(format!("{e}")))?;
         if let Some(&first) = first_index.get(&sensor.id) {
             return Err(SensorsFileError::Duplicate {
                 index,
@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_names_bad_entries() {
-        let text = "[[sensor]]\nid = \"P1\"\nkind = \"pressure\"\nnode = \"10\"\nunit = \"kPa\"\n\n\
+        let text =
+            "[[sensor]]\nid = \"P1\"\nkind = \"pressure\"\nnode = \"10\"\nunit = \"kPa\"\n\n\
                     [[sensor]]\nid = \"F1\"\nkind = \"flow\"\nlink = \"20\"\nunit = \"gpm\"\n";
         let sensors = parse(text).unwrap();
         assert_eq!(sensors.len(), 2);
@@ -145,12 +146,19 @@ mod tests {
         let dup = text.replace("\"F1\"", "\"P1\"");
         assert!(matches!(
             parse(&dup),
-            Err(SensorsFileError::Duplicate { index: 2, first: 1, .. })
+            Err(SensorsFileError::Duplicate {
+                index: 2,
+                first: 1,
+                ..
+            })
         ));
         let mismatched = text.replace("\"kPa\"", "\"gpm\"");
         assert!(parse(&mismatched).is_err());
         let flow_on_node = text.replace("link = \"20\"", "node = \"20\"");
-        assert!(parse(&flow_on_node).unwrap_err().to_string().contains("needs `link"));
+        assert!(parse(&flow_on_node)
+            .unwrap_err()
+            .to_string()
+            .contains("needs `link"));
         assert!(matches!(
             parse("[[sensor]]\nid = 1"),
             Err(SensorsFileError::Syntax(_))
@@ -159,7 +167,10 @@ mod tests {
 
     #[test]
     fn reads_the_shared_benchmark_layout() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/leaks/example/net3-dev-01");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/leaks/example/net3-dev-01"
+        );
         let text = std::fs::read_to_string(format!("{dir}/sensors.toml")).unwrap();
         let sensors = parse(&text).unwrap();
         assert!(sensors.iter().any(|s| s.kind == SensorKind::Flow));

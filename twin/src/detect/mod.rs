@@ -56,6 +56,7 @@ mod night_flow;
 mod profile;
 pub mod stats;
 mod transient;
+mod watch;
 
 pub use burst::{Burst, BurstConfig, BurstDetector};
 pub use cusum::{Cusum, CusumConfig};
@@ -65,6 +66,7 @@ pub use night_flow::{NightFlowConfig, NightFlowDetector, NightFlowRise};
 pub use profile::ProfileBaseline;
 pub use stats::LongRunScale;
 pub use transient::{Transient, TransientConfig, TransientDetector};
+pub use watch::{Alarm, Frame, LeakWatch, WatchConfig};
 
 /// Milliseconds in one day.
 pub const DAY_MS: i64 = 86_400_000;

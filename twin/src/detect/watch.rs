@@ -1,0 +1,764 @@
+//! The per-period detection stage behind [`crate::live::NetworkTwin::step`].
+//!
+//! It learns on a leak-free training window: demand multipliers per demand group from the
+//! flow balance (measured inflow against each group's nominal consumption, least squares),
+//! the time-of-day baseline of every observation's residual, and the spread of everything in
+//! half-hour block means (the residuals are autocorrelated: demand noise lasts an hour). Then,
+//! per block, the standardized vector `u` (flow-balance excess and deseasonalized residuals)
+//! is projected on the leak signature of every junction `j` (the unit vector `a_j` that a leak
+//! at `j` would move `u` along: excess and sensitivities, [`LeakWatch::set_signatures`]), and
+//! one CUSUM per junction accumulates `a_j . u - k`. The largest crossing its threshold raises
+//! an alarm that carries the onset, the leak size and the signature (how every observation
+//! moved since just before the onset) for localization. This combines the flow balance and all
+//! pressure sensors in one test, so a leak too small for either alone is still found.
+//!
+//! After an alarm the new level becomes the reference (a reported leak is not raised twice);
+//! a fall of the flow balance (a repair) also resets the reference.
+
+use std::collections::VecDeque;
+
+use super::stats::{median, robust_fit};
+/// Training shorter than this (ms) learns one level per observation, not a time-of-day profile.
+const PROFILE_MIN_TRAINING_MS: i64 = 3 * DAY_MS - 3_600_000;
+/// How long periods are kept for signatures (ms): the day before and a day of leak.
+const HISTORY_MS: i64 = 3 * DAY_MS;
+
+use super::{Cusum, CusumConfig, DetectError, Direction, EventKind, ProfileBaseline, DAY_MS};
+
+/// Parameters of a [`LeakWatch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchConfig {
+    /// Periods before this time (ms) are leak-free training data.
+    pub train_until_ms: i64,
+    /// Width of the blocks the residuals are averaged over (ms).
+    pub block_ms: i64,
+    /// CUSUM reference value (standard deviations of a block mean).
+    pub k: f64,
+    /// The decision interval is at least this factor times the largest statistic any junction
+    /// reached on the training window ...
+    pub training_margin: f64,
+    /// ... and at least this (standard deviations).
+    pub min_threshold: f64,
+    /// Width of the time-of-day bins of the residual baselines (ms), used when the training
+    /// window spans about three days or more (one level per observation otherwise).
+    pub profile_bin_ms: i64,
+    /// Length of the pre-onset window the signature is measured against (ms).
+    pub baseline_ms: i64,
+    /// An alarm whose onset is at most this long before it is a burst (ms).
+    pub burst_within_ms: i64,
+    /// Smallest standard deviation of a block mean (its units): rounding of the readings.
+    pub min_sigma: f64,
+    /// With a metered inflow, an alarm stands only when the flow balance (mean of the last two
+    /// blocks) rose since before the onset by this many of its standard deviations.
+    pub balance_z: f64,
+    /// A rise of the flow balance above this many standard deviations of a block is a burst
+    /// whenever it was detected.
+    pub burst_z: f64,
+    /// A gradual leak is located and reported this long after its alarm (ms), when its
+    /// signature has built up; bursts are reported at once.
+    pub gradual_report_delay_ms: i64,
+    /// How long the charts pause after a change before its level becomes the reference (ms).
+    pub settle_ms: i64,
+    /// Standardized block values are clipped to `±clip`: a sustained change still builds up,
+    /// a short disturbance cannot alarm alone.
+    pub clip: f64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            train_until_ms: i64::MIN,
+            block_ms: 1_800_000,
+            k: 0.5,
+            training_margin: 3.0,
+            min_threshold: 8.0,
+            profile_bin_ms: 3_600_000,
+            baseline_ms: 6 * 3_600_000,
+            burst_within_ms: 3_600_000,
+            min_sigma: 0.005,
+            clip: 4.0,
+            settle_ms: 2 * 3_600_000,
+            gradual_report_delay_ms: 12 * 3_600_000,
+            burst_z: 2.0,
+            balance_z: 2.0,
+        }
+    }
+}
+
+/// One period as the watch sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Time (ms).
+    pub time: i64,
+    /// Total measured inflow into the network (network flow unit), when fully metered.
+    pub inflow: Option<f64>,
+    /// Nominal consumption of each demand group for the period (network flow unit).
+    pub nominal: Vec<f64>,
+    /// Measured minus simulated per observation (`NaN` = not observed).
+    pub residuals: Vec<f64>,
+}
+
+/// A leak alarm, ready for localization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    /// `Leak` (gradual) or `Burst` (abrupt).
+    pub kind: EventKind,
+    /// Time of the alarm (ms).
+    pub time: i64,
+    /// Estimated start of the leak (ms).
+    pub onset: i64,
+    /// The junction whose CUSUM crossed (index into the signatures).
+    pub junction: usize,
+    /// Estimated leak outflow from the flow balance (network flow unit), when metered.
+    pub flow: Option<f64>,
+    /// The CUSUM statistic over its threshold (`>= 1`).
+    pub strength: f64,
+    /// Mean change of each observation's residual since before the onset.
+    pub signature: Vec<f64>,
+    /// Standard deviation of each observation's residual (block means).
+    pub sigmas: Vec<f64>,
+}
+
+/// What the watch learned on the training window.
+#[derive(Debug, Clone)]
+struct Fitted {
+    /// Multiplier per demand group (`None` without a metered inflow).
+    multipliers: Option<Vec<f64>>,
+    profiles: Vec<Option<ProfileBaseline>>,
+    /// Standard deviation of a block mean per component (excess first when metered).
+    sigmas: Vec<f64>,
+    /// Standardized training blocks, to calibrate the threshold once signatures are known.
+    training_blocks: Vec<Vec<f64>>,
+    /// Two-sided chart on the excess block means: its falls are repairs.
+    balance: Option<Cusum>,
+}
+
+/// Per-junction signature directions and CUSUMs.
+#[derive(Debug, Clone)]
+struct Charts {
+    /// Unit vectors, junction x component.
+    directions: Vec<Vec<f64>>,
+    statistics: Vec<f64>,
+    run_start: Vec<Option<i64>>,
+    threshold: f64,
+}
+
+/// Components of one period kept for signatures (excess first when metered).
+#[derive(Debug, Clone)]
+struct Kept {
+    time: i64,
+    /// Relative to the reference (leaks already reported taken off).
+    components: Vec<f64>,
+    /// As measured: for signatures against the same hours of the day before.
+    raw: Vec<f64>,
+}
+
+/// The detection stage's state.
+#[derive(Debug, Clone)]
+pub struct LeakWatch {
+    config: WatchConfig,
+    training: Vec<Frame>,
+    fitted: Option<Result<Fitted, DetectError>>,
+    charts: Option<Charts>,
+    history: VecDeque<Kept>,
+    /// Level of each component explained by leaks already reported (or repaired).
+    offset: Vec<f64>,
+    block: Vec<Kept>,
+    /// A change's onset and when it was seen, while its new level settles.
+    settling: Option<(i64, i64)>,
+}
+
+impl LeakWatch {
+    /// A watch that trains on the periods before `config.train_until_ms`.
+    pub fn new(config: WatchConfig) -> Self {
+        Self {
+            config,
+            training: Vec::new(),
+            fitted: None,
+            charts: None,
+            history: VecDeque::new(),
+            offset: Vec::new(),
+            block: Vec::new(),
+            settling: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WatchConfig {
+        &self.config
+    }
+
+    /// Why the watch could not be trained (it then raises nothing).
+    pub fn training_error(&self) -> Option<&DetectError> {
+        self.fitted.as_ref().and_then(|f| f.as_ref().err())
+    }
+
+    /// Whether the training window is over and the watch learned from it.
+    pub fn is_trained(&self) -> bool {
+        matches!(self.fitted, Some(Ok(_)))
+    }
+
+    /// Whether the watch is trained and waits for [`LeakWatch::set_signatures`].
+    pub fn needs_signatures(&self) -> bool {
+        self.is_trained() && self.charts.is_none()
+    }
+
+    /// Gives the leak responses: `responses[j][i]` = how observation `i`'s residual moves per
+    /// unit of leak at junction `j` (the period's multiplier re-estimation already taken
+    /// off). The flow balance moves one for one. Calibrates the thresholds on the training
+    /// window.
+    pub fn set_signatures(&mut self, responses: &[Vec<f64>]) {
+        let Some(Ok(fitted)) = &self.fitted else {
+            return;
+        };
+        let metered = fitted.multipliers.is_some();
+        let directions: Vec<Vec<f64>> = responses
+            .iter()
+            .map(|response| {
+                let mut a: Vec<f64> = Vec::with_capacity(fitted.sigmas.len());
+                if metered {
+                    a.push(1.0);
+                }
+                a.extend(response.iter().copied());
+                let mut a: Vec<f64> = a
+                    .iter()
+                    .zip(&fitted.sigmas)
+                    .map(|(x, s)| {
+                        if s.is_finite() && x.is_finite() {
+                            x / s
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+                if norm > 0.0 {
+                    a.iter_mut().for_each(|x| *x /= norm);
+                }
+                a
+            })
+            .collect();
+        let mut statistics = vec![0.0; directions.len()];
+        let mut peak = 0.0_f64;
+        for block in &fitted.training_blocks {
+            for (s, a) in statistics.iter_mut().zip(&directions) {
+                *s = (*s + project(a, block) - self.config.k).max(0.0);
+                peak = peak.max(*s);
+            }
+        }
+        self.charts = Some(Charts {
+            statistics: vec![0.0; directions.len()],
+            run_start: vec![None; directions.len()],
+            directions,
+            threshold: (self.config.training_margin * peak).max(self.config.min_threshold),
+        });
+    }
+
+    /// Feeds one period; returns a leak alarm when one is raised.
+    pub fn observe(&mut self, frame: Frame) -> Option<Alarm> {
+        if frame.time < self.config.train_until_ms {
+            self.training.push(frame);
+            return None;
+        }
+        if self.fitted.is_none() {
+            self.fitted = Some(fit(&self.config, &self.training));
+        }
+        let Some(Ok(fitted)) = &self.fitted else {
+            return None;
+        };
+        if self.history.is_empty() {
+            // The training window is the day before the first watched hours.
+            let training = std::mem::take(&mut self.training);
+            self.history = training
+                .iter()
+                .map(|f| {
+                    let raw = components(fitted, f);
+                    Kept {
+                        time: f.time,
+                        components: raw.clone(),
+                        raw,
+                    }
+                })
+                .collect();
+        }
+        let raw = components(fitted, &frame);
+        self.offset.resize(raw.len(), 0.0);
+        let kept = Kept {
+            time: frame.time,
+            components: raw.iter().zip(&self.offset).map(|(c, o)| c - o).collect(),
+            raw,
+        };
+        self.history.push_back(kept.clone());
+        while self
+            .history
+            .front()
+            .is_some_and(|k| k.time < frame.time - HISTORY_MS)
+        {
+            self.history.pop_front();
+        }
+        let block_start = self.block.first().map_or(frame.time, |k| k.time);
+        self.block.push(kept);
+        if frame.time - block_start + self.period_ms() < self.config.block_ms {
+            return None;
+        }
+        let block = std::mem::take(&mut self.block);
+        let means: Vec<f64> = block_means(&block.iter().collect::<Vec<_>>(), &fitted.sigmas)
+            .into_iter()
+            .map(|u| u.clamp(-self.config.clip, self.config.clip))
+            .collect();
+        self.update_charts(frame.time, block_start, &means)
+    }
+
+    /// The reporting period, from the last two periods seen (5 minutes before there are two).
+    fn period_ms(&self) -> i64 {
+        let mut times = self.history.iter().rev().map(|k| k.time);
+        match (times.next(), times.next()) {
+            (Some(a), Some(b)) if a > b => a - b,
+            _ => 300_000,
+        }
+    }
+
+    /// After a change (a reported leak or a repair) the charts pause until the new level has
+    /// settled; that level then becomes the reference.
+    fn settle(&mut self, onset: i64, now: i64) {
+        self.settling = Some((onset, now));
+        if let Some(charts) = self.charts.as_mut() {
+            charts.statistics.iter_mut().for_each(|s| *s = 0.0);
+            charts.run_start.iter_mut().for_each(|r| *r = None);
+        }
+        if let Some(Ok(fitted)) = self.fitted.as_mut() {
+            if let Some(balance) = fitted.balance.as_mut() {
+                balance.reset();
+            }
+        }
+    }
+
+    fn update_charts(&mut self, now: i64, block_start: i64, u: &[f64]) -> Option<Alarm> {
+        if let Some((onset, since)) = self.settling {
+            if now - since < self.config.settle_ms {
+                return None;
+            }
+            self.settling = None;
+            self.recenter(onset, since, now);
+            return None;
+        }
+        let Some(Ok(fitted)) = &mut self.fitted else {
+            return None;
+        };
+        let metered = fitted.multipliers.is_some();
+        if let Some(balance) = fitted.balance.as_mut() {
+            if let Some(change) = balance.update(now, u[0]) {
+                balance.reset();
+                if change.direction == Direction::Down {
+                    self.settle(change.onset, now);
+                    return None;
+                }
+            }
+        }
+        let charts = self.charts.as_mut()?;
+        let mut best: Option<(usize, f64)> = None;
+        for (j, a) in charts.directions.iter().enumerate() {
+            let s = &mut charts.statistics[j];
+            *s = (*s + project(a, u) - self.config.k).max(0.0);
+            if *s > 0.0 {
+                charts.run_start[j].get_or_insert(block_start);
+            } else {
+                charts.run_start[j] = None;
+            }
+            if *s > charts.threshold && best.is_none_or(|b| *s > b.1) {
+                best = Some((j, *s));
+            }
+        }
+        let (junction, statistic) = best?;
+        let threshold = charts.threshold;
+        let onset = charts.run_start[junction].unwrap_or(block_start);
+        charts.statistics.iter_mut().for_each(|s| *s = 0.0);
+        charts.run_start.iter_mut().for_each(|r| *r = None);
+        if let Some(balance) = fitted.balance.as_mut() {
+            balance.reset();
+        }
+        let sigmas = fitted.sigmas[usize::from(metered)..].to_vec();
+        let balance_sigma = fitted.sigmas.first().copied().unwrap_or(f64::NAN);
+        // The level now (the last two blocks: the onset estimate can be early) against the
+        // level before the onset.
+        let (before, after) = (
+            self.window_mean(onset - self.config.baseline_ms, onset - 1, false),
+            self.window_mean(onset.max(now - 2 * self.config.block_ms + 1), now, false),
+        );
+        let day_change = self.day_change(onset, now);
+        let mut change: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        let skip = usize::from(metered);
+        change[skip..].copy_from_slice(&day_change[skip..]);
+        let (flow, signature) = if metered {
+            // A leak must show in the flow balance: its rise has to stand out of the noise of
+            // a two-block mean.
+            let noise = balance_sigma / std::f64::consts::SQRT_2;
+            if change[0] < self.config.balance_z * noise {
+                return None;
+            }
+            self.settle(onset, now);
+            (Some(change[0]), change[1..].to_vec())
+        } else {
+            self.settle(onset, now);
+            (None, change)
+        };
+        // Abrupt: the change came fast, or the flow balance jumped by far more than its noise.
+        let abrupt = now - onset <= self.config.burst_within_ms
+            || flow.is_some_and(|q| q > self.config.burst_z * balance_sigma);
+        Some(Alarm {
+            kind: if abrupt {
+                EventKind::Burst
+            } else {
+                EventKind::Leak
+            },
+            time: now,
+            onset,
+            junction,
+            flow,
+            strength: statistic / threshold,
+            signature,
+            sigmas,
+        })
+    }
+
+    /// How every observation's residual moved since `onset` (at most the last day), against
+    /// the same hours of the day before: the model's errors follow the time of day, a leak
+    /// does not. The flow balance first when metered.
+    fn day_change(&self, onset: i64, now: i64) -> Vec<f64> {
+        let from = onset.max(now - DAY_MS + 1);
+        let today = self.window_mean(from, now, true);
+        let yesterday = self.window_mean(from - DAY_MS, now - DAY_MS, true);
+        today.iter().zip(&yesterday).map(|(a, b)| a - b).collect()
+    }
+
+    /// The residual signature of a change that began at `onset`, as of `now` (see
+    /// [`Alarm::signature`]); empty before training.
+    pub fn signature(&self, onset: i64, now: i64) -> Vec<f64> {
+        let skip = match &self.fitted {
+            Some(Ok(fitted)) => usize::from(fitted.multipliers.is_some()),
+            _ => return Vec::new(),
+        };
+        self.day_change(onset, now).split_off(skip)
+    }
+
+    /// Makes the level from `since` to `now` the reference in place of the level before
+    /// `onset`.
+    fn recenter(&mut self, onset: i64, since: i64, now: i64) {
+        let before = self.window_mean(onset - self.config.baseline_ms, onset - 1, false);
+        let recent = self.window_mean(since, now, false);
+        for ((o, r), b) in self.offset.iter_mut().zip(&recent).zip(&before) {
+            let shift = r - b;
+            if shift.is_finite() {
+                *o += shift;
+            }
+        }
+        let shifts: Vec<f64> = recent
+            .iter()
+            .zip(&before)
+            .map(|(r, b)| if (r - b).is_finite() { r - b } else { 0.0 })
+            .collect();
+        for kept in &mut self.history {
+            for (c, s) in kept.components.iter_mut().zip(&shifts) {
+                if kept.time >= onset {
+                    *c -= s;
+                }
+            }
+        }
+    }
+
+    /// Mean of each component (`raw`: as measured, else relative to the reference) over the
+    /// kept periods in `[from, to]` (0 when none).
+    fn window_mean(&self, from: i64, to: i64, raw: bool) -> Vec<f64> {
+        let kept: Vec<&Kept> = self
+            .history
+            .iter()
+            .filter(|k| k.time >= from && k.time <= to)
+            .collect();
+        let width = self.history.back().map_or(0, |k| k.components.len());
+        (0..width)
+            .map(|i| {
+                mean_finite(
+                    kept.iter()
+                        .map(|k| if raw { k.raw[i] } else { k.components[i] }),
+                )
+                .unwrap_or(0.0)
+            })
+            .collect()
+    }
+}
+
+/// `a . u` over the finite entries of `u`.
+fn project(a: &[f64], u: &[f64]) -> f64 {
+    a.iter()
+        .zip(u)
+        .filter(|(_, x)| x.is_finite())
+        .map(|(a, x)| a * x)
+        .sum()
+}
+
+fn mean_finite(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Block medians of each component divided by `sigmas` (`NaN` where a component has none):
+/// the median, so that one period solved with a pump in the wrong state (a control that
+/// switched between two readings) does not move the block.
+fn block_means(block: &[&Kept], sigmas: &[f64]) -> Vec<f64> {
+    sigmas
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let values: Vec<f64> = block.iter().map(|k| k.components[i]).collect();
+            median(&values).map_or(f64::NAN, |m| m / s)
+        })
+        .collect()
+}
+
+/// The flow-balance excess (when metered) followed by the deseasonalized residuals.
+fn components(fitted: &Fitted, frame: &Frame) -> Vec<f64> {
+    let excess = fitted.multipliers.as_ref().map(|m| excess(m, frame));
+    excess
+        .into_iter()
+        .chain(
+            frame
+                .residuals
+                .iter()
+                .zip(&fitted.profiles)
+                .map(|(&r, p)| p.as_ref().map_or(f64::NAN, |p| p.residual(frame.time, r))),
+        )
+        .collect()
+}
+
+/// Measured inflow minus the consumption the multipliers explain (`NaN` when not measured).
+fn excess(multipliers: &[f64], frame: &Frame) -> f64 {
+    let explained: f64 = multipliers
+        .iter()
+        .zip(&frame.nominal)
+        .map(|(m, n)| m * n)
+        .sum();
+    frame.inflow.map_or(f64::NAN, |q| q - explained)
+}
+
+/// Least-squares multipliers per demand group from the training flow balance, shrunk towards
+/// the common ratio (a group that never varies on its own cannot be told apart).
+fn fit_multipliers(training: &[Frame]) -> Option<Vec<f64>> {
+    let metered: Vec<&Frame> = training.iter().filter(|f| f.inflow.is_some()).collect();
+    if metered.len() * 2 < training.len().max(1) {
+        return None;
+    }
+    let groups = metered.first()?.nominal.len();
+    let total: f64 = metered.iter().map(|f| f.nominal.iter().sum::<f64>()).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let ratio = metered.iter().filter_map(|f| f.inflow).sum::<f64>() / total;
+    let mut normal = nalgebra::DMatrix::<f64>::zeros(groups, groups);
+    let mut rhs = nalgebra::DVector::<f64>::zeros(groups);
+    for f in &metered {
+        let q = f.inflow.unwrap_or(0.0);
+        for a in 0..groups {
+            rhs[a] += f.nominal[a] * q;
+            for b in 0..groups {
+                normal[(a, b)] += f.nominal[a] * f.nominal[b];
+            }
+        }
+    }
+    // Ridge towards the common ratio with the weight of 1 % of the largest group's energy.
+    let ridge = 0.01 * (0..groups).map(|g| normal[(g, g)]).fold(0.0, f64::max);
+    for g in 0..groups {
+        normal[(g, g)] += ridge;
+        rhs[g] += ridge * ratio;
+    }
+    let solution = normal.cholesky()?.solve(&rhs);
+    Some(solution.iter().map(|m| m.max(0.0)).collect())
+}
+
+fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, DetectError> {
+    const MIN_BLOCKS: usize = 8;
+    let multipliers = fit_multipliers(training);
+    // A time-of-day baseline needs several days: learned on one, it is that day's noise.
+    let span = match (training.first(), training.last()) {
+        (Some(a), Some(b)) => b.time - a.time,
+        _ => 0,
+    };
+    let bin_ms = if span >= PROFILE_MIN_TRAINING_MS {
+        config.profile_bin_ms
+    } else {
+        DAY_MS
+    };
+    let width = training.first().map_or(0, |f| f.residuals.len());
+    let profiles: Vec<Option<ProfileBaseline>> = (0..width)
+        .map(|i| {
+            let series: Vec<(i64, f64)> =
+                training.iter().map(|f| (f.time, f.residuals[i])).collect();
+            ProfileBaseline::fit(DAY_MS, bin_ms, &series).ok()
+        })
+        .collect();
+    let mut fitted = Fitted {
+        multipliers,
+        profiles,
+        sigmas: Vec::new(),
+        training_blocks: Vec::new(),
+        balance: None,
+    };
+    let kept: Vec<Kept> = training
+        .iter()
+        .map(|f| Kept {
+            time: f.time,
+            components: components(&fitted, f),
+            raw: Vec::new(),
+        })
+        .collect();
+    let start = kept.first().map_or(0, |k| k.time);
+    let blocks: Vec<Vec<&Kept>> = kept
+        .chunk_by(|a, b| (a.time - start) / config.block_ms == (b.time - start) / config.block_ms)
+        .map(|b| b.iter().collect())
+        .collect();
+    if blocks.len() < MIN_BLOCKS {
+        return Err(DetectError::TooFewSamples {
+            needed: MIN_BLOCKS,
+            got: blocks.len(),
+        });
+    }
+    let ones = vec![1.0; kept.first().map_or(0, |k| k.components.len())];
+    let raw: Vec<Vec<f64>> = blocks.iter().map(|b| block_means(b, &ones)).collect();
+    fitted.sigmas = (0..ones.len())
+        .map(|i| {
+            let column: Vec<f64> = raw.iter().map(|b| b[i]).collect();
+            robust_fit(&column, 2, config.min_sigma).map_or(f64::NAN, |r| r.scale)
+        })
+        .collect();
+    fitted.training_blocks = raw
+        .iter()
+        .map(|b| {
+            b.iter()
+                .zip(&fitted.sigmas)
+                .map(|(x, s)| (x / s).clamp(-config.clip, config.clip))
+                .collect()
+        })
+        .collect();
+    if fitted.multipliers.is_some() {
+        let excess: Vec<f64> = fitted.training_blocks.iter().map(|b| b[0]).collect();
+        fitted.balance = Some(Cusum::fit(
+            CusumConfig {
+                rearm_samples: 0,
+                ..CusumConfig::default()
+            },
+            &excess,
+        )?);
+    }
+    Ok(fitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::gaussian;
+    use crate::testutil::Rng;
+
+    const STEP: i64 = 300_000;
+
+    /// Two junctions whose leaks move the three sensors differently.
+    fn responses() -> Vec<Vec<f64>> {
+        vec![vec![-0.004, -0.001, 0.0], vec![0.0, -0.001, -0.004]]
+    }
+
+    /// Frames of a network consuming 1000 (two demand groups) with 2 % noise, three pressure
+    /// residuals with 0.05 noise, and a leak of `leak` at `junction` from `start` on.
+    fn frames(days: i64, leak: f64, junction: usize, start: i64, seed: u64) -> Vec<Frame> {
+        let mut rng = Rng::new(seed);
+        let response = &responses()[junction];
+        (0..days * 288)
+            .map(|k| {
+                let time = k * STEP;
+                let leaking = if time >= start { leak } else { 0.0 };
+                let nominal = vec![600.0, 400.0];
+                let inflow = 1000.0 * (1.0 + 0.02 * gaussian(&mut rng)) + leaking;
+                Frame {
+                    time,
+                    inflow: Some(inflow),
+                    nominal,
+                    residuals: response
+                        .iter()
+                        .map(|r| r * leaking + 0.05 * gaussian(&mut rng))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn run(frames: Vec<Frame>) -> Vec<Alarm> {
+        let mut watch = LeakWatch::new(WatchConfig {
+            train_until_ms: DAY_MS,
+            ..WatchConfig::default()
+        });
+        let mut alarms = Vec::new();
+        for frame in frames {
+            alarms.extend(watch.observe(frame));
+            if watch.needs_signatures() {
+                watch.set_signatures(&responses());
+            }
+        }
+        assert!(watch.is_trained());
+        alarms
+    }
+
+    #[test]
+    fn quiet_network_raises_nothing() {
+        for seed in 1..=5 {
+            assert!(run(frames(6, 0.0, 0, 0, seed)).is_empty(), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_step_leak_is_found_with_its_junction_size_and_onset() {
+        let start = 3 * DAY_MS + 7 * 3_600_000;
+        for junction in [0, 1] {
+            let alarms = run(frames(6, 100.0, junction, start, 9));
+            assert_eq!(alarms.len(), 1, "{alarms:?}");
+            let alarm = &alarms[0];
+            assert_eq!(alarm.junction, junction);
+            assert!(
+                alarm.time >= start && alarm.time - start <= 3 * 3_600_000,
+                "{alarm:?}"
+            );
+            assert!((alarm.onset - start).abs() <= 2 * 3_600_000, "{alarm:?}");
+            let flow = alarm.flow.unwrap_or(0.0);
+            // The level of the last hour, which may straddle the start.
+            assert!(flow > 30.0 && flow < 130.0, "{flow}");
+            // The signature points the way the leak's response does.
+            let response = &responses()[junction];
+            let dot: f64 = alarm
+                .signature
+                .iter()
+                .zip(response)
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!(dot > 0.0, "{:?}", alarm.signature);
+        }
+    }
+
+    #[test]
+    fn a_repair_is_no_leak_and_too_short_training_is_reported() {
+        // A leak present during training and repaired later: the inflow falls.
+        let mut all = frames(6, 100.0, 0, 0, 4);
+        for frame in all.iter_mut().filter(|f| f.time >= 3 * DAY_MS) {
+            frame.inflow = frame.inflow.map(|q| q - 100.0);
+        }
+        assert!(run(all).is_empty());
+        let mut watch = LeakWatch::new(WatchConfig {
+            train_until_ms: 3 * STEP,
+            ..WatchConfig::default()
+        });
+        for frame in frames(1, 0.0, 0, 0, 1).into_iter().take(10) {
+            assert!(watch.observe(frame).is_none());
+        }
+        assert!(matches!(
+            watch.training_error(),
+            Some(DetectError::TooFewSamples { .. })
+        ));
+    }
+}

@@ -1,0 +1,280 @@
+//! Leak localization: the measured residual signature (how the observations moved since the
+//! leak began) matched against the sensitivity of every observation to a leak at every
+//! junction ([`crate::estimate::Sensitivity`]), by correlation, angle or least squares; the
+//! best candidates are then refined by the estimation ([`crate::estimate::estimate`]: demand
+//! multiplier and leak outflow together) and reported as ranked nodes and pipes.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use hydraulics::model::{LinkKind, Network};
+
+use crate::estimate::{estimate, EstimateConfig, Sensitivity};
+use crate::reading::NetworkUnits;
+
+/// Radius (m) within which a candidate counts as the same place (BattLeDIM's tolerance).
+pub const SAME_PLACE_M: f64 = 300.0;
+/// Candidates passed from the signature match to the estimation.
+const REFINED_CANDIDATES: usize = 12;
+/// Candidate pipes reported.
+const REPORTED_LINKS: usize = 5;
+
+/// How the signature is matched against a junction's sensitivity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Pearson correlation of the weighted vectors.
+    Correlation,
+    /// Cosine of the angle between the weighted vectors.
+    Angle,
+    /// Smallest weighted least-squares misfit with the best non-negative leak size.
+    LeastSquares,
+}
+
+/// One junction's match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeScore {
+    /// Junction index.
+    pub node: usize,
+    /// Higher is better (correlation, cosine, or minus the misfit).
+    pub score: f64,
+    /// Leak outflow that best explains the signature there (network flow unit).
+    pub flow: f64,
+}
+
+/// A located leak, ready for the leak report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    /// Most likely node (id).
+    pub node: String,
+    /// Most likely pipe (id): the pipe at that node towards the better-scoring neighbour.
+    pub link: Option<String>,
+    /// Estimated leak outflow (network flow unit).
+    pub estimated_flow: f64,
+    /// Share of the candidates' likelihood within [`SAME_PLACE_M`] of the node (0..1).
+    pub confidence: f64,
+    /// Ranked candidate pipes with their likelihood share.
+    pub candidates: Vec<(String, f64)>,
+}
+
+/// Pipe distances and adjacency of one network, for ranking and reporting.
+#[derive(Debug, Clone)]
+pub struct Localizer {
+    /// Per node: (neighbour, link, length in m).
+    adjacency: Vec<Vec<(usize, usize, f64)>>,
+    node_ids: Vec<String>,
+    link_ids: Vec<String>,
+    is_pipe: Vec<bool>,
+}
+
+impl Localizer {
+    /// The localizer of `network`.
+    pub fn new(network: &Network, units: &NetworkUnits) -> Self {
+        let metres_per_length_unit = if units.factors.si { 1.0 } else { 0.3048 };
+        let mut adjacency = vec![Vec::new(); network.nodes.len()];
+        for (index, link) in network.links.iter().enumerate() {
+            let length = match &link.kind {
+                LinkKind::Pipe(pipe) => pipe.length * metres_per_length_unit,
+                _ => 0.0,
+            };
+            adjacency[link.from].push((link.to, index, length));
+            adjacency[link.to].push((link.from, index, length));
+        }
+        Self {
+            adjacency,
+            node_ids: network.nodes.iter().map(|n| n.id.clone()).collect(),
+            link_ids: network.links.iter().map(|l| l.id.clone()).collect(),
+            is_pipe: network
+                .links
+                .iter()
+                .map(|l| matches!(l.kind, LinkKind::Pipe(_)))
+                .collect(),
+        }
+    }
+
+    /// Shortest pipe distance (m) from `source` to every node within `limit` (others infinite).
+    pub fn distances(&self, source: usize, limit: f64) -> Vec<f64> {
+        let mut distance = vec![f64::INFINITY; self.adjacency.len()];
+        let mut heap = BinaryHeap::new();
+        distance[source] = 0.0;
+        heap.push(Reverse((OrderedMetres(0.0), source)));
+        while let Some(Reverse((OrderedMetres(d), node))) = heap.pop() {
+            if d > distance[node] || d > limit {
+                continue;
+            }
+            for &(next, _, length) in &self.adjacency[node] {
+                let nd = d + length;
+                if nd < distance[next] && nd <= limit {
+                    distance[next] = nd;
+                    heap.push(Reverse((OrderedMetres(nd), next)));
+                }
+            }
+        }
+        distance
+    }
+
+    /// Locates the leak that produced `signature` (per observation of `sensitivity`, the change
+    /// since before the leak; `NaN` = not observed) with standard deviations `sigmas`.
+    /// `consumption` is the nominal consumption per junction: the estimation re-scales demand
+    /// with it, so part of a leak's signature looks like more consumption everywhere.
+    /// `known_flow` (from a flow balance) constrains the leak size when given.
+    pub fn locate(
+        &self,
+        sensitivity: &Sensitivity,
+        signature: &[f64],
+        sigmas: &[f64],
+        consumption: &[f64],
+        known_flow: Option<f64>,
+        method: Method,
+    ) -> Option<Location> {
+        let scores = match_signature(sensitivity, signature, sigmas, consumption, method);
+        let mut ranked: Vec<&NodeScore> = scores.iter().filter(|s| s.score.is_finite()).collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let shortlist: Vec<usize> = ranked
+            .iter()
+            .take(REFINED_CANDIDATES)
+            .map(|s| s.node)
+            .collect();
+        // The estimation refines the shortlist: each candidate with the demand multiplier,
+        // the flow balance (when known) entering as a prior on the leak size.
+        let total: f64 = consumption.iter().sum();
+        let groups = [consumption.to_vec()];
+        let mut refined: Vec<(usize, f64, f64)> = shortlist
+            .iter()
+            .filter_map(|&node| {
+                let config = EstimateConfig::default();
+                let fit =
+                    estimate(sensitivity, signature, sigmas, &groups, &[node], &config).ok()?;
+                let flow = fit.leaks.first().map_or(0.0, |l| l.1);
+                let balance_misfit = match known_flow {
+                    Some(q) if total > 0.0 => {
+                        let implied = flow + fit.multiplier_corrections[0] * total;
+                        let sd = (0.25 * q.abs()).max(1e-9);
+                        ((implied - q) / sd).powi(2)
+                    }
+                    _ => 0.0,
+                };
+                Some((node, fit.cost + balance_misfit, flow))
+            })
+            .collect();
+        refined.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let &(best, best_cost, best_flow) = refined.first()?;
+        let likelihood: Vec<(usize, f64)> = refined
+            .iter()
+            .map(|&(node, cost, _)| (node, (-(cost - best_cost) / 2.0).exp()))
+            .collect();
+        let sum: f64 = likelihood.iter().map(|l| l.1).sum();
+        let near = self.distances(best, SAME_PLACE_M);
+        let confidence = likelihood
+            .iter()
+            .filter(|(node, _)| near[*node].is_finite())
+            .map(|l| l.1)
+            .sum::<f64>()
+            / sum.max(f64::MIN_POSITIVE);
+        let node_share = |node: usize| -> f64 {
+            likelihood
+                .iter()
+                .find(|l| l.0 == node)
+                .map_or(0.0, |l| l.1 / sum.max(f64::MIN_POSITIVE))
+        };
+        let mut link_scores: Vec<(usize, f64)> = Vec::new();
+        for &(node, _) in &likelihood {
+            for &(other, link, _) in &self.adjacency[node] {
+                if !self.is_pipe[link] || link_scores.iter().any(|l| l.0 == link) {
+                    continue;
+                }
+                link_scores.push((link, node_share(node).max(node_share(other))));
+            }
+        }
+        link_scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let link = self.adjacency[best]
+            .iter()
+            .filter(|(_, link, _)| self.is_pipe[*link])
+            .max_by(|a, b| node_share(a.0).total_cmp(&node_share(b.0)))
+            .map(|(_, link, _)| self.link_ids[*link].clone());
+        Some(Location {
+            node: self.node_ids[best].clone(),
+            link,
+            estimated_flow: known_flow.unwrap_or(best_flow),
+            confidence: confidence.clamp(0.0, 1.0),
+            candidates: link_scores
+                .into_iter()
+                .take(REPORTED_LINKS)
+                .map(|(link, score)| (self.link_ids[link].clone(), score))
+                .collect(),
+        })
+    }
+}
+
+/// Scores every junction: how well a leak there explains `signature`. The part of each
+/// junction's response that a uniform rise of consumption explains is removed first (the
+/// estimation absorbs it into the demand multiplier).
+pub fn match_signature(
+    sensitivity: &Sensitivity,
+    signature: &[f64],
+    sigmas: &[f64],
+    consumption: &[f64],
+    method: Method,
+) -> Vec<NodeScore> {
+    let rows: Vec<usize> = (0..signature.len().min(sigmas.len()))
+        .filter(|&i| signature[i].is_finite() && sigmas[i].is_finite() && sigmas[i] > 0.0)
+        .collect();
+    let total: f64 = consumption.iter().sum();
+    let uniform: Vec<f64> = if total > 0.0 {
+        let share: Vec<f64> = consumption.iter().map(|d| d / total).collect();
+        sensitivity.response_to(&share)
+    } else {
+        vec![0.0; signature.len()]
+    };
+    let measured: Vec<f64> = rows.iter().map(|&i| signature[i] / sigmas[i]).collect();
+    (0..sensitivity.junctions())
+        .map(|node| {
+            let response: Vec<f64> = rows
+                .iter()
+                .map(|&i| (sensitivity.get(i, node) - uniform[i]) / sigmas[i])
+                .collect();
+            let dot: f64 = response.iter().zip(&measured).map(|(a, b)| a * b).sum();
+            let norm2: f64 = response.iter().map(|a| a * a).sum();
+            let flow = if norm2 > 0.0 {
+                (dot / norm2).max(0.0)
+            } else {
+                0.0
+            };
+            let score = match method {
+                Method::Correlation => crate::detect::stats::correlation(&response, &measured)
+                    .unwrap_or(f64::NEG_INFINITY),
+                Method::Angle => {
+                    let m2: f64 = measured.iter().map(|a| a * a).sum();
+                    if norm2 > 0.0 && m2 > 0.0 {
+                        dot / (norm2 * m2).sqrt()
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                }
+                Method::LeastSquares => -response
+                    .iter()
+                    .zip(&measured)
+                    .map(|(a, b)| (b - flow * a).powi(2))
+                    .sum::<f64>(),
+            };
+            NodeScore { node, score, flow }
+        })
+        .collect()
+}
+
+/// Metres with a total order, for the heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedMetres(f64);
+
+impl Eq for OrderedMetres {}
+
+impl PartialOrd for OrderedMetres {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrderedMetres {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
