@@ -1,7 +1,13 @@
 //! `aquatwin`: the command line of the water-network digital twin.
 
 mod bench;
+mod demo;
+mod fleet;
+mod planning;
+mod replay_cmd;
+mod serve;
 mod simulate;
+mod user_cmd;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -23,10 +29,24 @@ struct Cli {
 enum Command {
     /// Run an EPANET .inp network's hydraulic simulation (extended period, or steady).
     Simulate(simulate::SimulateArgs),
-    /// Simulate the shipped demo network (EPANET's Net3) and print a summary.
-    Demo,
+    /// The live twin in one command: Net3, its sensors and a fleet publishing to it.
+    Demo(demo::DemoArgs),
+    /// Run the live twin: store, actors, MQTT/LoRaWAN/HTTP ingest and the HTTP API.
+    Serve(serve::ServeArgs),
     /// Time our solver against EPANET 2.3 (owa-epanet) on large networks.
     Bench(bench::BenchArgs),
+    /// Manage platform users (the first super_admin) in a data directory.
+    User(user_cmd::UserArgs),
+    /// A synthetic sensor fleet for load tests: publishes over MQTT, HTTP or LoRaWAN UDP.
+    Fleet(fleet::FleetArgs),
+    /// Run a what-if scenario file (bursts, closures, outages...) and report its impact.
+    Scenario(planning::scenario::ScenarioArgs),
+    /// Fail every pipe in turn (closure, burst or segment isolation) and rank by impact.
+    Criticality(planning::criticality::CriticalityArgs),
+    /// Rank pipes by risk: likelihood of a break x consequence of isolating it.
+    Risk(planning::risk::RiskArgs),
+    /// Replay recorded telemetry through the twin: leak and burst detection, localization.
+    Replay(replay_cmd::ReplayArgs),
     /// Write a synthetic network.
     Generate {
         #[command(subcommand)]
@@ -80,8 +100,15 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Simulate(args) => simulate::run(&args),
-        Command::Demo => simulate::demo(),
+        Command::Demo(args) => demo::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fleet(args) => fleet::run(&args),
+        Command::Scenario(args) => planning::scenario::run(&args),
+        Command::Criticality(args) => planning::criticality::run(&args),
+        Command::Risk(args) => planning::risk::run(&args),
+        Command::Replay(args) => replay_cmd::run(&args),
+        Command::User(args) => user_cmd::run(&args),
         Command::Generate {
             shape:
                 GenerateShape::Grid {

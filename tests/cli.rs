@@ -86,7 +86,7 @@ fn every_command_has_help() {
 
 #[test]
 fn demo_simulates_net3_and_prints_a_summary() {
-    let output = aquatwin(&["demo"]);
+    let output = aquatwin(&["demo", "--duration", "2"]);
     let stdout = text(&output.stdout);
     assert!(
         output.status.success(),

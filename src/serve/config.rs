@@ -1,0 +1,588 @@
+//! The `aquatwin serve` configuration file (TOML).
+//!
+//! ```toml
+//! data_dir = "data"                      # relative paths are relative to this file
+//!
+//! [http]
+//! listen = "127.0.0.1:8080"              # port 0: pick a free port
+//! body_limit_bytes = 1048576
+//!
+//! [mqtt]
+//! listen = "127.0.0.1:1883"              # the embedded broker, or instead:
+//! # url = "mqtt://broker:1883"           # an external broker (Mosquitto)
+//! # username = "aquatwin"
+//! # password = "env:AQUATWIN_MQTT_PASSWORD"
+//!
+//! [lorawan]
+//! udp_listen = "127.0.0.1:1700"          # Semtech UDP packet forwarder
+//!
+//! [chirpstack]                           # optional: the ChirpStack MQTT integration's login
+//! username = "chirpstack"
+//! key_sha256 = "<hex SHA-256 of its password>"
+//!
+//! [[municipality]]
+//! id = "net3"
+//! network = "Net3.inp"
+//! sensors = "sensors.toml"               # twin::sensors_file layout
+//! period_seconds = 300                   # wall-clock hydraulic period
+//! clock_origin = 2026-11-22T00:00:00Z    # simulation time 0 (or unix ms); default: start time
+//!
+//! [[municipality.devices]]
+//! id = "dev-1"
+//! sensors = ["P-10", "F-20"]
+//! key_sha256 = "<hex SHA-256 of the device key>"
+//! active = true
+//! [municipality.devices.lorawan]         # optional ABP session
+//! dev_addr = "26011BDA"
+//! dev_eui = "0004A30B001C0530"
+//! nwk_s_key = "env:DEV1_NWK_S_KEY"       # secrets: env:VAR or file:PATH, never literal
+//! app_s_key = "file:keys/dev1.app"
+//! ```
+//!
+//! Every error names the file, the place (`municipality[0].devices[2].key_sha256`) and the cause.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actors::devices::{Device, LorawanSession};
+use hydraulics::Network;
+use serde::Deserialize;
+use twin::live::TwinClock;
+use twin::Sensor;
+
+/// Default HTTP listen address.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// Default embedded MQTT broker listen address.
+pub const DEFAULT_MQTT_LISTEN: &str = "127.0.0.1:1883";
+/// Default LoRaWAN UDP (Semtech packet forwarder) listen address.
+pub const DEFAULT_LORAWAN_LISTEN: &str = "127.0.0.1:1700";
+/// Default limit of an HTTP request body.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Default hydraulic period of a municipality.
+const DEFAULT_PERIOD_SECONDS: f64 = 300.0;
+
+/// A configuration error: the file, the place in it and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {place}: {cause}", file.display())]
+pub struct ConfigError {
+    /// The file the error is in.
+    pub file: PathBuf,
+    /// Where in the file (a dotted path, or a line and column).
+    pub place: String,
+    /// What is wrong.
+    pub cause: String,
+}
+
+/// Where the MQTT gateway takes its messages from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MqttSource {
+    /// Our embedded broker, listening here.
+    Embedded(SocketAddr),
+    /// An external broker, subscribed to as a client.
+    External {
+        /// `mqtt://host:port`.
+        url: String,
+        /// Client id of our subscription (a persistent session).
+        client_id: String,
+        /// Login at the broker, if any.
+        username: Option<String>,
+        /// Its password (resolved from a secret reference).
+        password: Option<String>,
+    },
+}
+
+/// The ChirpStack integration's login on the embedded broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChirpstackLogin {
+    /// MQTT user name.
+    pub username: String,
+    /// SHA-256 of its password.
+    pub key_sha256: [u8; 32],
+}
+
+/// One municipality: its network, sensors and twin timing.
+#[derive(Debug, Clone)]
+pub struct MunicipalitySetup {
+    /// Tenant id.
+    pub id: String,
+    /// The hydraulic model.
+    pub network: Network,
+    /// The sensors on it.
+    pub sensors: Vec<Sensor>,
+    /// Wall-clock hydraulic period.
+    pub period: Duration,
+    /// Simulation time 0.
+    pub clock: TwinClock,
+}
+
+/// A validated configuration, paths resolved, files read.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The data directory (the store lives here).
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// Largest accepted HTTP request body, bytes.
+    pub body_limit: usize,
+    /// MQTT source.
+    pub mqtt: MqttSource,
+    /// LoRaWAN UDP listen address.
+    pub lorawan_listen: SocketAddr,
+    /// ChirpStack integration login, if configured.
+    pub chirpstack: Option<ChirpstackLogin>,
+    /// The municipalities.
+    pub municipalities: Vec<MunicipalitySetup>,
+    /// Every device of every municipality.
+    pub devices: Vec<Device>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<String>,
+    #[serde(default)]
+    http: HttpSection,
+    #[serde(default)]
+    mqtt: MqttSection,
+    #[serde(default)]
+    lorawan: LorawanSection,
+    chirpstack: Option<ChirpstackSection>,
+    #[serde(default)]
+    municipality: Vec<MunicipalitySection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<String>,
+    body_limit_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MqttSection {
+    listen: Option<String>,
+    url: Option<String>,
+    client_id: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LorawanSection {
+    udp_listen: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChirpstackSection {
+    username: String,
+    key_sha256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MunicipalitySection {
+    id: String,
+    network: String,
+    sensors: String,
+    period_seconds: Option<f64>,
+    clock_origin: Option<toml::Value>,
+    #[serde(default)]
+    devices: Vec<DeviceSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceSection {
+    id: String,
+    sensors: Vec<String>,
+    key_sha256: String,
+    #[serde(default = "active_by_default")]
+    active: bool,
+    lorawan: Option<LorawanDeviceSection>,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LorawanDeviceSection {
+    dev_addr: String,
+    dev_eui: Option<String>,
+    nwk_s_key: String,
+    app_s_key: String,
+}
+
+/// Reads and validates the configuration at `path`; `now_ms` is the default clock origin.
+pub fn load(path: &Path, now_ms: i64) -> Result<ServeConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        file: path.to_path_buf(),
+        place: "file".into(),
+        cause: format!("cannot read it: {err}"),
+    })?;
+    parse(&text, path, now_ms)
+}
+
+/// Validates configuration `text` read from `path` (the base of relative paths).
+pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let error = |place: &str, cause: String| ConfigError {
+        file: path.to_path_buf(),
+        place: place.to_string(),
+        cause,
+    };
+    let file: FileConfig = toml::from_str(text).map_err(|err| {
+        let place = err
+            .span()
+            .map(|span| line_and_column(text, span.start))
+            .unwrap_or_else(|| "file".into());
+        error(&place, err.message().to_string())
+    })?;
+    let data_dir = base.join(file.data_dir.as_deref().unwrap_or("data"));
+    let http_listen = socket_addr(
+        file.http.listen.as_deref().unwrap_or(DEFAULT_HTTP_LISTEN),
+        "http.listen",
+    )
+    .map_err(|cause| error("http.listen", cause))?;
+    let body_limit = file.http.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT);
+    if body_limit == 0 {
+        return Err(error("http.body_limit_bytes", "must be positive".into()));
+    }
+    let mqtt = mqtt_source(&file.mqtt, base).map_err(|(place, cause)| error(&place, cause))?;
+    let lorawan_listen = socket_addr(
+        file.lorawan
+            .udp_listen
+            .as_deref()
+            .unwrap_or(DEFAULT_LORAWAN_LISTEN),
+        "lorawan.udp_listen",
+    )
+    .map_err(|cause| error("lorawan.udp_listen", cause))?;
+    let chirpstack = match &file.chirpstack {
+        None => None,
+        Some(section) => Some(ChirpstackLogin {
+            username: section.username.clone(),
+            key_sha256: digest(&section.key_sha256)
+                .map_err(|cause| error("chirpstack.key_sha256", cause))?,
+        }),
+    };
+    if file.municipality.is_empty() {
+        return Err(error(
+            "municipality",
+            "at least one [[municipality]] is needed".into(),
+        ));
+    }
+    let mut municipalities = Vec::with_capacity(file.municipality.len());
+    let mut devices = Vec::new();
+    for (m, section) in file.municipality.iter().enumerate() {
+        let place = format!("municipality[{m}]");
+        if section.id.is_empty() || section.id.contains('/') {
+            return Err(error(
+                &format!("{place}.id"),
+                format!("`{}` is not a valid id (non-empty, no `/`)", section.id),
+            ));
+        }
+        if municipalities
+            .iter()
+            .any(|other: &MunicipalitySetup| other.id == section.id)
+        {
+            return Err(error(
+                &format!("{place}.id"),
+                format!("municipality `{}` is defined twice", section.id),
+            ));
+        }
+        let setup = municipality(section, base, now_ms)
+            .map_err(|(field, cause)| error(&format!("{place}.{field}"), cause))?;
+        for (d, device_section) in section.devices.iter().enumerate() {
+            let device = device(device_section, &setup, base)
+                .map_err(|(field, cause)| error(&format!("{place}.devices[{d}].{field}"), cause))?;
+            if devices.iter().any(|other: &Device| other.id == device.id) {
+                return Err(error(
+                    &format!("{place}.devices[{d}].id"),
+                    format!("device `{}` is defined twice", device.id),
+                ));
+            }
+            devices.push(device);
+        }
+        municipalities.push(setup);
+    }
+    Ok(ServeConfig {
+        data_dir,
+        http_listen,
+        body_limit,
+        mqtt,
+        lorawan_listen,
+        chirpstack,
+        municipalities,
+        devices,
+    })
+}
+
+/// `line L, column C` of byte `offset` in `text` (1-based).
+fn line_and_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}")
+}
+
+fn socket_addr(text: &str, what: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an address like 127.0.0.1:1883 ({what})"))
+}
+
+type FieldError = (String, String);
+
+fn mqtt_source(section: &MqttSection, base: &Path) -> Result<MqttSource, FieldError> {
+    let Some(url) = &section.url else {
+        if section.username.is_some() || section.password.is_some() || section.client_id.is_some() {
+            return Err((
+                "mqtt".into(),
+                "username, password and client_id are for an external broker (`url`)".into(),
+            ));
+        }
+        let listen = socket_addr(
+            section.listen.as_deref().unwrap_or(DEFAULT_MQTT_LISTEN),
+            "mqtt.listen",
+        )
+        .map_err(|cause| ("mqtt.listen".to_string(), cause))?;
+        return Ok(MqttSource::Embedded(listen));
+    };
+    if section.listen.is_some() {
+        return Err((
+            "mqtt".into(),
+            "give either `listen` (embedded broker) or `url` (external broker), not both".into(),
+        ));
+    }
+    let password = section
+        .password
+        .as_deref()
+        .map(|reference| resolve_secret(reference, base))
+        .transpose()
+        .map_err(|cause| ("mqtt.password".to_string(), cause))?;
+    Ok(MqttSource::External {
+        url: url.clone(),
+        client_id: section
+            .client_id
+            .clone()
+            .unwrap_or_else(|| "aquatwin-serve".into()),
+        username: section.username.clone(),
+        password,
+    })
+}
+
+fn municipality(
+    section: &MunicipalitySection,
+    base: &Path,
+    now_ms: i64,
+) -> Result<MunicipalitySetup, FieldError> {
+    let network_path = base.join(&section.network);
+    let network = hydraulics::read_file(&network_path)
+        .map_err(|err| ("network".to_string(), format!("{err}")))?;
+    let sensors_path = base.join(&section.sensors);
+    let sensors_text = std::fs::read_to_string(&sensors_path).map_err(|err| {
+        (
+            "sensors".to_string(),
+            format!("cannot read {}: {err}", sensors_path.display()),
+        )
+    })?;
+    let sensors = twin::sensors_file::parse(&sensors_text).map_err(|err| {
+        (
+            "sensors".to_string(),
+            format!("{}: {err}", sensors_path.display()),
+        )
+    })?;
+    let seconds = section.period_seconds.unwrap_or(DEFAULT_PERIOD_SECONDS);
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err((
+            "period_seconds".into(),
+            format!("{seconds} is not a positive number of seconds"),
+        ));
+    }
+    let origin_ms = match &section.clock_origin {
+        None => now_ms,
+        Some(value) => clock_origin(value).map_err(|cause| ("clock_origin".to_string(), cause))?,
+    };
+    // The twin refuses sensors that name no element of the network: say so here, with the place.
+    twin::live::NetworkTwin::new(network.clone(), sensors.clone(), TwinClock { origin_ms })
+        .map_err(|err| ("sensors".to_string(), format!("{err}")))?;
+    Ok(MunicipalitySetup {
+        id: section.id.clone(),
+        network,
+        sensors,
+        period: Duration::from_secs_f64(seconds),
+        clock: TwinClock { origin_ms },
+    })
+}
+
+/// Unix ms of a TOML datetime with offset, or of an integer (already unix ms).
+fn clock_origin(value: &toml::Value) -> Result<i64, String> {
+    match value {
+        toml::Value::Integer(ms) => Ok(*ms),
+        toml::Value::Datetime(datetime) => {
+            let (Some(date), Some(time), Some(offset)) =
+                (datetime.date, datetime.time, datetime.offset)
+            else {
+                return Err(format!(
+                    "{datetime}: needs a date, a time and an offset (e.g. 2026-11-22T00:00:00Z)"
+                ));
+            };
+            let days = days_from_civil(
+                i64::from(date.year),
+                i64::from(date.month),
+                i64::from(date.day),
+            );
+            let offset_minutes = match offset {
+                toml::value::Offset::Z => 0,
+                toml::value::Offset::Custom { minutes } => i64::from(minutes),
+            };
+            let seconds = days * 86_400
+                + i64::from(time.hour) * 3600
+                + i64::from(time.minute) * 60
+                + i64::from(time.second.unwrap_or(0))
+                - offset_minutes * 60;
+            Ok(seconds * 1000 + i64::from(time.nanosecond.unwrap_or(0) / 1_000_000))
+        }
+        other => Err(format!(
+            "{other} is neither a date-time (2026-11-22T00:00:00Z) nor unix milliseconds"
+        )),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn device(
+    section: &DeviceSection,
+    municipality: &MunicipalitySetup,
+    base: &Path,
+) -> Result<Device, FieldError> {
+    if section.id.is_empty() {
+        return Err(("id".into(), "a device needs a non-empty id".into()));
+    }
+    if section.sensors.is_empty() {
+        return Err((
+            "sensors".into(),
+            "a device needs at least one sensor".into(),
+        ));
+    }
+    for (s, sensor_id) in section.sensors.iter().enumerate() {
+        if !municipality
+            .sensors
+            .iter()
+            .any(|sensor| &sensor.id == sensor_id)
+        {
+            return Err((
+                format!("sensors[{s}]"),
+                format!(
+                    "sensor `{sensor_id}` is not in the sensors file of municipality `{}`",
+                    municipality.id
+                ),
+            ));
+        }
+    }
+    let key_sha256 = digest(&section.key_sha256).map_err(|cause| ("key_sha256".into(), cause))?;
+    let lorawan = section
+        .lorawan
+        .as_ref()
+        .map(|session| lorawan_session(session, base))
+        .transpose()
+        .map_err(|(field, cause)| (format!("lorawan.{field}"), cause))?;
+    Ok(Device {
+        id: section.id.clone(),
+        municipality: municipality.id.clone(),
+        sensors: section.sensors.clone(),
+        key_sha256,
+        active: section.active,
+        lorawan,
+    })
+}
+
+fn lorawan_session(
+    section: &LorawanDeviceSection,
+    base: &Path,
+) -> Result<LorawanSession, FieldError> {
+    let dev_addr: [u8; 4] =
+        hex_bytes(&section.dev_addr).map_err(|cause| ("dev_addr".to_string(), cause))?;
+    let dev_eui = section
+        .dev_eui
+        .as_deref()
+        .map(hex_bytes::<8>)
+        .transpose()
+        .map_err(|cause| ("dev_eui".to_string(), cause))?;
+    let key = |field: &str, reference: &str| -> Result<[u8; 16], FieldError> {
+        let secret = resolve_secret(reference, base).map_err(|cause| (field.to_string(), cause))?;
+        hex_bytes(secret.trim()).map_err(|cause| (field.to_string(), cause))
+    };
+    Ok(LorawanSession {
+        dev_eui,
+        dev_addr: u32::from_be_bytes(dev_addr),
+        nwk_s_key: key("nwk_s_key", &section.nwk_s_key)?,
+        app_s_key: key("app_s_key", &section.app_s_key)?,
+    })
+}
+
+/// The secret behind `env:VAR` or `file:PATH` (relative to `base`); literals are refused.
+fn resolve_secret(reference: &str, base: &Path) -> Result<String, String> {
+    if let Some(var) = reference.strip_prefix("env:") {
+        return std::env::var(var)
+            .map_err(|_| format!("environment variable {var} is not set (or not UTF-8)"));
+    }
+    if let Some(file) = reference.strip_prefix("file:") {
+        let path = base.join(file);
+        return std::fs::read_to_string(&path)
+            .map(|text| text.trim().to_string())
+            .map_err(|err| format!("cannot read {}: {err}", path.display()));
+    }
+    Err("a secret is given as `env:VAR` or `file:PATH`, never written in the configuration".into())
+}
+
+fn digest(text: &str) -> Result<[u8; 32], String> {
+    hex_bytes(text).map_err(|cause| format!("{cause} (the SHA-256 digest of the key, in hex)"))
+}
+
+fn hex_bytes<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(text, &mut bytes)
+        .map_err(|_| format!("`{text}` is not {} hexadecimal digits", 2 * N))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_from_civil_matches_known_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2026, 11, 22), 20_779);
+    }
+
+    #[test]
+    fn clock_origin_reads_offsets() {
+        let value: toml::Value = toml::from_str::<toml::Table>("t = 1970-01-01T01:00:00+01:00")
+            .unwrap()
+            .remove("t")
+            .unwrap();
+        assert_eq!(clock_origin(&value).unwrap(), 0);
+    }
+
+    #[test]
+    fn literal_secrets_are_refused() {
+        let err = resolve_secret("00112233445566778899aabbccddeeff", Path::new(".")).unwrap_err();
+        assert!(err.contains("env:VAR"), "{err}");
+    }
+}

@@ -1,0 +1,367 @@
+//! The HTTP server of `aquatwin serve` (axum): device ingest, health, metrics and the
+//! operators' read routes.
+//!
+//! - `POST /api/v1/ingest`: headers `X-Device-Id` and `Authorization: Bearer <device key>` (or
+//!   `X-Device-Key`); body one reading or a batch, each with `sensor_id` (design.md section 7).
+//!   2xx only once durably stored; 401 (credentials), 403 (another device's sensor), 413 (body
+//!   over the limit or batch too large), 422 (malformed, the field named), 503 (the twin cannot
+//!   store now: retry). Errors are JSON `{"error": "<reason>", "detail": "..."}`.
+//! - `GET /health`, `GET /metrics` (Prometheus text).
+//! - Operators (`Authorization: Bearer <operator token>`): `GET /api/v1/municipalities/{m}/
+//!   sensors/{s}/readings?from=&to=` (Unix ms, `to` exclusive), `.../{m}/state`,
+//!   `.../{m}/sensors`, `.../{m}/alerts`. An unknown municipality or sensor is 404.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actors::gateway::payload;
+use actors::ingest::{Gateway, IngestHandle, RejectReason};
+use actors::runtime::{QueryError, TwinRuntime};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+/// What every handler reads.
+pub struct AppState {
+    /// The twin (queries).
+    pub runtime: Arc<TwinRuntime>,
+    /// Where device readings go.
+    pub ingest: IngestHandle,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// SHA-256 of the operator token (none: read routes refuse everyone).
+    pub operator_token_sha256: Option<[u8; 32]>,
+    /// When the server started.
+    pub started: Instant,
+    /// Node and link ids of each municipality's network (the state's arrays follow them).
+    pub element_ids: HashMap<String, ElementIds>,
+}
+
+/// Node and link ids of a network, in its order.
+pub struct ElementIds {
+    /// Node ids.
+    pub nodes: Vec<String>,
+    /// Link ids.
+    pub links: Vec<String>,
+}
+
+impl ElementIds {
+    /// The ids of `network`.
+    pub fn of(network: &hydraulics::Network) -> Self {
+        Self {
+            nodes: network.nodes.iter().map(|n| n.id.clone()).collect(),
+            links: network.links.iter().map(|l| l.id.clone()).collect(),
+        }
+    }
+}
+
+/// The router of every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/ingest", post(ingest))
+        .route(
+            "/api/v1/municipalities/{municipality}/sensors/{sensor}/readings",
+            get(readings),
+        )
+        .route(
+            "/api/v1/municipalities/{municipality}/state",
+            get(twin_state),
+        )
+        .route(
+            "/api/v1/municipalities/{municipality}/sensors",
+            get(sensors),
+        )
+        .route("/api/v1/municipalities/{municipality}/alerts", get(alerts))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, reason: &str, detail: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": reason, "detail": detail.into()})),
+    )
+        .into_response()
+}
+
+fn reject_status(reason: RejectReason) -> StatusCode {
+    match reason {
+        RejectReason::Malformed | RejectReason::UnknownSensor => StatusCode::UNPROCESSABLE_ENTITY,
+        RejectReason::Unauthenticated => StatusCode::UNAUTHORIZED,
+        RejectReason::Forbidden => StatusCode::FORBIDDEN,
+        RejectReason::Replay => StatusCode::CONFLICT,
+        RejectReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RejectReason::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "municipalities": state.runtime.municipalities(),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let metrics = state.ingest.metrics();
+    metrics.set_gauge(
+        "aquatwin_uptime_seconds",
+        "Seconds since serve started.",
+        state.started.elapsed().as_secs_f64(),
+    );
+    metrics.set_gauge(
+        "aquatwin_municipalities",
+        "Municipalities served.",
+        state.runtime.municipalities().len() as f64,
+    );
+    metrics.set_gauge(
+        "aquatwin_devices",
+        "Devices configured.",
+        state.ingest.devices().iter().count() as f64,
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    header_text(headers, "authorization")?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let refuse = |reason: RejectReason, detail: String| {
+        state.ingest.reject(Gateway::Http, reason, &detail);
+        error(reject_status(reason), reason.name(), detail)
+    };
+    let Some(device_id) = header_text(&headers, "x-device-id") else {
+        return refuse(
+            RejectReason::Unauthenticated,
+            "missing header X-Device-Id".into(),
+        );
+    };
+    let Some(key) = bearer(&headers).or_else(|| header_text(&headers, "x-device-key")) else {
+        return refuse(
+            RejectReason::Unauthenticated,
+            "missing device key (Authorization: Bearer <key> or X-Device-Key)".into(),
+        );
+    };
+    let device = match state.ingest.devices().authenticate(device_id, key) {
+        Ok(device) => device,
+        Err(reason) => {
+            return refuse(
+                reason,
+                format!("device {device_id}: unknown, inactive or wrong key"),
+            )
+        }
+    };
+    let declared = header_text(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > state.body_limit) {
+        return refuse(
+            RejectReason::TooLarge,
+            format!("body over the limit of {} bytes", state.body_limit),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, state.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return refuse(
+                RejectReason::TooLarge,
+                format!("body over the limit of {} bytes", state.body_limit),
+            )
+        }
+    };
+    let readings = match payload::parse_http_readings(&bytes) {
+        Ok(readings) => readings,
+        Err(err) => return refuse(err.reason, err.message),
+    };
+    // `submit` counts its own outcome.
+    match state.ingest.submit(Gateway::Http, device, readings).await {
+        Ok(stored) => Json(json!({"stored": stored})).into_response(),
+        Err(err) => error(reject_status(err.reason), err.reason.name(), err.detail),
+    }
+}
+
+/// Checks the operator token; returns the refusal to send, if any.
+fn operator_refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let unauthorized = |detail: &str| error(StatusCode::UNAUTHORIZED, "unauthenticated", detail);
+    let Some(expected) = state.operator_token_sha256 else {
+        return Some(unauthorized(
+            "no operator token is configured (AQUATWIN_OPERATOR_TOKEN or --operator-token-file)",
+        ));
+    };
+    let Some(token) = bearer(headers) else {
+        return Some(unauthorized(
+            "missing Authorization: Bearer <operator token>",
+        ));
+    };
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    // Compare digests without an early exit.
+    let same = digest
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0;
+    (!same).then(|| unauthorized("wrong operator token"))
+}
+
+fn query_error(err: QueryError) -> Response {
+    let status = match &err {
+        QueryError::UnknownMunicipality(_)
+        | QueryError::UnknownSensor(_)
+        | QueryError::UnknownPipe(_) => StatusCode::NOT_FOUND,
+        QueryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        QueryError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let reason = if status == StatusCode::NOT_FOUND {
+        "not_found"
+    } else {
+        "unavailable"
+    };
+    error(status, reason, err.to_string())
+}
+
+#[derive(Deserialize)]
+struct Range {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+async fn readings(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((municipality, sensor)): Path<(String, String)>,
+    Query(range): Query<Range>,
+) -> Response {
+    if let Some(response) = operator_refusal(&state, &headers) {
+        return response;
+    }
+    let from = range.from.unwrap_or(i64::MIN);
+    let to = range.to.unwrap_or(i64::MAX);
+    match state
+        .runtime
+        .readings(&municipality, &sensor, from, to)
+        .await
+    {
+        Ok(points) => {
+            let readings: Vec<_> = points
+                .iter()
+                .map(|point| {
+                    json!({
+                        "ts": point.timestamp,
+                        "value": point.value,
+                        "flags": point.flags.names(),
+                    })
+                })
+                .collect();
+            Json(json!({"sensor_id": sensor, "readings": readings})).into_response()
+        }
+        Err(err) => query_error(err),
+    }
+}
+
+async fn twin_state(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(municipality): Path<String>,
+) -> Response {
+    if let Some(response) = operator_refusal(&state, &headers) {
+        return response;
+    }
+    let period = match state.runtime.latest_state(&municipality).await {
+        Ok(period) => period,
+        Err(err) => return query_error(err),
+    };
+    let Some(period) = period else {
+        return Json(json!({"municipality": municipality, "state": null})).into_response();
+    };
+    let ids = state.element_ids.get(&municipality);
+    let node_ids = ids.map(|ids| ids.nodes.as_slice()).unwrap_or_default();
+    let link_ids = ids.map(|ids| ids.links.as_slice()).unwrap_or_default();
+    let extreme = |values: &[f64], pick: fn(f64, f64) -> f64| {
+        values.iter().copied().reduce(pick).unwrap_or(f64::NAN)
+    };
+    let residuals: Vec<_> = period
+        .residuals
+        .iter()
+        .map(|r| {
+            json!({
+                "sensor_id": r.sensor_id,
+                "measured": r.measured,
+                "simulated": r.simulated,
+                "residual": r.residual(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "municipality": municipality,
+        "state": {
+            "timestamp_ms": period.timestamp_ms,
+            "sim_seconds": period.sim_seconds,
+            "converged": period.converged,
+            "summary": {
+                "min_pressure": extreme(&period.pressure, f64::min),
+                "max_pressure": extreme(&period.pressure, f64::max),
+                "total_demand": period.demand.iter().sum::<f64>(),
+            },
+            "residuals": residuals,
+            "node_ids": node_ids,
+            "head": period.head,
+            "pressure": period.pressure,
+            "demand": period.demand,
+            "link_ids": link_ids,
+            "flow": period.flow,
+            "velocity": period.velocity,
+            "headloss": period.headloss,
+            "status": period.status,
+        }
+    }))
+    .into_response()
+}
+
+async fn sensors(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(municipality): Path<String>,
+) -> Response {
+    if let Some(response) = operator_refusal(&state, &headers) {
+        return response;
+    }
+    match state.runtime.sensor_summary(&municipality).await {
+        Ok(summary) => {
+            Json(json!({"municipality": municipality, "sensors": summary})).into_response()
+        }
+        Err(err) => query_error(err),
+    }
+}
+
+async fn alerts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(municipality): Path<String>,
+) -> Response {
+    if let Some(response) = operator_refusal(&state, &headers) {
+        return response;
+    }
+    match state.runtime.alerts(&municipality).await {
+        Ok(alerts) => Json(json!({"municipality": municipality, "alerts": alerts})).into_response(),
+        Err(err) => query_error(err),
+    }
+}

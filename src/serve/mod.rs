@@ -1,0 +1,324 @@
+//! `aquatwin serve --config aquatwin.toml`: the live twin as a service. Opens the store in the
+//! data directory, starts the actor runtime, the ingest gateways (embedded MQTT broker or an
+//! external broker, LoRaWAN UDP, HTTP) and the HTTP server; stops cleanly on SIGINT/SIGTERM
+//! (intake stops, everything received is answered and flushed, exit 0).
+//!
+//! On start it prints one line that scripts and tests read:
+//! `aquatwin serve: listening http=127.0.0.1:8080 mqtt=127.0.0.1:1883 lorawan=127.0.0.1:1700`
+//! (`mqtt=external` with an external broker); port 0 in the configuration picks a free port
+//! and the line gives the one picked.
+
+pub mod config;
+mod http;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actors::config::{MunicipalityConfig, RuntimeConfig};
+use actors::devices::DeviceRegistry;
+use actors::gateway::lorawan_udp::{self, LorawanUdpHandle};
+use actors::gateway::mqtt_broker::{
+    self, BrokerHandle, BrokerOptions, HealthSensors, IntegrationUser,
+};
+use actors::gateway::mqtt_external::{self, ExternalHandle, ExternalOptions};
+use actors::metrics::Metrics;
+use actors::runtime::TwinRuntime;
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::oneshot;
+use twin::SensorKind;
+
+use crate::BadInput;
+use config::{MqttSource, ServeConfig};
+
+/// Environment variable holding the operator token of the read routes.
+pub const OPERATOR_TOKEN_ENV: &str = "AQUATWIN_OPERATOR_TOKEN";
+
+/// How long to wait for an external broker to confirm our subscription.
+const EXTERNAL_SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `aquatwin serve` options.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Data directory (overrides the configuration's `data_dir`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Take MQTT from this external broker (mqtt://host:port) instead of the embedded one.
+    #[arg(long)]
+    pub mqtt_url: Option<String>,
+    /// File holding the operator token of the read routes (else $AQUATWIN_OPERATOR_TOKEN).
+    #[arg(long)]
+    pub operator_token_file: Option<PathBuf>,
+}
+
+/// `aquatwin serve`.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    init_logging("info");
+    let mut config = config::load(&args.config, crate::fleet::unix_ms())
+        .map_err(|err| BadInput(err.to_string()))?;
+    if let Some(data) = &args.data {
+        config.data_dir = data.clone();
+    }
+    if let Some(url) = &args.mqtt_url {
+        config.mqtt = MqttSource::External {
+            url: url.clone(),
+            client_id: "aquatwin-serve".into(),
+            username: None,
+            password: None,
+        };
+    }
+    let operator_token = match &args.operator_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|err| BadInput(format!("cannot read {}: {err}", path.display())))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var(OPERATOR_TOKEN_ENV).ok(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::start(config, operator_token).await?;
+        println!("aquatwin serve: listening {}", server.addresses());
+        shutdown_signal().await;
+        tracing::info!("stopping: intake closed, flushing");
+        server.shutdown().await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Sets up logging on stderr, filtered by RUST_LOG (else `default_level`).
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!("cannot listen for SIGTERM: {err}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Where MQTT messages come from, running.
+enum MqttGateway {
+    Embedded(BrokerHandle),
+    External(ExternalHandle),
+}
+
+/// A running `serve`: runtime, gateways and HTTP server.
+pub struct Server {
+    /// The HTTP server's address.
+    pub http: SocketAddr,
+    /// The embedded broker's address (none with an external broker).
+    pub mqtt: Option<SocketAddr>,
+    /// The LoRaWAN UDP gateway's address.
+    pub lorawan: SocketAddr,
+    runtime: Arc<TwinRuntime>,
+    metrics: Arc<Metrics>,
+    mqtt_gateway: MqttGateway,
+    lorawan_gateway: LorawanUdpHandle,
+    http_stop: oneshot::Sender<()>,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Starts everything `config` describes; returns once every socket is bound.
+    pub async fn start(
+        config: ServeConfig,
+        operator_token: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let store = twin::store::RedbStore::open(&config.data_dir)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let store: Arc<dyn twin::Store> = Arc::new(store);
+        let devices = Arc::new(
+            DeviceRegistry::new(config.devices.clone()).map_err(|err| BadInput(err.to_string()))?,
+        );
+        let metrics = Arc::new(Metrics::default());
+        // Battery and signal sensors name their device: `.../status` messages feed them.
+        let mut health_sensors: HashMap<String, HealthSensors> = HashMap::new();
+        for sensor in config.municipalities.iter().flat_map(|m| &m.sensors) {
+            let entry = health_sensors.entry(sensor.target.clone());
+            match sensor.kind {
+                SensorKind::Battery => entry.or_default().battery = Some(sensor.id.clone()),
+                SensorKind::Signal => entry.or_default().signal = Some(sensor.id.clone()),
+                _ => {}
+            }
+        }
+        let element_ids = config
+            .municipalities
+            .iter()
+            .map(|m| (m.id.clone(), http::ElementIds::of(&m.network)))
+            .collect::<HashMap<_, _>>();
+        let municipalities = config
+            .municipalities
+            .into_iter()
+            .map(|m| MunicipalityConfig::new(m.id, m.network, m.sensors, m.period, m.clock))
+            .collect();
+        let (runtime, ingest) = TwinRuntime::start(
+            RuntimeConfig::new(municipalities),
+            store.clone(),
+            devices,
+            metrics.clone(),
+        )
+        .await
+        .context("cannot start the twin")?;
+        let runtime = Arc::new(runtime);
+        let (mqtt, mqtt_gateway) = match &config.mqtt {
+            MqttSource::Embedded(listen) => {
+                let options = BrokerOptions {
+                    chirpstack_user: config.chirpstack.as_ref().map(|login| IntegrationUser {
+                        user: login.username.clone(),
+                        key_sha256: login.key_sha256,
+                    }),
+                    health_sensors,
+                    ..BrokerOptions::default()
+                };
+                let broker = mqtt_broker::start_mqtt_broker(*listen, ingest.clone(), options)
+                    .await
+                    .context("cannot start the MQTT broker")?;
+                (Some(broker.local_addr()), MqttGateway::Embedded(broker))
+            }
+            MqttSource::External {
+                url,
+                client_id,
+                username,
+                password,
+            } => {
+                let options = ExternalOptions {
+                    client_id: client_id.clone(),
+                    credentials: username
+                        .clone()
+                        .map(|user| (user, password.clone().unwrap_or_default())),
+                    ..ExternalOptions::new(url.clone())
+                };
+                let mut client = mqtt_external::start_mqtt_external(options, ingest.clone())
+                    .map_err(|err| BadInput(format!("mqtt.url: {err}")))?;
+                // Until subscribed, the broker keeps no session for us: publishes would be lost.
+                tokio::time::timeout(EXTERNAL_SUBSCRIBE_TIMEOUT, client.subscribed())
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "the external MQTT broker {url} did not confirm our subscription"
+                        )
+                    })?;
+                (None, MqttGateway::External(client))
+            }
+        };
+        let lorawan_gateway =
+            lorawan_udp::start_lorawan_udp(config.lorawan_listen, ingest.clone(), store)
+                .await
+                .context("cannot start the LoRaWAN UDP gateway")?;
+        let lorawan = lorawan_gateway.local_addr();
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+        let http = listener.local_addr()?;
+        let operator_token_sha256 = match operator_token.filter(|token| !token.is_empty()) {
+            Some(token) => Some(Sha256::digest(token.as_bytes()).into()),
+            None => {
+                tracing::warn!(
+                    "no operator token ({OPERATOR_TOKEN_ENV} or --operator-token-file): the read \
+                     routes refuse every request"
+                );
+                None
+            }
+        };
+        let state = Arc::new(http::AppState {
+            runtime: runtime.clone(),
+            ingest,
+            body_limit: config.body_limit,
+            operator_token_sha256,
+            started: Instant::now(),
+            element_ids,
+        });
+        let (http_stop, stopped) = oneshot::channel::<()>();
+        let app = http::router(state);
+        let http_task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            http,
+            mqtt,
+            lorawan,
+            runtime,
+            metrics,
+            mqtt_gateway,
+            lorawan_gateway,
+            http_stop,
+            http_task,
+        })
+    }
+
+    /// The bound addresses as `http=ADDR mqtt=ADDR lorawan=ADDR`.
+    pub fn addresses(&self) -> String {
+        let mqtt = self
+            .mqtt
+            .map_or_else(|| "external".to_string(), |addr| addr.to_string());
+        format!("http={} mqtt={mqtt} lorawan={}", self.http, self.lorawan)
+    }
+
+    /// The twin (queries).
+    pub fn runtime(&self) -> &TwinRuntime {
+        &self.runtime
+    }
+
+    /// The counters of this server.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stops intake (HTTP, MQTT, LoRaWAN), answers and flushes everything received, stops the
+    /// twin.
+    pub async fn shutdown(self) {
+        let _ = self.http_stop.send(());
+        match self.http_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!("the HTTP server failed: {err}"),
+            Err(err) => tracing::error!("the HTTP server ended abnormally: {err}"),
+        }
+        tracing::debug!("HTTP server stopped");
+        match self.mqtt_gateway {
+            MqttGateway::Embedded(broker) => broker.shutdown().await,
+            MqttGateway::External(client) => client.shutdown().await,
+        }
+        tracing::debug!("MQTT gateway stopped");
+        self.lorawan_gateway.shutdown().await;
+        tracing::debug!("LoRaWAN gateway stopped");
+        match Arc::try_unwrap(self.runtime) {
+            Ok(runtime) => runtime.shutdown().await,
+            Err(_) => tracing::error!("the twin is still in use; it stops with the process"),
+        }
+    }
+}
