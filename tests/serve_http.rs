@@ -1,7 +1,8 @@
 //! `aquatwin serve` as a process, driven over HTTP with `curl`: ingest (stored, then visible
 //! through the read routes and in the twin's state), every refusal with its status and counted
-//! in `/metrics`, the operator routes' authentication, and a graceful stop on SIGTERM that
-//! keeps what was acknowledged.
+//! in `/metrics`, people's authentication (login, access tokens) and their confinement to their
+//! municipality on every read route, and a graceful stop on SIGTERM that keeps what was
+//! acknowledged.
 
 mod serve_support;
 
@@ -130,7 +131,7 @@ fn http_ingest_stores_refuses_and_counts() {
         4.0
     );
 
-    // Operator routes: token required, unknown municipality or sensor is 404.
+    // Read routes: access token required, unknown municipality or sensor is 404.
     let readings_path = serve.url(&format!(
         "/api/v1/municipalities/{MUNICIPALITY}/sensors/P-123/readings"
     ));
@@ -175,21 +176,19 @@ fn sigterm_stops_cleanly_and_keeps_acknowledged_readings() {
 }
 
 #[test]
-fn data_directory_and_operator_token_file_options() {
+fn data_directory_and_jwt_secret_file_options() {
     let dir = TempDir::new("serve-options");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
     let data = dir.path().join("elsewhere");
-    let token_file = dir.path().join("operator.token");
-    std::fs::write(&token_file, "token-from-a-file\n").unwrap();
-    let serve = Serve::start(
-        &config,
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--operator-token-file",
-            token_file.to_str().unwrap(),
-        ],
-    );
+    let secret_file = dir.path().join("jwt.secret");
+    std::fs::write(&secret_file, "a-secret-from-a-file-of-32-bytes-or-more\n").unwrap();
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--jwt-secret-file",
+        secret_file.to_str().unwrap(),
+    ];
+    let mut serve = Serve::start(&config, &args);
     let [id, auth] = device_headers(DEVICE_B);
     let (status, _) = post(
         &serve,
@@ -205,13 +204,62 @@ fn data_directory_and_operator_token_file_options() {
         !dir.path().join("data").exists(),
         "not in the configuration's data_dir"
     );
-    let route = serve.url(&format!("/api/v1/municipalities/{MUNICIPALITY}/sensors"));
-    let (status, _) = curl(&["-H", "Authorization: Bearer token-from-a-file", &route]);
-    assert_eq!(status, 200, "the file's token is the operator token");
-    let (status, _) = curl(&[
-        "-H",
-        &format!("Authorization: Bearer {OPERATOR_TOKEN}"),
-        &route,
-    ]);
-    assert_eq!(status, 401, "the file wins over the environment");
+    let route = format!("/api/v1/municipalities/{MUNICIPALITY}/sensors");
+    let token = serve.token.clone();
+    assert!(serve.terminate(Duration::from_secs(10)).is_some());
+
+    // Signed with the file's secret: valid across a restart with the same file ...
+    let mut serve = Serve::start(&config, &args);
+    assert_eq!(serve.get_as(&token, &route).0, 200);
+    assert!(serve.terminate(Duration::from_secs(10)).is_some());
+    // ... and not when the server signs with the environment's secret instead.
+    let serve = Serve::start(&config, &["--data", data.to_str().unwrap()]);
+    assert_eq!(serve.get_as(&token, &route).0, 401);
+    assert_eq!(serve.get(&route).0, 200);
+}
+
+/// Every read route: 401 without or with a bad token, 404 for a person of another municipality
+/// (the same answer as for one that does not exist), 200 for the municipality's own viewer and
+/// for a super_admin.
+#[test]
+fn people_see_only_their_own_municipality() {
+    let dir = TempDir::new("serve-tenants");
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    let data = config.with_file_name("data");
+    create_user(
+        &data,
+        "viewer-north",
+        "password-of-north-viewer",
+        "viewer",
+        Some(MUNICIPALITY),
+    );
+    create_user(
+        &data,
+        "viewer-south",
+        "password-of-south-viewer",
+        "viewer",
+        Some("south"),
+    );
+    let serve = Serve::start(&config, &[]);
+    let north = login(serve.http, "viewer-north", "password-of-north-viewer");
+    let south = login(serve.http, "viewer-south", "password-of-south-viewer");
+    let routes = [
+        format!("/api/v1/municipalities/{MUNICIPALITY}/sensors/P-123/readings"),
+        format!("/api/v1/municipalities/{MUNICIPALITY}/state"),
+        format!("/api/v1/municipalities/{MUNICIPALITY}/sensors"),
+        format!("/api/v1/municipalities/{MUNICIPALITY}/alerts"),
+    ];
+    for route in &routes {
+        assert_eq!(curl(&[&serve.url(route)]).0, 401, "{route}");
+        assert_eq!(serve.get_as("not.a.token", route).0, 401, "{route}");
+        let (status, body) = serve.get_as(&south, route);
+        assert_eq!(status, 404, "{route}: {body}");
+        assert!(!body.to_string().contains("P-123"), "{route} leaks: {body}");
+        assert_eq!(serve.get_as(&north, route).0, 200, "{route}");
+        assert_eq!(serve.get(route).0, 200, "{route} as super_admin");
+    }
+    let (status, me) = serve.get_as(&north, "/api/v1/auth/me");
+    assert_eq!(status, 200);
+    assert_eq!(me["role"], "viewer");
+    assert_eq!(me["municipality"], MUNICIPALITY);
 }

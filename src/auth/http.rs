@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -84,6 +84,19 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A router state that holds the accounts (implemented by the server's state; `Arc` of such a
+/// state is one too).
+pub trait AccountsState: Send + Sync + 'static {
+    /// The users and sessions.
+    fn accounts(&self) -> &Arc<Accounts>;
+}
+
+impl<T: AccountsState> AccountsState for Arc<T> {
+    fn accounts(&self) -> &Arc<Accounts> {
+        (**self).accounts()
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller(pub Principal);
@@ -109,15 +122,11 @@ impl Caller {
     }
 }
 
-impl<S> FromRequestParts<S> for Caller
-where
-    S: Send + Sync,
-    Arc<Accounts>: FromRef<S>,
-{
+impl<S: AccountsState> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let accounts = Arc::<Accounts>::from_ref(state);
+        let accounts = state.accounts();
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -165,34 +174,37 @@ async fn blocking<T: Send + 'static>(
         .map_err(account_error)
 }
 
-async fn login(
-    State(accounts): State<Arc<Accounts>>,
+async fn login<S: AccountsState + Clone>(
+    State(state): State<S>,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
+    let accounts = state.accounts().clone();
     let tokens =
         blocking(move || accounts.login(&body.username, &body.password, unix_now())).await?;
     Ok(Json(tokens).into_response())
 }
 
-async fn refresh(
-    State(accounts): State<Arc<Accounts>>,
+async fn refresh<S: AccountsState + Clone>(
+    State(state): State<S>,
     body: Result<Json<RefreshBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
+    let accounts = state.accounts().clone();
     let tokens = blocking(move || accounts.refresh(&body.refresh_token, unix_now())).await?;
     Ok(Json(tokens).into_response())
 }
 
-async fn logout(
-    State(accounts): State<Arc<Accounts>>,
+async fn logout<S: AccountsState + Clone>(
+    State(state): State<S>,
     _caller: Caller,
     body: Result<Json<RefreshBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
+    let accounts = state.accounts().clone();
     blocking(move || accounts.logout(&body.refresh_token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -204,14 +216,10 @@ async fn me(caller: Caller) -> Json<Principal> {
 /// `POST /api/v1/auth/login` `{username, password}` -> tokens; `POST /api/v1/auth/refresh`
 /// `{refresh_token}` -> the next tokens; `POST /api/v1/auth/logout` (authenticated)
 /// `{refresh_token}` -> 204; `GET /api/v1/auth/me` -> the caller.
-pub fn routes<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Accounts>: FromRef<S>,
-{
+pub fn routes<S: AccountsState + Clone>() -> Router<S> {
     Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/login", post(login::<S>))
+        .route("/api/v1/auth/refresh", post(refresh::<S>))
+        .route("/api/v1/auth/logout", post(logout::<S>))
         .route("/api/v1/auth/me", get(me))
 }

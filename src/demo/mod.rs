@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use actors::ingest::Gateway;
 use anyhow::Context as _;
+use aquatwin::auth::Role;
 
 use crate::fleet::{self, provision, TempDir, Transport};
 use crate::serve::{self, Server};
@@ -66,8 +67,19 @@ async fn live(duration: f64) -> anyhow::Result<()> {
         },
     })?;
     let config = serve::config::load(&dir.path.join(provision::SERVE_CONFIG), now)?;
-    let operator_token = hex::encode(rand::random::<[u8; 16]>());
-    let server = Server::start(config, Some(operator_token.clone())).await?;
+    let server = Server::start(config, None).await?;
+    // A viewer for this run, so that the printed command works as it is.
+    let password = hex::encode(rand::random::<[u8; 16]>());
+    let now_s = now / 1000;
+    server
+        .accounts()
+        .create_user("demo", &password, Role::Viewer, Some(MUNICIPALITY), now_s)
+        .context("cannot create the demo viewer")?;
+    let token = server
+        .accounts()
+        .login("demo", &password, now_s)
+        .context("cannot log the demo viewer in")?
+        .access_token;
     let mqtt = server.mqtt.context("the demo runs the embedded broker")?;
     println!();
     println!(
@@ -77,7 +89,7 @@ async fn live(duration: f64) -> anyhow::Result<()> {
     );
     println!("serving {}", server.addresses());
     println!(
-        "try: curl -H 'Authorization: Bearer {operator_token}' http://{}/api/v1/municipalities/{MUNICIPALITY}/sensors",
+        "try (viewer token, 15 min): curl -H 'Authorization: Bearer {token}' http://{}/api/v1/municipalities/{MUNICIPALITY}/sensors",
         server.http
     );
     let (fleet_file, base) = provision::read(&dir.path.join(provision::FLEET_FILE))?;

@@ -7,9 +7,12 @@
 //!   over the limit or batch too large), 422 (malformed, the field named), 503 (the twin cannot
 //!   store now: retry). Errors are JSON `{"error": "<reason>", "detail": "..."}`.
 //! - `GET /health`, `GET /metrics` (Prometheus text).
-//! - Operators (`Authorization: Bearer <operator token>`): `GET /api/v1/municipalities/{m}/
-//!   sensors/{s}/readings?from=&to=` (Unix ms, `to` exclusive), `.../{m}/state`,
-//!   `.../{m}/sensors`, `.../{m}/alerts`. An unknown municipality or sensor is 404.
+//! - Sessions: `POST /api/v1/auth/login|refresh|logout`, `GET /api/v1/auth/me`
+//!   ([`aquatwin::auth::http`]).
+//! - People (`Authorization: Bearer <access token>`, any role of the municipality, or
+//!   `super_admin`): `GET /api/v1/municipalities/{m}/sensors/{s}/readings?from=&to=` (Unix ms,
+//!   `to` exclusive), `.../{m}/state`, `.../{m}/sensors`, `.../{m}/alerts`. No or a bad token is
+//!   401; another municipality is 404, like one that does not exist.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +21,9 @@ use std::time::Instant;
 use actors::gateway::payload;
 use actors::ingest::{Gateway, IngestHandle, RejectReason};
 use actors::runtime::{QueryError, TwinRuntime};
+use aquatwin::auth::http::{AccountsState, Caller};
+use aquatwin::auth::users::Accounts;
+use aquatwin::auth::{self, Role};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -26,7 +32,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 /// What every handler reads.
 pub struct AppState {
@@ -36,8 +41,8 @@ pub struct AppState {
     pub ingest: IngestHandle,
     /// Largest request body, bytes.
     pub body_limit: usize,
-    /// SHA-256 of the operator token (none: read routes refuse everyone).
-    pub operator_token_sha256: Option<[u8; 32]>,
+    /// Users and their sessions.
+    pub accounts: Arc<Accounts>,
     /// When the server started.
     pub started: Instant,
     /// Node and link ids of each municipality's network (the state's arrays follow them).
@@ -62,9 +67,24 @@ impl ElementIds {
     }
 }
 
+impl AccountsState for AppState {
+    fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
+    }
+}
+
+/// Who may read a municipality's twin.
+const READERS: &[Role] = &[
+    Role::SuperAdmin,
+    Role::MunicipalityAdmin,
+    Role::Operator,
+    Role::Viewer,
+];
+
 /// The router of every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(auth::http::routes())
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
@@ -199,29 +219,6 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     }
 }
 
-/// Checks the operator token; returns the refusal to send, if any.
-fn operator_refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let unauthorized = |detail: &str| error(StatusCode::UNAUTHORIZED, "unauthenticated", detail);
-    let Some(expected) = state.operator_token_sha256 else {
-        return Some(unauthorized(
-            "no operator token is configured (AQUATWIN_OPERATOR_TOKEN or --operator-token-file)",
-        ));
-    };
-    let Some(token) = bearer(headers) else {
-        return Some(unauthorized(
-            "missing Authorization: Bearer <operator token>",
-        ));
-    };
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    // Compare digests without an early exit.
-    let same = digest
-        .iter()
-        .zip(expected.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0;
-    (!same).then(|| unauthorized("wrong operator token"))
-}
-
 fn query_error(err: QueryError) -> Response {
     let status = match &err {
         QueryError::UnknownMunicipality(_)
@@ -246,12 +243,12 @@ struct Range {
 
 async fn readings(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((municipality, sensor)): Path<(String, String)>,
     Query(range): Query<Range>,
 ) -> Response {
-    if let Some(response) = operator_refusal(&state, &headers) {
-        return response;
+    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
+        return refusal.into_response();
     }
     let from = range.from.unwrap_or(i64::MIN);
     let to = range.to.unwrap_or(i64::MAX);
@@ -279,11 +276,11 @@ async fn readings(
 
 async fn twin_state(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(municipality): Path<String>,
 ) -> Response {
-    if let Some(response) = operator_refusal(&state, &headers) {
-        return response;
+    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
+        return refusal.into_response();
     }
     let period = match state.runtime.latest_state(&municipality).await {
         Ok(period) => period,
@@ -338,11 +335,11 @@ async fn twin_state(
 
 async fn sensors(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(municipality): Path<String>,
 ) -> Response {
-    if let Some(response) = operator_refusal(&state, &headers) {
-        return response;
+    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
+        return refusal.into_response();
     }
     match state.runtime.sensor_summary(&municipality).await {
         Ok(summary) => {
@@ -354,11 +351,11 @@ async fn sensors(
 
 async fn alerts(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(municipality): Path<String>,
 ) -> Response {
-    if let Some(response) = operator_refusal(&state, &headers) {
-        return response;
+    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
+        return refusal.into_response();
     }
     match state.runtime.alerts(&municipality).await {
         Ok(alerts) => Json(json!({"municipality": municipality, "alerts": alerts})).into_response(),

@@ -27,15 +27,16 @@ use actors::gateway::mqtt_external::{self, ExternalHandle, ExternalOptions};
 use actors::metrics::Metrics;
 use actors::runtime::TwinRuntime;
 use anyhow::Context as _;
-use sha2::{Digest as _, Sha256};
+use aquatwin::auth::jwt::JwtKey;
+use aquatwin::auth::users::Accounts;
 use tokio::sync::oneshot;
 use twin::SensorKind;
 
 use crate::BadInput;
 use config::{MqttSource, ServeConfig};
 
-/// Environment variable holding the operator token of the read routes.
-pub const OPERATOR_TOKEN_ENV: &str = "AQUATWIN_OPERATOR_TOKEN";
+/// Environment variable holding the secret that signs access tokens (at least 32 bytes).
+pub const JWT_SECRET_ENV: &str = "AQUATWIN_JWT_SECRET";
 
 /// How long to wait for an external broker to confirm our subscription.
 const EXTERNAL_SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -52,9 +53,10 @@ pub struct ServeArgs {
     /// Take MQTT from this external broker (mqtt://host:port) instead of the embedded one.
     #[arg(long)]
     pub mqtt_url: Option<String>,
-    /// File holding the operator token of the read routes (else $AQUATWIN_OPERATOR_TOKEN).
+    /// File holding the secret that signs access tokens (else $AQUATWIN_JWT_SECRET; with
+    /// neither, a random one: tokens then end with the process).
     #[arg(long)]
-    pub operator_token_file: Option<PathBuf>,
+    pub jwt_secret_file: Option<PathBuf>,
 }
 
 /// `aquatwin serve`.
@@ -73,18 +75,21 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             password: None,
         };
     }
-    let operator_token = match &args.operator_token_file {
+    let jwt_secret = match &args.jwt_secret_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .map_err(|err| BadInput(format!("cannot read {}: {err}", path.display())))?
                 .trim()
-                .to_string(),
+                .as_bytes()
+                .to_vec(),
         ),
-        None => std::env::var(OPERATOR_TOKEN_ENV).ok(),
+        None => std::env::var(JWT_SECRET_ENV)
+            .ok()
+            .map(|secret| secret.into_bytes()),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = Server::start(config, operator_token).await?;
+        let server = Server::start(config, jwt_secret).await?;
         println!("aquatwin serve: listening {}", server.addresses());
         shutdown_signal().await;
         tracing::info!("stopping: intake closed, flushing");
@@ -143,6 +148,7 @@ pub struct Server {
     pub lorawan: SocketAddr,
     runtime: Arc<TwinRuntime>,
     metrics: Arc<Metrics>,
+    accounts: Arc<Accounts>,
     mqtt_gateway: MqttGateway,
     lorawan_gateway: LorawanUdpHandle,
     http_stop: oneshot::Sender<()>,
@@ -151,10 +157,19 @@ pub struct Server {
 
 impl Server {
     /// Starts everything `config` describes; returns once every socket is bound.
-    pub async fn start(
-        config: ServeConfig,
-        operator_token: Option<String>,
-    ) -> anyhow::Result<Self> {
+    pub async fn start(config: ServeConfig, jwt_secret: Option<Vec<u8>>) -> anyhow::Result<Self> {
+        let jwt_key = match jwt_secret {
+            Some(secret) => JwtKey::new(secret)
+                .map_err(|err| BadInput(format!("{JWT_SECRET_ENV} / --jwt-secret-file: {err}")))?,
+            None => {
+                tracing::warn!(
+                    "no {JWT_SECRET_ENV} or --jwt-secret-file: access tokens are signed with a \
+                     random secret and end with this process"
+                );
+                JwtKey::new(rand::random::<[u8; 32]>().to_vec())
+                    .map_err(|err| anyhow::anyhow!("{err}"))?
+            }
+        };
         let store = twin::store::RedbStore::open(&config.data_dir)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let store: Arc<dyn twin::Store> = Arc::new(store);
@@ -233,7 +248,7 @@ impl Server {
             }
         };
         let lorawan_gateway =
-            lorawan_udp::start_lorawan_udp(config.lorawan_listen, ingest.clone(), store)
+            lorawan_udp::start_lorawan_udp(config.lorawan_listen, ingest.clone(), store.clone())
                 .await
                 .context("cannot start the LoRaWAN UDP gateway")?;
         let lorawan = lorawan_gateway.local_addr();
@@ -241,21 +256,12 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.http_listen))?;
         let http = listener.local_addr()?;
-        let operator_token_sha256 = match operator_token.filter(|token| !token.is_empty()) {
-            Some(token) => Some(Sha256::digest(token.as_bytes()).into()),
-            None => {
-                tracing::warn!(
-                    "no operator token ({OPERATOR_TOKEN_ENV} or --operator-token-file): the read \
-                     routes refuse every request"
-                );
-                None
-            }
-        };
+        let accounts = Arc::new(Accounts::new(store, Some(jwt_key)));
         let state = Arc::new(http::AppState {
             runtime: runtime.clone(),
             ingest,
             body_limit: config.body_limit,
-            operator_token_sha256,
+            accounts: accounts.clone(),
             started: Instant::now(),
             element_ids,
         });
@@ -274,6 +280,7 @@ impl Server {
             lorawan,
             runtime,
             metrics,
+            accounts,
             mqtt_gateway,
             lorawan_gateway,
             http_stop,
@@ -297,6 +304,11 @@ impl Server {
     /// The counters of this server.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The platform's users and sessions.
+    pub fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
     }
 
     /// Stops intake (HTTP, MQTT, LoRaWAN), answers and flushes everything received, stops the

@@ -14,8 +14,10 @@ use sha2::{Digest as _, Sha256};
 
 /// The repository root.
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-/// The operator token the tests' servers accept.
-pub const OPERATOR_TOKEN: &str = "operator-token-for-tests";
+/// The super_admin every test server gets (made with `aquatwin user create` before it starts).
+pub const ADMIN: (&str, &str) = ("admin", "password-of-the-test-admin");
+/// The secret the tests' servers sign access tokens with.
+pub const JWT_SECRET: &str = "jwt-secret-of-the-tests-0123456789abcdef";
 /// DevEUI of device C (ChirpStack names devices by it).
 pub const DEVICE_C_EUI: &str = "0004A30B001C0530";
 /// The municipality of the test configuration.
@@ -159,6 +161,8 @@ pub const EMBEDDED_MQTT: &str = "[mqtt]\nlisten = \"127.0.0.1:0\"";
 /// `aquatwin serve` running; killed (SIGKILL) on drop unless stopped.
 pub struct Serve {
     pub child: Child,
+    /// An access token of [`ADMIN`].
+    pub token: String,
     pub http: SocketAddr,
     pub mqtt: Option<SocketAddr>,
     pub lorawan: SocketAddr,
@@ -175,12 +179,18 @@ impl Serve {
                 .unwrap()
                 .as_nanos()
         ));
+        let data = args
+            .iter()
+            .position(|a| *a == "--data")
+            .map(|i| PathBuf::from(args[i + 1]))
+            .unwrap_or_else(|| config.with_file_name("data"));
+        create_user(&data, ADMIN.0, ADMIN.1, "super_admin", None);
         let mut child = Command::new(env!("CARGO_BIN_EXE_aquatwin"))
             .arg("serve")
             .arg("--config")
             .arg(config)
             .args(args)
-            .env("AQUATWIN_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("AQUATWIN_JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -208,8 +218,11 @@ impl Serve {
                 .unwrap_or_else(|| panic!("no {name}= in `{line}`"))
                 .to_string()
         };
+        let http: SocketAddr = field("http").parse().unwrap();
+        let token = login(http, ADMIN.0, ADMIN.1);
         Serve {
-            http: field("http").parse().unwrap(),
+            token,
+            http,
             mqtt: field("mqtt").parse().ok(),
             lorawan: field("lorawan").parse().unwrap(),
             child,
@@ -251,9 +264,14 @@ impl Serve {
             .unwrap()
     }
 
-    /// `GET` of an operator route; returns status and parsed JSON.
+    /// `GET` of a route as the admin; returns status and parsed JSON.
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let auth = format!("Authorization: Bearer {OPERATOR_TOKEN}");
+        self.get_as(&self.token, path)
+    }
+
+    /// `GET` of a route with the access token `token`; returns status and parsed JSON.
+    pub fn get_as(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let auth = format!("Authorization: Bearer {token}");
         let (status, body) = curl(&["-H", &auth, &self.url(path)]);
         (
             status,
@@ -290,6 +308,48 @@ impl Serve {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+}
+
+/// `aquatwin user create` in `data` (a user that exists already is fine: a restarted server).
+pub fn create_user(
+    data: &Path,
+    name: &str,
+    password: &str,
+    role: &str,
+    municipality: Option<&str>,
+) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aquatwin"));
+    command
+        .args(["user", "--data"])
+        .arg(data)
+        .args(["create", "--name", name, "--role", role])
+        .env("AQUATWIN_PASSWORD", password);
+    if let Some(m) = municipality {
+        command.args(["--municipality", m]);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() || stderr.contains("already exists"),
+        "user create: {stderr}"
+    );
+}
+
+/// Logs in over HTTP (curl) and returns the access token.
+pub fn login(http: SocketAddr, name: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": name, "password": password}).to_string();
+    let (status, text) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &body,
+        &format!("http://{http}/api/v1/auth/login"),
+    ]);
+    assert_eq!(status, 200, "login of {name}: {text}");
+    let tokens: serde_json::Value = serde_json::from_str(&text).unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
 }
 
 impl Drop for Serve {
