@@ -73,6 +73,26 @@ enum GenerateShape {
     },
 }
 
+impl Command {
+    /// Commands that talk to peers over sockets, where a closed connection must stay an error
+    /// the program handles, not a signal that ends it.
+    fn is_network_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Demo(_) | Command::Fleet(_)
+        )
+    }
+}
+
+/// Lets `aquatwin risk ... | head` end quietly when `head` closes the pipe, as Unix filters do:
+/// Rust ignores SIGPIPE, so printing to a closed pipe would otherwise panic.
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// A problem with what the user gave us; reported without a trace, exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -84,6 +104,9 @@ fn main() -> ExitCode {
         eprintln!("aquatwin: internal error (please report it): {info}");
     }));
     let cli = Cli::parse();
+    if !cli.command.is_network_service() {
+        die_quietly_on_closed_stdout();
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
