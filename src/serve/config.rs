@@ -46,6 +46,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actors::devices::{Device, LorawanSession};
+use aquatwin::notify::secret::SecretRef;
 use hydraulics::Network;
 use serde::Deserialize;
 use twin::live::TwinClock;
@@ -535,18 +536,13 @@ fn lorawan_session(
 }
 
 /// The secret behind `env:VAR` or `file:PATH` (relative to `base`); literals are refused.
+/// The secret behind `env:VAR` or `file:PATH` (relative to the configuration's folder).
 fn resolve_secret(reference: &str, base: &Path) -> Result<String, String> {
-    if let Some(var) = reference.strip_prefix("env:") {
-        return std::env::var(var)
-            .map_err(|_| format!("environment variable {var} is not set (or not UTF-8)"));
-    }
-    if let Some(file) = reference.strip_prefix("file:") {
-        let path = base.join(file);
-        return std::fs::read_to_string(&path)
-            .map(|text| text.trim().to_string())
-            .map_err(|err| format!("cannot read {}: {err}", path.display()));
-    }
-    Err("a secret is given as `env:VAR` or `file:PATH`, never written in the configuration".into())
+    let secret = match SecretRef::parse(reference).map_err(|e| e.to_string())? {
+        SecretRef::File(path) => SecretRef::File(base.join(path)),
+        env => env,
+    };
+    secret.resolve().map_err(|e| e.to_string())
 }
 
 fn digest(text: &str) -> Result<[u8; 32], String> {
