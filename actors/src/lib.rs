@@ -12,6 +12,7 @@
 //!   [`config`].
 //! - The actors: [`municipality`] (supervisor), [`sensor`], [`network`], [`pipe`], [`alerts`];
 //!   restart budgets in `supervision`; the serializable data they exchange in [`messages`].
+//!   Sensors and pipes are entities hosted by shard actors (`shard`), not an actor each.
 //!
 //! The math the actors call lives in `twin` and `hydraulics`.
 
@@ -27,5 +28,6 @@ pub mod network;
 pub mod pipe;
 pub mod runtime;
 pub mod sensor;
+mod shard;
 mod supervision;
 mod writer;

@@ -1,9 +1,11 @@
 //! The municipality supervisor: spawns and supervises the `NetworkActor`, the `AlertManager`,
-//! one `SensorActor` per sensor and one `PipeActor` per pipe.
+//! and the shards hosting one `SensorActor` entity per sensor and one `PipeActor` entity per
+//! pipe (see `crate::shard`).
 //!
-//! A failed child is restarted with its state reloaded from the store, within the restart
-//! budget; once the budget is exhausted the municipality stops its children and fails itself,
-//! which escalates to the root (that restarts the municipality as a whole).
+//! A failed child (the network actor, the alert manager, or a shard whose entity exhausted its
+//! own restart budget) is restarted with its state reloaded from the store, within the
+//! municipality's restart budget; once that is exhausted the municipality stops its children
+//! and fails itself, which escalates to the root (that restarts the municipality as a whole).
 //!
 //! [`MunicipalityContext`] is what every child shares and what outlives restarts: the
 //! configuration, the store, the writer, the broadcast channels and the [`Directory`] of the
@@ -34,13 +36,17 @@ use crate::config::{MunicipalityConfig, RestartBudget};
 use crate::messages::{Alert, EncodedState};
 use crate::metrics::Metrics;
 use crate::network::{NetworkActor, NetworkArgs, NetworkMsg, STATE};
-use crate::pipe::{PipeActor, PipeArgs, PipeMsg};
-use crate::sensor::{SensorActor, SensorArgs, SensorMsg};
+use crate::pipe::{PipeActor, PipeMsg};
+use crate::sensor::{SensorActor, SensorMsg};
+use crate::shard::{Entity, EntityRef, Envelope, Shard, ShardArgs, Sharding};
 use crate::supervision::RestartTracker;
 use crate::writer::WriterHandle;
 
 /// Subscribers may lag this many states or alerts before they miss some.
 const BROADCAST_CAPACITY: usize = 64;
+
+/// The actor of one shard of entities `E`.
+type ShardRef<E> = ActorRef<Envelope<<E as Entity>::Msg>>;
 
 /// The current children of a municipality.
 #[derive(Debug, Default)]
@@ -48,14 +54,26 @@ struct Members {
     municipality: Option<ActorRef<MunicipalityMsg>>,
     network: Option<ActorRef<NetworkMsg>>,
     alerts: Option<ActorRef<AlertMsg>>,
-    sensors: Vec<Option<ActorRef<SensorMsg>>>,
-    pipes: Vec<Option<ActorRef<PipeMsg>>>,
+    sensor_shards: Vec<Option<ShardRef<SensorActor>>>,
+    pipe_shards: Vec<Option<ShardRef<PipeActor>>>,
+    sensors: Sharding,
+    pipes: Sharding,
 }
 
 /// Where a municipality's children are right now.
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
     members: RwLock<Members>,
+}
+
+/// The entity `index` in `shards`, if its shard runs.
+fn entity<M: Send + 'static>(
+    shards: &[Option<ActorRef<Envelope<M>>>],
+    sharding: Sharding,
+    index: usize,
+) -> Option<EntityRef<M>> {
+    let shard = shards.get(sharding.shard_of(index))?.clone()?;
+    Some(EntityRef::new(shard, index))
 }
 
 impl Directory {
@@ -82,24 +100,32 @@ impl Directory {
         self.read().alerts.clone()
     }
 
-    /// The actor of sensor `index`.
-    pub(crate) fn sensor(&self, index: usize) -> Option<ActorRef<SensorMsg>> {
-        self.read().sensors.get(index).cloned().flatten()
+    /// The entity of sensor `index`.
+    pub(crate) fn sensor(&self, index: usize) -> Option<EntityRef<SensorMsg>> {
+        let members = self.read();
+        entity(&members.sensor_shards, members.sensors, index)
     }
 
-    /// Every sensor actor, by sensor index.
-    pub(crate) fn sensors(&self) -> Vec<Option<ActorRef<SensorMsg>>> {
-        self.read().sensors.clone()
+    /// Every sensor entity, by sensor index.
+    pub(crate) fn sensors(&self) -> Vec<Option<EntityRef<SensorMsg>>> {
+        let members = self.read();
+        (0..members.sensors.entities())
+            .map(|index| entity(&members.sensor_shards, members.sensors, index))
+            .collect()
     }
 
-    /// The actor of pipe `index`.
-    pub(crate) fn pipe(&self, index: usize) -> Option<ActorRef<PipeMsg>> {
-        self.read().pipes.get(index).cloned().flatten()
+    /// The entity of pipe `index`.
+    pub(crate) fn pipe(&self, index: usize) -> Option<EntityRef<PipeMsg>> {
+        let members = self.read();
+        entity(&members.pipe_shards, members.pipes, index)
     }
 
-    /// Every pipe actor, by pipe index.
-    pub(crate) fn pipes(&self) -> Vec<Option<ActorRef<PipeMsg>>> {
-        self.read().pipes.clone()
+    /// Every pipe entity, by pipe index.
+    pub(crate) fn pipes(&self) -> Vec<Option<EntityRef<PipeMsg>>> {
+        let members = self.read();
+        (0..members.pipes.entities())
+            .map(|index| entity(&members.pipe_shards, members.pipes, index))
+            .collect()
     }
 }
 
@@ -136,6 +162,10 @@ pub struct MunicipalityContext {
     /// Link index of every pipe (pumps and valves have no actor).
     pub(crate) pipes: Vec<usize>,
     pub(crate) pipe_index: HashMap<String, usize>,
+    /// How the `SensorActor` entities are split into shards.
+    pub(crate) sensor_sharding: Sharding,
+    /// How the `PipeActor` entities are split into shards.
+    pub(crate) pipe_sharding: Sharding,
     pub(crate) period: Duration,
     pub(crate) clock: TwinClock,
     pub(crate) detection: Option<WatchConfig>,
@@ -209,11 +239,15 @@ impl MunicipalityContext {
             .enumerate()
             .map(|(pipe, &link)| (network.links[link].id.clone(), pipe))
             .collect();
+        let sensor_sharding = Sharding::new(sensors.len());
+        let pipe_sharding = Sharding::new(pipes.len());
         let directory = Directory::default();
         {
             let mut members = directory.write();
-            members.sensors = vec![None; sensors.len()];
-            members.pipes = vec![None; pipes.len()];
+            members.sensors = sensor_sharding;
+            members.pipes = pipe_sharding;
+            members.sensor_shards = vec![None; members.sensors.shards()];
+            members.pipe_shards = vec![None; members.pipes.shards()];
         }
         Ok(Self {
             tenant: TenantKeys::new(&id),
@@ -224,6 +258,8 @@ impl MunicipalityContext {
             sensors,
             sensor_index,
             quality: qualities,
+            sensor_sharding,
+            pipe_sharding,
             pipes,
             pipe_index,
             period,
@@ -245,7 +281,8 @@ impl MunicipalityContext {
         let total = self.actor_count.set(&self.id, children);
         self.metrics.set_gauge(
             "aquatwin_actors",
-            "Actors running: sensors, pipes, networks and alert managers of every municipality.",
+            "Actors running: sensor and pipe entities (hosted by shards), networks and alert \
+             managers of every municipality.",
             total as f64,
         );
     }
@@ -274,8 +311,10 @@ impl MunicipalityContext {
 enum Child {
     Network,
     Alerts,
-    Sensor(usize),
-    Pipe(usize),
+    /// The shard of this number hosting sensor entities.
+    Sensors(usize),
+    /// The shard of this number hosting pipe entities.
+    Pipes(usize),
 }
 
 /// Messages of a [`Municipality`].
@@ -288,7 +327,8 @@ pub enum MunicipalityMsg {
 /// A municipality's children at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MunicipalityStatus {
-    /// Children alive (network, alert manager, sensors, pipes).
+    /// Children alive: network, alert manager, and the sensor and pipe entities of the shards
+    /// that run.
     pub children: usize,
     /// Sensors configured.
     pub sensors: usize,
@@ -305,6 +345,8 @@ pub struct Municipality;
 pub struct MunicipalityState {
     context: Arc<MunicipalityContext>,
     children: HashMap<ActorId, Child>,
+    /// Actors and entities of `children` (a shard counts its entities).
+    alive: usize,
     tracker: RestartTracker,
 }
 
@@ -344,33 +386,58 @@ impl MunicipalityState {
                 context.directory.write().alerts = Some(actor);
                 (id, starting)
             }
-            Child::Sensor(index) => {
-                let args = SensorArgs {
-                    context: context.clone(),
-                    index,
-                };
+            Child::Sensors(shard) => {
+                let range = context.sensor_sharding.range(shard);
                 let (actor, starting) =
-                    ActorRuntime::spawn_linked_instant(None, SensorActor, args, supervisor)?;
+                    launch_shard::<SensorActor>(&context, range, (), supervisor)?;
                 let id = actor.get_id();
-                context.directory.write().sensors[index] = Some(actor);
+                context.directory.write().sensor_shards[shard] = Some(actor);
                 (id, starting)
             }
-            Child::Pipe(index) => {
-                let args = PipeArgs {
-                    context: context.clone(),
-                    index,
-                    last_state,
-                };
+            Child::Pipes(shard) => {
+                let range = context.pipe_sharding.range(shard);
                 let (actor, starting) =
-                    ActorRuntime::spawn_linked_instant(None, PipeActor, args, supervisor)?;
+                    launch_shard::<PipeActor>(&context, range, last_state, supervisor)?;
                 let id = actor.get_id();
-                context.directory.write().pipes[index] = Some(actor);
+                context.directory.write().pipe_shards[shard] = Some(actor);
                 (id, starting)
             }
         };
         self.children.insert(id, child);
+        self.alive += self.size(child);
         Ok(starting)
     }
+
+    /// The child of `id`, no longer counted as alive.
+    fn forget(&mut self, id: ActorId) -> Option<Child> {
+        let child = self.children.remove(&id)?;
+        self.alive -= self.size(child);
+        Some(child)
+    }
+
+    /// Actors and entities `child` counts for.
+    fn size(&self, child: Child) -> usize {
+        match child {
+            Child::Network | Child::Alerts => 1,
+            Child::Sensors(shard) => self.context.sensor_sharding.range(shard).len(),
+            Child::Pipes(shard) => self.context.pipe_sharding.range(shard).len(),
+        }
+    }
+}
+
+/// Starts the shard hosting entities `range` linked to `supervisor`.
+fn launch_shard<E: Entity>(
+    context: &Arc<MunicipalityContext>,
+    range: std::ops::Range<usize>,
+    seed: E::Seed,
+    supervisor: ActorCell,
+) -> Result<(ShardRef<E>, Starting), SpawnErr> {
+    let args = ShardArgs {
+        context: context.clone(),
+        range,
+        seed,
+    };
+    ActorRuntime::spawn_linked_instant(None, Shard::<E>::default(), args, supervisor)
 }
 
 /// Waits until `starting` ran its `pre_start`.
@@ -392,7 +459,10 @@ impl Actor for Municipality {
         let last_state = context.stored_state()?;
         let mut state = MunicipalityState {
             tracker: RestartTracker::new(context.budget),
-            children: HashMap::with_capacity(context.sensors.len() + context.pipes.len() + 2),
+            children: HashMap::with_capacity(
+                context.sensor_sharding.shards() + context.pipe_sharding.shards() + 2,
+            ),
+            alive: 0,
             context,
         };
         state.context.directory.write().municipality = Some(myself.clone());
@@ -403,16 +473,16 @@ impl Actor for Municipality {
             state.launch(cell.clone(), Child::Alerts, None)?,
             state.launch(cell.clone(), Child::Network, last_state.clone())?,
         ];
-        for index in 0..state.context.sensors.len() {
-            children.push(state.launch(cell.clone(), Child::Sensor(index), None)?);
+        for shard in 0..state.context.sensor_sharding.shards() {
+            children.push(state.launch(cell.clone(), Child::Sensors(shard), None)?);
         }
-        for index in 0..state.context.pipes.len() {
-            children.push(state.launch(cell.clone(), Child::Pipe(index), last_state.clone())?);
+        for shard in 0..state.context.pipe_sharding.shards() {
+            children.push(state.launch(cell.clone(), Child::Pipes(shard), last_state.clone())?);
         }
         for starting in children {
             started(starting).await?;
         }
-        state.context.record_children(state.children.len());
+        state.context.record_children(state.alive);
         Ok(state)
     }
 
@@ -425,7 +495,7 @@ impl Actor for Municipality {
         match message {
             MunicipalityMsg::Status(reply) => {
                 let _ = reply.send(MunicipalityStatus {
-                    children: state.children.len(),
+                    children: state.alive,
                     sensors: state.context.sensors.len(),
                     pipes: state.context.pipes.len(),
                 });
@@ -442,7 +512,7 @@ impl Actor for Municipality {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                let Some(child) = state.children.remove(&cell.get_id()) else {
+                let Some(child) = state.forget(cell.get_id()) else {
                     return Ok(());
                 };
 
@@ -457,8 +527,8 @@ impl Actor for Municipality {
                     .into());
                 }
                 let last_state = match child {
-                    Child::Network | Child::Pipe(_) => state.context.stored_state()?,
-                    Child::Alerts | Child::Sensor(_) => None,
+                    Child::Network | Child::Pipes(_) => state.context.stored_state()?,
+                    Child::Alerts | Child::Sensors(_) => None,
                 };
                 started(state.launch(myself.get_cell(), child, last_state)?).await?;
                 state
@@ -466,13 +536,13 @@ impl Actor for Municipality {
                     .metrics
                     .actor_restarts
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                state.context.record_children(state.children.len());
+                state.context.record_children(state.alive);
                 tracing::info!(%municipality, ?child, "actor restarted");
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                let ours = state.children.remove(&cell.get_id()).is_some();
+                let ours = state.forget(cell.get_id()).is_some();
                 if ours {
-                    state.context.record_children(state.children.len());
+                    state.context.record_children(state.alive);
                 }
             }
             _ => {}

@@ -1,14 +1,16 @@
-//! `PipeActor`: one per pipe. Receives its flow, velocity, headloss and the pressure range of
-//! its end nodes every period from the `NetworkActor` and answers queries about them. On
-//! (re)start its state comes from the latest stored period.
+//! `PipeActor`: one entity per pipe, hosted by a shard (see `crate::shard` for why pipes are
+//! entities rather than ractor actors of their own). Receives its flow, velocity, headloss and
+//! the pressure range of its end nodes every period from the `NetworkActor` and answers queries
+//! about them. On (re)start its state comes from the latest stored period.
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{ActorProcessingErr, RpcReplyPort};
 use twin::live::PeriodState;
 
 use crate::messages::PipeState;
 use crate::municipality::MunicipalityContext;
+use crate::shard::Entity;
 
 /// Messages of a [`PipeActor`].
 #[derive(Debug)]
@@ -21,19 +23,9 @@ pub enum PipeMsg {
     InjectPanic,
 }
 
-/// The actor of one pipe.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PipeActor;
-
-/// What a [`PipeActor`] starts with.
+/// The entity of one pipe: its share of the latest period, if any was solved.
 #[derive(Debug)]
-pub struct PipeArgs {
-    pub(crate) context: Arc<MunicipalityContext>,
-    /// Index among the municipality's pipes.
-    pub(crate) index: usize,
-    /// The latest stored period, read once by the municipality.
-    pub(crate) last_state: Option<Arc<PeriodState>>,
-}
+pub struct PipeActor(Option<PipeState>);
 
 /// The pipe's share of `period`: `index` is the pipe's index among the municipality's pipes.
 /// `None` when the state does not cover the pipe (a state of another network layout).
@@ -56,34 +48,43 @@ pub(crate) fn pipe_state(
     })
 }
 
-impl Actor for PipeActor {
+impl Entity for PipeActor {
     type Msg = PipeMsg;
-    type State = Option<PipeState>;
-    type Arguments = PipeArgs;
+    /// The latest stored period, read once for a whole shard.
+    type Seed = Option<Arc<PeriodState>>;
+    const KIND: &'static str = "PipeActor";
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<PipeMsg>,
-        args: PipeArgs,
-    ) -> Result<Option<PipeState>, ActorProcessingErr> {
-        Ok(args
-            .last_state
-            .and_then(|period| pipe_state(&args.context, args.index, &period)))
+    fn seed(context: &MunicipalityContext) -> Result<Option<Arc<PeriodState>>, ActorProcessingErr> {
+        context.stored_state()
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<PipeMsg>,
-        message: PipeMsg,
-        state: &mut Option<PipeState>,
-    ) -> Result<(), ActorProcessingErr> {
+    fn load(
+        context: &MunicipalityContext,
+        index: usize,
+        last_state: &Option<Arc<PeriodState>>,
+    ) -> Result<PipeActor, ActorProcessingErr> {
+        Ok(PipeActor(
+            last_state
+                .as_ref()
+                .and_then(|period| pipe_state(context, index, period)),
+        ))
+    }
+
+    fn handle(&mut self, _context: &MunicipalityContext, _index: usize, message: PipeMsg) {
         match message {
-            PipeMsg::Update(update) => *state = Some(update),
+            PipeMsg::Update(update) => self.0 = Some(update),
             PipeMsg::Get(reply) => {
-                let _ = reply.send(*state);
+                let _ = reply.send(self.0);
             }
             PipeMsg::InjectPanic => panic!("chaos: injected panic in a pipe actor"),
         }
-        Ok(())
+    }
+
+    fn id(context: &MunicipalityContext, index: usize) -> &str {
+        context
+            .pipes
+            .get(index)
+            .and_then(|&link| context.network.links.get(link))
+            .map_or("?", |link| link.id.as_str())
     }
 }

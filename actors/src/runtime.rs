@@ -1,12 +1,13 @@
 //! The running twin: [`TwinRuntime::start`] builds the supervision tree
-//! `Root -> Municipality -> {NetworkActor, AlertManager, SensorActor per sensor, PipeActor per
-//! pipe}`, the ingest dispatcher, the batching writer and the periodic journal compaction, and
-//! answers the queries the API needs.
+//! `Root -> Municipality -> {NetworkActor, AlertManager, shards -> SensorActor entity per
+//! sensor, shards -> PipeActor entity per pipe}` (entities hosted by shard actors: see
+//! `crate::shard`), the ingest dispatcher, the batching writer and the periodic journal
+//! compaction, and answers the queries the API needs.
 //!
 //! The live path of a request: gateway -> [`IngestHandle`] channel (bounded) -> dispatcher
-//! (checks the municipality and sensors, splits by sensor) -> `SensorActor` (quality, unit
-//! conversion) -> writer (group commit) -> acknowledgement; accepted values go on from the
-//! `SensorActor` to the `NetworkActor`.
+//! (checks the municipality and sensors, splits by sensor) -> the `SensorActor` entity's shard
+//! (quality, unit conversion) -> writer (group commit) -> acknowledgement; accepted values go on
+//! from the `SensorActor` to the `NetworkActor`.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -96,9 +97,9 @@ pub enum QueryError {
 /// Which actor a chaos test makes panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChaosTarget {
-    /// The `SensorActor` of a sensor id.
+    /// The `SensorActor` entity of a sensor id (restarted alone; its shard goes on).
     Sensor(String),
-    /// The `PipeActor` of a pipe id.
+    /// The `PipeActor` entity of a pipe id (restarted alone; its shard goes on).
     Pipe(String),
     /// The `NetworkActor`.
     Network,
@@ -370,10 +371,24 @@ impl TwinRuntime {
         municipality: &str,
     ) -> Result<Vec<SensorSummary>, QueryError> {
         let sensors = self.context(municipality)?.directory.sensors();
-        let mut summaries = Vec::with_capacity(sensors.len());
+        // Every question is sent before the first answer is awaited: shards answer theirs
+        // concurrently.
+        let mut answers = Vec::with_capacity(sensors.len());
         for sensor in sensors {
             let sensor = sensor.ok_or(QueryError::Unavailable)?;
-            summaries.push(ask(&sensor, SensorMsg::Summary).await?);
+            let (reply, answer) = ractor::concurrency::oneshot();
+            sensor
+                .cast(SensorMsg::Summary(reply.into()))
+                .map_err(|_| QueryError::Unavailable)?;
+            answers.push(answer);
+        }
+        let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
+        let mut summaries = Vec::with_capacity(answers.len());
+        for answer in answers {
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(summary)) => summaries.push(summary),
+                _ => return Err(QueryError::Unavailable),
+            }
         }
         Ok(summaries)
     }
@@ -389,11 +404,14 @@ impl TwinRuntime {
             .pipe_index
             .get(pipe)
             .ok_or_else(|| QueryError::UnknownPipe(pipe.to_string()))?;
-        let actor = context
+        let entity = context
             .directory
             .pipe(index)
             .ok_or(QueryError::Unavailable)?;
-        ask(&actor, PipeMsg::Get).await
+        entity
+            .call(PipeMsg::Get, QUERY_TIMEOUT)
+            .await
+            .ok_or(QueryError::Unavailable)
     }
 
     /// The recent alerts, oldest first.
@@ -542,7 +560,8 @@ async fn compact_periodically(
     }
 }
 
-/// Takes requests off the ingest channel and hands each sensor's part to its `SensorActor`.
+/// Takes requests off the ingest channel and hands each sensor's part to its `SensorActor`
+/// entity.
 async fn dispatch(
     mut receiver: mpsc::Receiver<IngestRequest>,
     mut stopped: oneshot::Receiver<()>,
@@ -579,7 +598,7 @@ async fn dispatch(
     }
 }
 
-/// Checks `request` and sends each sensor's readings to its actor.
+/// Checks `request` and sends each sensor's readings to its entity.
 fn route(
     request: IngestRequest,
     municipalities: &HashMap<String, Arc<MunicipalityContext>>,
@@ -640,7 +659,7 @@ fn route(
             .sensor(index)
             .is_some_and(|actor| actor.cast(SensorMsg::Ingest(batch)).is_ok());
         if !sent {
-            // The actor is restarting (or the twin stopping): this part is not stored.
+            // The entity's shard is restarting (or the twin stopping): this part is not stored.
             completion.part_settled(false);
         }
     }

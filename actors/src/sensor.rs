@@ -1,7 +1,8 @@
-//! `SensorActor`: one per sensor. Checks the quality of every reading (`twin::QualityChecker`),
-//! converts it to its stored form, hands it to the batching writer, forwards the latest
-//! accepted value (in the network's units) to the `NetworkActor`, and raises a `sensor_fault`
-//! alert when the sensor keeps reporting implausible data.
+//! `SensorActor`: one entity per sensor, hosted by a shard (see `crate::shard` for why sensors
+//! are entities rather than ractor actors of their own). Checks the quality of every reading
+//! (`twin::QualityChecker`), converts it to its stored form, hands it to the batching writer,
+//! forwards the latest accepted value (in the network's units) to the `NetworkActor`, and raises
+//! a `sensor_fault` alert when the sensor keeps reporting implausible data.
 //!
 //! On (re)start it reloads its recent readings from the store and replays them through the
 //! quality checker, so a restart neither forgets the window nor flags the next reading as a
@@ -9,7 +10,7 @@
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{ActorProcessingErr, RpcReplyPort};
 use twin::store::Point;
 use twin::{QualityChecker, QualityFlags, Reading};
 
@@ -17,6 +18,7 @@ use crate::alerts::AlertMsg;
 use crate::messages::{AlertInput, AlertKind, AlertLocation, SensorSummary, Severity};
 use crate::municipality::MunicipalityContext;
 use crate::network::NetworkMsg;
+use crate::shard::Entity;
 use crate::writer::{Completion, WriteItem};
 
 /// Recent readings reloaded on (re)start.
@@ -49,22 +51,9 @@ pub struct SensorBatch {
     pub(crate) completion: Arc<Completion>,
 }
 
-/// The actor of one sensor.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SensorActor;
-
-/// What a [`SensorActor`] starts with.
+/// The entity of one sensor: what it remembers between readings.
 #[derive(Debug)]
-pub struct SensorArgs {
-    pub(crate) context: Arc<MunicipalityContext>,
-    pub(crate) index: usize,
-}
-
-/// The state of a [`SensorActor`].
-#[derive(Debug)]
-pub struct SensorState {
-    context: Arc<MunicipalityContext>,
-    index: usize,
+pub struct SensorActor {
     checker: QualityChecker,
     last: Option<Point>,
     count: u64,
@@ -80,17 +69,20 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-impl Actor for SensorActor {
+impl Entity for SensorActor {
     type Msg = SensorMsg;
-    type State = SensorState;
-    type Arguments = SensorArgs;
+    type Seed = ();
+    const KIND: &'static str = "SensorActor";
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<SensorMsg>,
-        args: SensorArgs,
-    ) -> Result<SensorState, ActorProcessingErr> {
-        let SensorArgs { context, index } = args;
+    fn seed(_context: &MunicipalityContext) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    fn load(
+        context: &MunicipalityContext,
+        index: usize,
+        _seed: &(),
+    ) -> Result<SensorActor, ActorProcessingErr> {
         let sensor = &context.sensors[index];
         let mut checker = QualityChecker::new(sensor.clone(), context.quality[index].clone());
         let recent = context
@@ -102,10 +94,8 @@ impl Actor for SensorActor {
             let mut reading = Reading::new(sensor.id.clone(), point.timestamp, point.value);
             checker.check(&mut reading, now);
         }
-        Ok(SensorState {
+        Ok(SensorActor {
             last: recent.last().copied(),
-            context,
-            index,
             checker,
             count: 0,
             usable: 0,
@@ -114,31 +104,28 @@ impl Actor for SensorActor {
         })
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<SensorMsg>,
-        message: SensorMsg,
-        state: &mut SensorState,
-    ) -> Result<(), ActorProcessingErr> {
+    fn handle(&mut self, context: &MunicipalityContext, index: usize, message: SensorMsg) {
         match message {
-            SensorMsg::Ingest(batch) => state.ingest(batch),
+            SensorMsg::Ingest(batch) => self.ingest(context, index, batch),
             SensorMsg::Summary(reply) => {
-                let _ = reply.send(state.summary());
+                let _ = reply.send(self.summary(context, index));
             }
             SensorMsg::InjectPanic => panic!("chaos: injected panic in a sensor actor"),
         }
-        Ok(())
+    }
+
+    fn id(context: &MunicipalityContext, index: usize) -> &str {
+        &context.sensors[index].id
     }
 }
 
-impl SensorState {
-    fn ingest(&mut self, batch: SensorBatch) {
+impl SensorActor {
+    fn ingest(&mut self, context: &MunicipalityContext, index: usize, batch: SensorBatch) {
         let SensorBatch {
             readings,
             completion,
         } = batch;
-        let context = self.context.clone();
-        let sensor = &context.sensors[self.index];
+        let sensor = &context.sensors[index];
         let now = now_ms();
         let mut points = Vec::with_capacity(readings.len());
         let mut accepted = None;
@@ -152,20 +139,20 @@ impl SensorState {
                     accepted = Some((point.timestamp, value));
                 }
             }
-            self.track_fault(&point);
+            self.track_fault(context, index, &point);
             self.last = Some(point);
             points.push(point);
         }
         context.writer.submit(WriteItem {
             tenant: context.id.clone(),
-            sensor: context.sensor_ids[self.index].clone(),
+            sensor: context.sensor_ids[index].clone(),
             points,
             completion,
         });
         if let (Some((timestamp, value)), Some(network)) = (accepted, context.directory.network()) {
             // A NetworkActor that is restarting reloads the latest values from the store.
             let _ = network.cast(NetworkMsg::Measured {
-                sensor: self.index,
+                sensor: index,
                 timestamp,
                 value,
             });
@@ -174,28 +161,39 @@ impl SensorState {
 
     /// The simple sensor-health rule: `FAULT_AFTER` faulty readings in a row open a
     /// `sensor_fault` alert; the next usable reading resolves it.
-    fn track_fault(&mut self, point: &Point) {
+    fn track_fault(&mut self, context: &MunicipalityContext, index: usize, point: &Point) {
         if point.flags.intersects(FAULT_FLAGS) {
             self.fault_streak = self.fault_streak.saturating_add(1);
             if self.fault_streak >= FAULT_AFTER && !self.fault_open {
                 self.fault_open = true;
-                self.send_alert(AlertMsg::Raise(self.fault_alert(point)));
+                send_alert(
+                    context,
+                    AlertMsg::Raise(self.fault_alert(context, index, point)),
+                );
             }
         } else if point.flags.is_usable() {
             self.fault_streak = 0;
             if self.fault_open {
                 self.fault_open = false;
-                let alert = self.fault_alert(point);
-                self.send_alert(AlertMsg::Resolve {
-                    kind: alert.kind,
-                    location: alert.location,
-                });
+                let alert = self.fault_alert(context, index, point);
+                send_alert(
+                    context,
+                    AlertMsg::Resolve {
+                        kind: alert.kind,
+                        location: alert.location,
+                    },
+                );
             }
         }
     }
 
-    fn fault_alert(&self, point: &Point) -> AlertInput {
-        let sensor = &self.context.sensors[self.index];
+    fn fault_alert(
+        &self,
+        context: &MunicipalityContext,
+        index: usize,
+        point: &Point,
+    ) -> AlertInput {
+        let sensor = &context.sensors[index];
         let location = match sensor.kind.target_kind() {
             twin::reading::TargetKind::Node => AlertLocation::Node(sensor.target.clone()),
             twin::reading::TargetKind::Link => AlertLocation::Link(sensor.target.clone()),
@@ -214,15 +212,9 @@ impl SensorState {
         }
     }
 
-    fn send_alert(&self, message: AlertMsg) {
-        if let Some(alerts) = self.context.directory.alerts() {
-            let _ = alerts.cast(message);
-        }
-    }
-
-    fn summary(&self) -> SensorSummary {
+    fn summary(&self, context: &MunicipalityContext, index: usize) -> SensorSummary {
         SensorSummary {
-            sensor_id: self.context.sensors[self.index].id.clone(),
+            sensor_id: context.sensors[index].id.clone(),
             last_value: self.last.map(|p| p.value),
             last_timestamp: self.last.map(|p| p.timestamp),
             last_flags: self
@@ -232,5 +224,11 @@ impl SensorState {
             count: self.count,
             usable: self.usable,
         }
+    }
+}
+
+fn send_alert(context: &MunicipalityContext, message: AlertMsg) {
+    if let Some(alerts) = context.directory.alerts() {
+        let _ = alerts.cast(message);
     }
 }

@@ -2,7 +2,9 @@
 //! (fails itself) once it is exhausted, so a persistent fault cannot become a crash loop.
 //!
 //! ractor does not restart children by itself: every supervisor here handles
-//! `SupervisionEvent::ActorFailed` and respawns, asking its [`RestartTracker`] first.
+//! `SupervisionEvent::ActorFailed` and respawns, asking its [`RestartTracker`] first. Entities
+//! (sensors and pipes hosted by a shard, see `crate::shard`) have a tracker of their own, kept
+//! by their shard only while they have restarts within the window.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -40,6 +42,14 @@ impl RestartTracker {
         self.recent.push_back(now);
         true
     }
+
+    /// Whether every restart recorded has left the window at `now`: the tracker then allows
+    /// as much as a new one and can be dropped.
+    pub(crate) fn is_quiet(&self, now: Instant) -> bool {
+        self.recent
+            .back()
+            .is_none_or(|t| now.duration_since(*t) > self.budget.window)
+    }
 }
 
 #[cfg(test)]
@@ -61,5 +71,7 @@ mod tests {
         // The first restart left the window: one more is allowed, then none again.
         assert!(tracker.allow(t0 + Duration::from_secs(11)));
         assert!(!tracker.allow(t0 + Duration::from_secs(11)));
+        assert!(!tracker.is_quiet(t0 + Duration::from_secs(20)));
+        assert!(tracker.is_quiet(t0 + Duration::from_secs(22)));
     }
 }

@@ -501,8 +501,72 @@ async fn panicking_sensor_and_pipe_actors_are_restarted_with_their_state() {
     twin.runtime.shutdown().await;
 }
 
+/// The summary of `sensor`.
+async fn summary_of(twin: &Twin, sensor: &str) -> actors::messages::SensorSummary {
+    let all = twin.runtime.sensor_summary(TOWN).await.unwrap();
+    all.into_iter().find(|s| s.sensor_id == sensor).unwrap()
+}
+
+/// Makes the entity of `sensor` panic and waits until the counters reach `restarts` and
+/// `escalations`.
+async fn panic_sensor(twin: &Twin, sensor: &str, restarts: u64, escalations: u64) {
+    twin.runtime
+        .inject_panic(TOWN, ChaosTarget::Sensor(sensor.to_string()))
+        .unwrap();
+    eventually("restarted", async || {
+        twin.metrics.actor_restarts.load(Ordering::SeqCst) == restarts
+            && twin.metrics.actor_escalations.load(Ordering::SeqCst) == escalations
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exhausted_restart_budget_escalates_and_the_municipality_restarts() {
+async fn panicking_entity_restarts_alone_and_its_siblings_keep_their_state() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let twin = start(store, slow(), RestartBudget::default()).await;
+    let t0 = now_ms() - 60_000;
+    let series = |sensor: &str, n: i64| -> Vec<Reading> {
+        (0..n)
+            .map(|i| Reading::new(sensor, t0 + i * 1000, 40.0 + i as f64))
+            .collect()
+    };
+    for (sensor, n) in [("p-10", 2), ("p-20", 3), ("f-60", 4)] {
+        assert_eq!(twin.submit(series(sensor, n)).await.unwrap(), n as usize);
+    }
+    // Net3's six sensors share one shard. The panic and the next reading reach it in this
+    // order: the reading is handled by the restarted entity, not lost with the failed one.
+    twin.runtime
+        .inject_panic(TOWN, ChaosTarget::Sensor("p-10".to_string()))
+        .unwrap();
+    let after_panic = Reading::new("p-10", t0 + 10_000, 55.0);
+    assert_eq!(twin.submit(vec![after_panic]).await.unwrap(), 1);
+    assert_eq!(twin.metrics.actor_restarts.load(Ordering::SeqCst), 1);
+    assert_eq!(twin.metrics.actor_escalations.load(Ordering::SeqCst), 0);
+
+    let p10 = summary_of(&twin, "p-10").await;
+    assert_eq!(p10.count, 1, "the restarted entity counts from zero");
+    assert_eq!(
+        (p10.last_value, p10.last_timestamp),
+        (Some(55.0), Some(t0 + 10_000))
+    );
+    // Siblings kept their in-memory state: a reloaded entity would count from zero.
+    assert_eq!(summary_of(&twin, "p-20").await.count, 3);
+    assert_eq!(summary_of(&twin, "f-60").await.count, 4);
+    let stored = twin
+        .runtime
+        .readings(TOWN, "p-10", t0, t0 + 60_000)
+        .await
+        .unwrap();
+    let times: Vec<i64> = stored.iter().map(|p| p.timestamp).collect();
+    assert_eq!(times, vec![t0, t0 + 1000, t0 + 10_000]);
+    assert_eq!(stored[2].value, 55.0);
+    let status = twin.runtime.municipality_status(TOWN).await.unwrap();
+    assert_eq!(status.children, 2 + status.sensors + status.pipes);
+    twin.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_budgets_escalate_entity_to_shard_to_municipality() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let budget = RestartBudget {
         max_restarts: 2,
@@ -511,27 +575,35 @@ async fn exhausted_restart_budget_escalates_and_the_municipality_restarts() {
     let twin = start(store, Duration::from_millis(200), budget).await;
     let t0 = now_ms() - 30_000;
     report_period(&twin, t0, (60.0, 30.0)).await;
-    for restarts in 1..=2 {
-        twin.runtime
-            .inject_panic(TOWN, ChaosTarget::Sensor("f-60".to_string()))
-            .unwrap();
-        eventually("sensor restarted", async || {
-            twin.metrics.actor_restarts.load(Ordering::SeqCst) == restarts
-        })
-        .await;
-    }
-    assert_eq!(twin.metrics.actor_escalations.load(Ordering::SeqCst), 0);
-    // The third failure within the window exhausts the budget: the municipality escalates
-    // and the root restarts it as a whole.
+    // The entity's own budget: two restarts alone, its siblings untouched.
+    panic_sensor(&twin, "f-60", 1, 0).await;
+    panic_sensor(&twin, "f-60", 2, 0).await;
+    let sibling = summary_of(&twin, "p-20").await;
+    assert_eq!((sibling.count, sibling.last_value), (1, Some(30.0)));
+    // The third failure within the window exhausts it: the shard fails and the municipality
+    // restarts the shard, which reloads every entity it hosts from the store.
+    panic_sensor(&twin, "f-60", 3, 1).await;
+    let sibling = summary_of(&twin, "p-20").await;
+    assert_eq!((sibling.count, sibling.last_value), (0, Some(30.0)));
+    // Not further: the municipality was not restarted (that would count a second escalation).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(twin.metrics.actor_escalations.load(Ordering::SeqCst), 1);
+    assert_eq!(twin.metrics.actor_restarts.load(Ordering::SeqCst), 3);
+
+    // A restarted shard's entities have fresh budgets; the municipality's budget (two shard
+    // restarts) is spent by the second shard failure and exhausted by the third.
+    panic_sensor(&twin, "f-60", 4, 1).await;
+    panic_sensor(&twin, "f-60", 5, 1).await;
+    panic_sensor(&twin, "f-60", 6, 2).await;
+    panic_sensor(&twin, "f-60", 7, 2).await;
+    panic_sensor(&twin, "f-60", 8, 2).await;
+    // Entity -> shard, then municipality -> root: the root restarts the municipality.
     twin.runtime
         .inject_panic(TOWN, ChaosTarget::Sensor("f-60".to_string()))
         .unwrap();
-    eventually("escalated", async || {
-        twin.metrics.actor_escalations.load(Ordering::SeqCst) == 1
-    })
-    .await;
     eventually("municipality restarted", async || {
-        twin.metrics.actor_restarts.load(Ordering::SeqCst) == 3
+        twin.metrics.actor_escalations.load(Ordering::SeqCst) == 4
+            && twin.metrics.actor_restarts.load(Ordering::SeqCst) == 9
             && twin
                 .runtime
                 .municipality_status(TOWN)
@@ -539,7 +611,7 @@ async fn exhausted_restart_budget_escalates_and_the_municipality_restarts() {
                 .is_ok_and(|s| s.children == 2 + s.sensors + s.pipes)
     })
     .await;
-    // Network, alert manager, 6 sensors and one actor per pipe of Net3 run again.
+    // Network, alert manager, 6 sensors and one entity per pipe of Net3 run again.
     let pipes = net3()
         .links
         .iter()
