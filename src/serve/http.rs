@@ -21,7 +21,7 @@ use std::time::Instant;
 use actors::gateway::payload;
 use actors::ingest::{Gateway, IngestHandle, RejectReason};
 use actors::runtime::{QueryError, TwinRuntime};
-use aquatwin::auth::http::{AccountsState, Caller};
+use aquatwin::auth::http::{AccountsState, ApiError, Caller};
 use aquatwin::auth::users::Accounts;
 use aquatwin::auth::{self, Role};
 use axum::body::Body;
@@ -219,20 +219,18 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     }
 }
 
-fn query_error(err: QueryError) -> Response {
-    let status = match &err {
+fn query_error(err: QueryError) -> ApiError {
+    match &err {
         QueryError::UnknownMunicipality(_)
         | QueryError::UnknownSensor(_)
-        | QueryError::UnknownPipe(_) => StatusCode::NOT_FOUND,
-        QueryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        QueryError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let reason = if status == StatusCode::NOT_FOUND {
-        "not_found"
-    } else {
-        "unavailable"
-    };
-    error(status, reason, err.to_string())
+        | QueryError::UnknownPipe(_) => ApiError::not_found(err.to_string()),
+        QueryError::Store(_) => ApiError::internal(err),
+        QueryError::Unavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            err.to_string(),
+        ),
+    }
 }
 
 #[derive(Deserialize)]
@@ -246,48 +244,41 @@ async fn readings(
     caller: Caller,
     Path((municipality, sensor)): Path<(String, String)>,
     Query(range): Query<Range>,
-) -> Response {
-    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
-        return refusal.into_response();
-    }
+) -> Result<Response, ApiError> {
+    caller.allow(READERS, Some(&municipality))?;
     let from = range.from.unwrap_or(i64::MIN);
     let to = range.to.unwrap_or(i64::MAX);
-    match state
+    let points = state
         .runtime
         .readings(&municipality, &sensor, from, to)
         .await
-    {
-        Ok(points) => {
-            let readings: Vec<_> = points
-                .iter()
-                .map(|point| {
-                    json!({
-                        "ts": point.timestamp,
-                        "value": point.value,
-                        "flags": point.flags.names(),
-                    })
-                })
-                .collect();
-            Json(json!({"sensor_id": sensor, "readings": readings})).into_response()
-        }
-        Err(err) => query_error(err),
-    }
+        .map_err(query_error)?;
+    let readings: Vec<_> = points
+        .iter()
+        .map(|point| {
+            json!({
+                "ts": point.timestamp,
+                "value": point.value,
+                "flags": point.flags.names(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"sensor_id": sensor, "readings": readings})).into_response())
 }
 
 async fn twin_state(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(municipality): Path<String>,
-) -> Response {
-    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
-        return refusal.into_response();
-    }
-    let period = match state.runtime.latest_state(&municipality).await {
-        Ok(period) => period,
-        Err(err) => return query_error(err),
-    };
+) -> Result<Response, ApiError> {
+    caller.allow(READERS, Some(&municipality))?;
+    let period = state
+        .runtime
+        .latest_state(&municipality)
+        .await
+        .map_err(query_error)?;
     let Some(period) = period else {
-        return Json(json!({"municipality": municipality, "state": null})).into_response();
+        return Ok(Json(json!({"municipality": municipality, "state": null})).into_response());
     };
     let ids = state.element_ids.get(&municipality);
     let node_ids = ids.map(|ids| ids.nodes.as_slice()).unwrap_or_default();
@@ -307,7 +298,7 @@ async fn twin_state(
             })
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "municipality": municipality,
         "state": {
             "timestamp_ms": period.timestamp_ms,
@@ -330,35 +321,33 @@ async fn twin_state(
             "status": period.status,
         }
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn sensors(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(municipality): Path<String>,
-) -> Response {
-    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
-        return refusal.into_response();
-    }
-    match state.runtime.sensor_summary(&municipality).await {
-        Ok(summary) => {
-            Json(json!({"municipality": municipality, "sensors": summary})).into_response()
-        }
-        Err(err) => query_error(err),
-    }
+) -> Result<Response, ApiError> {
+    caller.allow(READERS, Some(&municipality))?;
+    let summary = state
+        .runtime
+        .sensor_summary(&municipality)
+        .await
+        .map_err(query_error)?;
+    Ok(Json(json!({"municipality": municipality, "sensors": summary})).into_response())
 }
 
 async fn alerts(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(municipality): Path<String>,
-) -> Response {
-    if let Err(refusal) = caller.allow(READERS, Some(&municipality)) {
-        return refusal.into_response();
-    }
-    match state.runtime.alerts(&municipality).await {
-        Ok(alerts) => Json(json!({"municipality": municipality, "alerts": alerts})).into_response(),
-        Err(err) => query_error(err),
-    }
+) -> Result<Response, ApiError> {
+    caller.allow(READERS, Some(&municipality))?;
+    let alerts = state
+        .runtime
+        .alerts(&municipality)
+        .await
+        .map_err(query_error)?;
+    Ok(Json(json!({"municipality": municipality, "alerts": alerts})).into_response())
 }
