@@ -46,7 +46,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actors::devices::{Device, LorawanSession};
+use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::secret::SecretRef;
+use aquatwin::notify::subscriptions::{Subscription, Target};
 use hydraulics::Network;
 use serde::Deserialize;
 use twin::live::TwinClock;
@@ -115,6 +117,8 @@ pub struct MunicipalitySetup {
     pub period: Duration,
     /// Simulation time 0.
     pub clock: TwinClock,
+    /// Who is notified of its alerts (secret files resolved against the configuration).
+    pub subscriptions: Vec<Subscription>,
 }
 
 /// A validated configuration, paths resolved, files read.
@@ -136,6 +140,10 @@ pub struct ServeConfig {
     pub municipalities: Vec<MunicipalitySetup>,
     /// Every device of every municipality.
     pub devices: Vec<Device>,
+    /// The SMTP server of email subscriptions.
+    pub smtp: Option<SmtpConfig>,
+    /// The platform's URL, for links in notifications.
+    pub link_base: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +157,8 @@ struct FileConfig {
     #[serde(default)]
     lorawan: LorawanSection,
     chirpstack: Option<ChirpstackSection>,
+    smtp: Option<SmtpConfig>,
+    link_base: Option<String>,
     #[serde(default)]
     municipality: Vec<MunicipalitySection>,
 }
@@ -193,6 +203,8 @@ struct MunicipalitySection {
     clock_origin: Option<toml::Value>,
     #[serde(default)]
     devices: Vec<DeviceSection>,
+    #[serde(default)]
+    subscriptions: Vec<Subscription>,
 }
 
 #[derive(Deserialize)]
@@ -281,10 +293,14 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
     let mut devices = Vec::new();
     for (m, section) in file.municipality.iter().enumerate() {
         let place = format!("municipality[{m}]");
-        if section.id.is_empty() || section.id.contains('/') {
+        // Ids starting with `_` are the platform's own key prefixes (`_platform`).
+        if section.id.is_empty() || section.id.contains('/') || section.id.starts_with('_') {
             return Err(error(
                 &format!("{place}.id"),
-                format!("`{}` is not a valid id (non-empty, no `/`)", section.id),
+                format!(
+                    "`{}` is not a valid id (non-empty, no `/`, not starting with `_`)",
+                    section.id
+                ),
             ));
         }
         if municipalities
@@ -296,8 +312,23 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
                 format!("municipality `{}` is defined twice", section.id),
             ));
         }
-        let setup = municipality(section, base, now_ms)
+        let mut setup = municipality(section, base, now_ms)
             .map_err(|(field, cause)| error(&format!("{place}.{field}"), cause))?;
+        for (i, subscription) in section.subscriptions.iter().enumerate() {
+            let sub_place = format!("{place}.subscriptions[{i}]");
+            subscription
+                .validate()
+                .map_err(|cause| error(&sub_place, cause.to_string()))?;
+            if setup.subscriptions.iter().any(|s| s.id == subscription.id) {
+                return Err(error(
+                    &format!("{sub_place}.id"),
+                    format!("subscription `{}` is defined twice", subscription.id),
+                ));
+            }
+            setup
+                .subscriptions
+                .push(relative_to(subscription.clone(), base));
+        }
         for (d, device_section) in section.devices.iter().enumerate() {
             let device = device(device_section, &setup, base)
                 .map_err(|(field, cause)| error(&format!("{place}.devices[{d}].{field}"), cause))?;
@@ -320,7 +351,28 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
         chirpstack,
         municipalities,
         devices,
+        smtp: file.smtp.map(|smtp| SmtpConfig {
+            password: smtp.password.map(|secret| secret_relative_to(secret, base)),
+            ..smtp
+        }),
+        link_base: file.link_base,
     })
+}
+
+/// A secret file named relative to the configuration, as a path that works from anywhere.
+fn secret_relative_to(secret: SecretRef, base: &Path) -> SecretRef {
+    match secret {
+        SecretRef::File(path) => SecretRef::File(base.join(path)),
+        env => env,
+    }
+}
+
+/// `subscription` with its webhook secret file resolved against `base`.
+fn relative_to(mut subscription: Subscription, base: &Path) -> Subscription {
+    if let Target::Webhook { secret, .. } = &mut subscription.target {
+        *secret = secret.take().map(|s| secret_relative_to(s, base));
+    }
+    subscription
 }
 
 /// `line L, column C` of byte `offset` in `text` (1-based).
@@ -417,6 +469,7 @@ fn municipality(
         sensors,
         period: Duration::from_secs_f64(seconds),
         clock: TwinClock { origin_ms },
+        subscriptions: Vec::new(),
     })
 }
 
@@ -538,11 +591,10 @@ fn lorawan_session(
 /// The secret behind `env:VAR` or `file:PATH` (relative to `base`); literals are refused.
 /// The secret behind `env:VAR` or `file:PATH` (relative to the configuration's folder).
 fn resolve_secret(reference: &str, base: &Path) -> Result<String, String> {
-    let secret = match SecretRef::parse(reference).map_err(|e| e.to_string())? {
-        SecretRef::File(path) => SecretRef::File(base.join(path)),
-        env => env,
-    };
-    secret.resolve().map_err(|e| e.to_string())
+    let secret = SecretRef::parse(reference).map_err(|e| e.to_string())?;
+    secret_relative_to(secret, base)
+        .resolve()
+        .map_err(|e| e.to_string())
 }
 
 fn digest(text: &str) -> Result<[u8; 32], String> {

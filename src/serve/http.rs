@@ -24,6 +24,7 @@ use actors::runtime::{QueryError, TwinRuntime};
 use aquatwin::auth::http::{AccountsState, ApiError, Caller};
 use aquatwin::auth::users::Accounts;
 use aquatwin::auth::{self, Role};
+use aquatwin::notify::Notifier;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Users and their sessions.
     pub accounts: Arc<Accounts>,
+    /// Sends alert notifications (webhooks, email) in the background.
+    pub notifier: Arc<Notifier>,
     /// When the server started.
     pub started: Instant,
     /// Node and link ids of each municipality's network (the state's arrays follow them).
@@ -148,6 +151,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "aquatwin_devices",
         "Devices configured.",
         state.ingest.devices().iter().count() as f64,
+    );
+    metrics.set_gauge(
+        "aquatwin_notifications_dropped",
+        "Alert notifications dropped because a queue was full (since start).",
+        state.notifier.dropped() as f64,
     );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

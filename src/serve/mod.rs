@@ -29,6 +29,7 @@ use actors::runtime::TwinRuntime;
 use anyhow::Context as _;
 use aquatwin::auth::jwt::JwtKey;
 use aquatwin::auth::users::Accounts;
+use aquatwin::notify::{Notifier, NotifierConfig, Subscription, SubscriptionStore};
 use tokio::sync::oneshot;
 use twin::SensorKind;
 
@@ -97,6 +98,32 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Stores the configured subscriptions and starts the notifier following every municipality's
+/// alerts.
+fn start_notifier(
+    runtime: &TwinRuntime,
+    store: &Arc<dyn twin::Store>,
+    subscriptions: Vec<(String, Vec<Subscription>)>,
+    config: NotifierConfig,
+) -> anyhow::Result<Notifier> {
+    let stored = SubscriptionStore::new(store.clone());
+    for (municipality, list) in &subscriptions {
+        for subscription in list {
+            stored
+                .put(municipality, subscription)
+                .with_context(|| format!("cannot store subscription {}", subscription.id))?;
+        }
+    }
+    let notifier = Notifier::spawn(config, stored).context("cannot start the notifier")?;
+    for (municipality, _) in &subscriptions {
+        let alerts = runtime
+            .subscribe_alerts(municipality)
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        notifier.follow(municipality, alerts);
+    }
+    Ok(notifier)
 }
 
 /// Sets up logging on stderr, filtered by RUST_LOG (else `default_level`).
@@ -192,6 +219,11 @@ impl Server {
             .iter()
             .map(|m| (m.id.clone(), http::ElementIds::of(&m.network)))
             .collect::<HashMap<_, _>>();
+        let subscriptions: Vec<(String, Vec<Subscription>)> = config
+            .municipalities
+            .iter()
+            .map(|m| (m.id.clone(), m.subscriptions.clone()))
+            .collect();
         let municipalities = config
             .municipalities
             .into_iter()
@@ -206,6 +238,16 @@ impl Server {
         .await
         .context("cannot start the twin")?;
         let runtime = Arc::new(runtime);
+        let notifier = start_notifier(
+            &runtime,
+            &store,
+            subscriptions,
+            NotifierConfig {
+                smtp: config.smtp.clone(),
+                link_base: config.link_base.clone(),
+                ..NotifierConfig::default()
+            },
+        )?;
         let (mqtt, mqtt_gateway) = match &config.mqtt {
             MqttSource::Embedded(listen) => {
                 let options = BrokerOptions {
@@ -262,6 +304,7 @@ impl Server {
             ingest,
             body_limit: config.body_limit,
             accounts: accounts.clone(),
+            notifier: Arc::new(notifier),
             started: Instant::now(),
             element_ids,
         });

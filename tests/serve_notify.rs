@@ -1,0 +1,108 @@
+//! From a sensor's readings to a signed webhook: `aquatwin serve` as a process with a webhook
+//! subscription in its configuration; a device sends readings that are out of range until the
+//! twin raises a sensor fault, and a receiver (Python, checking the HMAC with its own `hmac`
+//! module) gets the alert.
+
+mod serve_support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serve_support::*;
+
+const SECRET: &str = "webhook-secret-of-the-notify-test";
+
+/// The Python receiver, killed on drop.
+struct Receiver(Child);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_receiver(log: &std::path::Path) -> (Receiver, u16) {
+    let mut child = Command::new("python3")
+        .arg(format!("{ROOT}/tests/peers/webhook_receiver.py"))
+        .args(["--port", "0", "--secret", SECRET, "--log"])
+        .arg(log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the webhook receiver");
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let port = line.strip_prefix("READY ").unwrap().trim().parse().unwrap();
+    (Receiver(child), port)
+}
+
+#[test]
+fn a_sensor_fault_reaches_a_signed_webhook() {
+    let dir = TempDir::new("serve-notify");
+    let log = dir.path().join("webhook.jsonl");
+    let (_receiver, port) = start_receiver(&log);
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    std::fs::write(dir.path().join("hook.secret"), format!("{SECRET}\n")).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[municipality.subscriptions]]\nid = \"ops-hook\"\nevents = [\"*\"]\n\
+         target = {{ type = \"webhook\", url = \"http://127.0.0.1:{port}/hook\", \
+         secret = \"file:hook.secret\", format = \"json\" }}\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let serve = Serve::start(&config, &[]);
+
+    // Far out of any pressure sensor's range: flagged, and after enough of them a fault.
+    let t = now_ms();
+    let batch: Vec<String> = (0..15)
+        .map(|i| {
+            format!(
+                r#"{{"sensor_id": "P-123", "ts": {}, "value": 1e6}}"#,
+                t + i * 1000
+            )
+        })
+        .collect();
+    let body = format!("[{}]", batch.join(","));
+    let (status, answer) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("X-Device-Id: {}", DEVICE_A.0),
+        "-H",
+        &format!("Authorization: Bearer {}", DEVICE_A.1),
+        "--data-binary",
+        &body,
+        &serve.url("/api/v1/ingest"),
+    ]);
+    assert_eq!(status, 200, "{answer}");
+
+    let delivered = serve.wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| !text.is_empty())
+    });
+    assert!(delivered, "no webhook call; serve log:\n{}", serve.log());
+    let first = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(record["path"], "/hook");
+    assert_eq!(record["signature_ok"], true, "{record}");
+    assert_eq!(record["status"], 200);
+    let notification: serde_json::Value =
+        serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    assert_eq!(notification["event"], "raised", "{notification}");
+    assert_eq!(notification["municipality"], MUNICIPALITY);
+    assert_eq!(
+        notification["alert"]["kind"], "sensor_fault",
+        "{notification}"
+    );
+    assert!(
+        notification.to_string().contains("P-123"),
+        "the alert names the sensor: {notification}"
+    );
+    // The alert the webhook announced is the one the API lists.
+    let (status, alerts) = serve.get(&format!("/api/v1/municipalities/{MUNICIPALITY}/alerts"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        alerts["alerts"][0]["id"], notification["alert"]["id"],
+        "{alerts}"
+    );
+}
