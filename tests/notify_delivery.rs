@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::messages::{Alert, AlertKind, AlertLocation, Severity};
+use actors::messages::{Alert, AlertChange, AlertKind, AlertLocation, Severity};
 use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::retry::RetryPolicy;
 use aquatwin::notify::secret::SecretRef;
@@ -125,6 +125,14 @@ fn alert(id: u64, open: bool) -> Alert {
         occurrences: 1,
         message: "pressure drop at 3 sensors & inlet flow rise".into(),
         open,
+        change: if open {
+            AlertChange::Raised
+        } else {
+            AlertChange::Resolved
+        },
+        acknowledged: None,
+        resolved_by: None,
+        comments: Vec::new(),
     }
 }
 
@@ -610,6 +618,7 @@ async fn followed_alerts_notify_their_opening_and_resolution() {
     let follower = notifier.follow("town", subscriber);
     let mut repeat = alert(5, true);
     repeat.occurrences = 2;
+    repeat.change = AlertChange::Repeated;
     for published in [alert(5, true), repeat, alert(5, false)] {
         alerts.send(published).unwrap();
     }

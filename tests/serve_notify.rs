@@ -1,7 +1,8 @@
 //! From a sensor's readings to a signed webhook: `aquatwin serve` as a process with a webhook
 //! subscription in its configuration; a device sends readings that are out of range until the
 //! twin raises a sensor fault, and a receiver (Python, checking the HMAC with its own `hmac`
-//! module) gets the alert.
+//! module) gets the alert; operators then acknowledge, comment and resolve it over the API
+//! (viewers may not), and the receiver hears of the resolution, not of the rest.
 
 mod serve_support;
 
@@ -51,6 +52,14 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
          secret = \"file:hook.secret\", format = \"json\" }}\n"
     ));
     std::fs::write(&config, text).unwrap();
+    let data = config.with_file_name("data");
+    create_user(
+        &data,
+        "viewer",
+        "password-of-the-viewer",
+        "viewer",
+        Some(MUNICIPALITY),
+    );
     let serve = Serve::start(&config, &[]);
 
     // Far out of any pressure sensor's range: flagged, and after enough of them a fault.

@@ -13,7 +13,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use twin::store::tuple::Element;
 use twin::store::{KeyRange, Order};
 
-use crate::messages::{Alert, AlertInput, AlertKind, AlertLocation};
+use crate::messages::{
+    Alert, AlertAction, AlertChange, AlertComment, AlertInput, AlertKind, AlertLocation,
+    AlertOperation, AlertOperationError, MAX_COMMENTS, MAX_COMMENT_CHARS,
+};
 use crate::municipality::MunicipalityContext;
 
 /// Record family of alerts under a tenant.
@@ -36,6 +39,18 @@ pub enum AlertMsg {
     },
     /// The recent alerts, oldest first.
     List(RpcReplyPort<Vec<Alert>>),
+    /// A person (or the escalation policy) acts on alert `id`; answers the alert as it is
+    /// afterwards.
+    Operate {
+        /// The alert.
+        id: u64,
+        /// What to do.
+        operation: AlertOperation,
+        /// Who and when.
+        by: AlertAction,
+        /// The answer.
+        reply: RpcReplyPort<Result<Alert, AlertOperationError>>,
+    },
     /// Chaos testing only: makes the actor panic. No network API sends it.
     InjectPanic,
 }
@@ -106,6 +121,14 @@ impl Actor for AlertManager {
             AlertMsg::List(reply) => {
                 let _ = reply.send(state.history.values().cloned().collect());
             }
+            AlertMsg::Operate {
+                id,
+                operation,
+                by,
+                reply,
+            } => {
+                let _ = reply.send(state.operate(id, operation, by));
+            }
             AlertMsg::InjectPanic => panic!("chaos: injected panic in an alert manager"),
         }
         Ok(())
@@ -118,6 +141,7 @@ impl AlertState {
         let open = self.open.get(&key).and_then(|id| self.history.get_mut(id));
         let alert = match open {
             Some(alert) => {
+                alert.change = AlertChange::Repeated;
                 alert.severity = alert.severity.max(input.severity);
                 alert.estimated_flow = input.estimated_flow.or(alert.estimated_flow);
                 alert.last_seen_ms = alert.last_seen_ms.max(input.time_ms);
@@ -137,6 +161,10 @@ impl AlertState {
                     occurrences: 1,
                     message: input.message,
                     open: true,
+                    change: AlertChange::Raised,
+                    acknowledged: None,
+                    resolved_by: None,
+                    comments: Vec::new(),
                 };
                 self.next_id += 1;
                 self.open.insert(key, alert.id);
@@ -156,8 +184,69 @@ impl AlertState {
             return;
         };
         alert.open = false;
+        alert.change = AlertChange::Resolved;
         let alert = alert.clone();
         self.publish(alert);
+    }
+
+    /// Applies a person's (or the escalation policy's) operation to alert `id`. Acknowledging
+    /// twice changes nothing; anything but a comment on a resolved alert is refused.
+    fn operate(
+        &mut self,
+        id: u64,
+        operation: AlertOperation,
+        by: AlertAction,
+    ) -> Result<Alert, AlertOperationError> {
+        let alert = self
+            .history
+            .get_mut(&id)
+            .ok_or(AlertOperationError::NotFound(id))?;
+        let closed = !alert.open;
+        match operation {
+            AlertOperation::Comment(text) => {
+                let text = text.trim().to_string();
+                if text.is_empty() || text.chars().count() > MAX_COMMENT_CHARS {
+                    return Err(AlertOperationError::BadComment(format!(
+                        "1 to {MAX_COMMENT_CHARS} characters"
+                    )));
+                }
+                if alert.comments.len() >= MAX_COMMENTS {
+                    return Err(AlertOperationError::BadComment(format!(
+                        "an alert keeps at most {MAX_COMMENTS} comments"
+                    )));
+                }
+                alert.comments.push(AlertComment {
+                    by: by.by,
+                    at_ms: by.at_ms,
+                    text,
+                });
+                alert.change = AlertChange::Commented;
+            }
+            _ if closed => return Err(AlertOperationError::AlreadyResolved(id)),
+            AlertOperation::Acknowledge => {
+                if alert.acknowledged.is_some() {
+                    return Ok(alert.clone());
+                }
+                alert.acknowledged = Some(by);
+                alert.change = AlertChange::Acknowledged;
+            }
+            AlertOperation::Escalate(severity) => {
+                if severity <= alert.severity {
+                    return Ok(alert.clone());
+                }
+                alert.severity = severity;
+                alert.change = AlertChange::Escalated;
+            }
+            AlertOperation::Resolve => {
+                alert.open = false;
+                alert.resolved_by = Some(by);
+                alert.change = AlertChange::Resolved;
+                self.open.retain(|_, open_id| *open_id != id);
+            }
+        }
+        let alert = alert.clone();
+        self.publish(alert.clone());
+        Ok(alert)
     }
 
     /// Drops the oldest closed alerts beyond the history size (they stay in the store).

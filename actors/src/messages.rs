@@ -94,6 +94,89 @@ pub struct Alert {
     pub message: String,
     /// Whether it is still open (not resolved).
     pub open: bool,
+    /// What its latest publication changed.
+    #[serde(default)]
+    pub change: AlertChange,
+    /// Who acknowledged it, and when.
+    #[serde(default)]
+    pub acknowledged: Option<AlertAction>,
+    /// Who resolved it, and when (`None` while open, or when the condition cleared by itself).
+    #[serde(default)]
+    pub resolved_by: Option<AlertAction>,
+    /// Operators' comments, oldest first.
+    #[serde(default)]
+    pub comments: Vec<AlertComment>,
+}
+
+/// What the latest publication of an alert changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertChange {
+    /// Newly opened.
+    #[default]
+    Raised,
+    /// Observed again while open.
+    Repeated,
+    /// Acknowledged by an operator.
+    Acknowledged,
+    /// Commented.
+    Commented,
+    /// Severity raised by the escalation policy.
+    Escalated,
+    /// Closed (by an operator or because the condition cleared).
+    Resolved,
+}
+
+/// Who did something to an alert, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAction {
+    /// User name (or `escalation policy`).
+    pub by: String,
+    /// Unix ms.
+    pub at_ms: i64,
+}
+
+/// An operator's comment on an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertComment {
+    /// User name.
+    pub by: String,
+    /// Unix ms.
+    pub at_ms: i64,
+    /// The text.
+    pub text: String,
+}
+
+/// What a person (or the escalation policy) does to an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertOperation {
+    /// "I am on it": stops escalation.
+    Acknowledge,
+    /// Closes the alert.
+    Resolve,
+    /// Adds a comment.
+    Comment(String),
+    /// Raises the severity (the escalation policy).
+    Escalate(Severity),
+}
+
+/// Longest comment accepted, characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+/// Most comments kept on one alert.
+pub const MAX_COMMENTS: usize = 100;
+
+/// Why an operation on an alert was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AlertOperationError {
+    /// No alert with this id (or too old to be kept in memory).
+    #[error("no alert {0}")]
+    NotFound(u64),
+    /// The alert is closed.
+    #[error("alert {0} is already resolved")]
+    AlreadyResolved(u64),
+    /// A comment that is empty, too long, or one too many.
+    #[error("comment: {0}")]
+    BadComment(String),
 }
 
 /// What one pipe saw in the latest period, in the network's units.

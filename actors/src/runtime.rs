@@ -26,7 +26,9 @@ use crate::alerts::AlertMsg;
 use crate::config::RuntimeConfig;
 use crate::devices::DeviceRegistry;
 use crate::ingest::{IngestError, IngestHandle, IngestRequest, RejectReason};
-use crate::messages::{Alert, PipeState, SensorSummary};
+use crate::messages::{
+    Alert, AlertAction, AlertOperation, AlertOperationError, PipeState, SensorSummary,
+};
 use crate::metrics::Metrics;
 use crate::municipality::{
     ActorCount, ContextError, Municipality, MunicipalityContext, MunicipalityMsg,
@@ -422,6 +424,29 @@ impl TwinRuntime {
             .alerts()
             .ok_or(QueryError::Unavailable)?;
         ask(&alerts, AlertMsg::List).await
+    }
+
+    /// Applies `operation` by `by` to alert `id` of `municipality`; the alert afterwards, or
+    /// why the operation was refused (`Ok(Err(..))`).
+    pub async fn operate_alert(
+        &self,
+        municipality: &str,
+        id: u64,
+        operation: AlertOperation,
+        by: AlertAction,
+    ) -> Result<Result<Alert, AlertOperationError>, QueryError> {
+        let alerts = self
+            .context(municipality)?
+            .directory
+            .alerts()
+            .ok_or(QueryError::Unavailable)?;
+        ask(&alerts, |reply| AlertMsg::Operate {
+            id,
+            operation,
+            by,
+            reply,
+        })
+        .await
     }
 
     /// Every estimated state from now on.

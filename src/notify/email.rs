@@ -225,7 +225,7 @@ impl Mailer {
 
 #[cfg(test)]
 mod tests {
-    use actors::messages::{Alert, AlertKind, AlertLocation, Severity};
+    use actors::messages::{Alert, AlertChange, AlertKind, AlertLocation, Severity};
 
     use super::*;
     use crate::notify::EventKind;
@@ -246,6 +246,10 @@ mod tests {
                 occurrences: 3,
                 message: "flow & pressure".into(),
                 open: true,
+                change: AlertChange::Raised,
+                acknowledged: None,
+                resolved_by: None,
+                comments: Vec::new(),
             },
         };
         let email = render(&notification, Some("https://twin.example.org/"));

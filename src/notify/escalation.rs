@@ -85,7 +85,7 @@ pub fn next_escalation(
 
 #[cfg(test)]
 mod tests {
-    use actors::messages::{AlertKind, AlertLocation};
+    use actors::messages::{AlertChange, AlertKind, AlertLocation};
 
     use super::*;
 
@@ -103,6 +103,10 @@ mod tests {
             occurrences: 1,
             message: "leak".into(),
             open: true,
+            change: AlertChange::Raised,
+            acknowledged: None,
+            resolved_by: None,
+            comments: Vec::new(),
         }
     }
 

@@ -31,7 +31,7 @@ pub mod secret;
 pub mod subscriptions;
 pub mod webhook;
 
-use actors::messages::Alert;
+use actors::messages::{Alert, AlertChange};
 use serde::{Deserialize, Serialize};
 
 pub use notifier::{Notifier, NotifierConfig, NotifierError};
@@ -59,16 +59,14 @@ impl EventKind {
         }
     }
 
-    /// The event an alert published by the AlertManager stands for: a newly opened alert is
-    /// `Raised`, a closed one `Resolved`; repeats of an open alert notify nobody (escalation
-    /// re-notifies those that stay unacknowledged).
+    /// The event an alert published by the AlertManager stands for: opened, escalated and
+    /// resolved alerts are notified; repeats, acknowledgements and comments are not.
     pub fn of_published(alert: &Alert) -> Option<EventKind> {
-        if !alert.open {
-            Some(EventKind::Resolved)
-        } else if alert.occurrences == 1 {
-            Some(EventKind::Raised)
-        } else {
-            None
+        match alert.change {
+            AlertChange::Raised => Some(EventKind::Raised),
+            AlertChange::Escalated => Some(EventKind::Escalated),
+            AlertChange::Resolved => Some(EventKind::Resolved),
+            AlertChange::Repeated | AlertChange::Acknowledged | AlertChange::Commented => None,
         }
     }
 }

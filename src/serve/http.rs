@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use actors::gateway::payload;
 use actors::ingest::{Gateway, IngestHandle, RejectReason};
+use actors::messages::{AlertAction, AlertOperation, AlertOperationError};
 use actors::runtime::{QueryError, TwinRuntime};
 use aquatwin::auth::http::{AccountsState, ApiError, Caller};
 use aquatwin::auth::users::Accounts;
@@ -84,6 +85,9 @@ const READERS: &[Role] = &[
     Role::Viewer,
 ];
 
+/// Who may act on a municipality's alerts.
+const OPERATORS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin, Role::Operator];
+
 /// The router of every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -104,6 +108,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(sensors),
         )
         .route("/api/v1/municipalities/{municipality}/alerts", get(alerts))
+        .route(
+            "/api/v1/municipalities/{municipality}/alerts/{id}/acknowledge",
+            post(acknowledge_alert),
+        )
+        .route(
+            "/api/v1/municipalities/{municipality}/alerts/{id}/resolve",
+            post(resolve_alert),
+        )
+        .route(
+            "/api/v1/municipalities/{municipality}/alerts/{id}/comments",
+            post(comment_alert),
+        )
         .with_state(state)
 }
 
@@ -358,4 +374,77 @@ async fn alerts(
         .await
         .map_err(query_error)?;
     Ok(Json(json!({"municipality": municipality, "alerts": alerts})).into_response())
+}
+
+/// Applies `operation` to alert `id` for `caller`: 404 for an unknown alert, 409 for a resolved
+/// one, 422 for a bad comment.
+async fn operate(
+    state: &AppState,
+    caller: &Caller,
+    municipality: &str,
+    id: u64,
+    operation: AlertOperation,
+) -> Result<Response, ApiError> {
+    caller.allow(OPERATORS, Some(municipality))?;
+    let by = AlertAction {
+        by: caller.0.subject.clone(),
+        at_ms: crate::fleet::unix_ms(),
+    };
+    let alert = state
+        .runtime
+        .operate_alert(municipality, id, operation, by)
+        .await
+        .map_err(query_error)?
+        .map_err(|err| {
+            let (status, reason) = match err {
+                AlertOperationError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                AlertOperationError::AlreadyResolved(_) => (StatusCode::CONFLICT, "resolved"),
+                AlertOperationError::BadComment(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "malformed")
+                }
+            };
+            ApiError::new(status, reason, err.to_string())
+        })?;
+    Ok(Json(alert).into_response())
+}
+
+async fn acknowledge_alert(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((municipality, id)): Path<(String, u64)>,
+) -> Result<Response, ApiError> {
+    operate(
+        &state,
+        &caller,
+        &municipality,
+        id,
+        AlertOperation::Acknowledge,
+    )
+    .await
+}
+
+async fn resolve_alert(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((municipality, id)): Path<(String, u64)>,
+) -> Result<Response, ApiError> {
+    operate(&state, &caller, &municipality, id, AlertOperation::Resolve).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    text: String,
+}
+
+async fn comment_alert(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((municipality, id)): Path<(String, u64)>,
+    body: Result<Json<CommentBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
+    let operation = AlertOperation::Comment(body.text);
+    operate(&state, &caller, &municipality, id, operation).await
 }
