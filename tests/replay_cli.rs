@@ -216,8 +216,8 @@ fn replay_scores_generated_net3_scenarios() {
     let (found, detected, leaks, false_alarms) = score_generated(1..=4);
     // What the detector reaches on these scenarios (deterministic: fixed seeds).
     assert_eq!(leaks, 8);
-    assert!(found >= 1 && detected >= 5, "{found} {detected}");
-    assert!(false_alarms <= 5, "{false_alarms}");
+    assert!(found >= 2 && detected >= 6, "{found} {detected}");
+    assert!(false_alarms <= 6, "{false_alarms}");
 }
 
 /// Scenarios the parameters were not chosen on (the figures for BENCHMARKS.md).
@@ -226,8 +226,8 @@ fn replay_scores_generated_net3_scenarios() {
 fn replay_scores_held_out_net3_scenarios() {
     let (found, detected, leaks, false_alarms) = score_generated(11..=18);
     assert_eq!(leaks, 16);
-    assert!(found >= 5 && detected >= 12, "{found} {detected}");
-    assert!(false_alarms <= 11, "{false_alarms}");
+    assert!(found >= 8 && detected >= 12, "{found} {detected}");
+    assert!(false_alarms <= 8, "{false_alarms}");
 }
 
 #[test]

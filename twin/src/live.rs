@@ -501,11 +501,16 @@ impl NetworkTwin {
         if let Some(alarm) = watch.observe(frame) {
             self.pending.push(alarm);
         }
-        // A gradual leak is reported once its signature had time to build up; a burst at once.
-        let delay = watch.config().gradual_report_delay_ms;
+        // An alarm is reported once its signature had time to build up: a gradual leak's
+        // slowly, a burst's within the hour.
+        let config = watch.config();
+        let delay = |kind: EventKind| match kind {
+            EventKind::Leak => config.gradual_report_delay_ms,
+            _ => config.burst_report_delay_ms,
+        };
         let (mut due, waiting): (Vec<Alarm>, Vec<Alarm>) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|a| a.kind != EventKind::Leak || now - a.time >= delay);
+            .partition(|a| now - a.time >= delay(a.kind));
         self.pending = waiting;
         for alarm in due.iter_mut().filter(|a| a.time < now) {
             alarm.signature = watch.signature(alarm.onset, now);

@@ -12,6 +12,13 @@
 //! moved since just before the onset) for localization. This combines the flow balance and all
 //! pressure sensors in one test, so a leak too small for either alone is still found.
 //!
+//! Half-hour blocks and a CUSUM take hours to see even a large burst, so every period also
+//! runs a step test: the median of each component over the last hour against the six hours
+//! before, standardized by the spread of that difference on the training window, projected on
+//! the same junction signatures; it alarms when the largest projection stays over its
+//! threshold (learned on the training window) for half an hour and the flow balance stepped
+//! up with it. Its onset is the change point of the projected series.
+//!
 //! After an alarm the new level becomes the reference (a reported leak is not raised twice);
 //! a fall of the flow balance (a repair) also resets the reference.
 
@@ -55,13 +62,30 @@ pub struct WatchConfig {
     /// whenever it was detected.
     pub burst_z: f64,
     /// A gradual leak is located and reported this long after its alarm (ms), when its
-    /// signature has built up; bursts are reported at once.
+    /// signature has built up.
     pub gradual_report_delay_ms: i64,
+    /// A burst is located and reported this long after its alarm (ms): the hour after an
+    /// abrupt change is too short for a signature that the hourly demand noise does not blur.
+    pub burst_report_delay_ms: i64,
     /// How long the charts pause after a change before its level becomes the reference (ms).
     pub settle_ms: i64,
     /// Standardized block values are clipped to `±clip`: a sustained change still builds up,
     /// a short disturbance cannot alarm alone.
     pub clip: f64,
+    /// The step test compares, every period, the median of this last window (ms) ...
+    pub step_window_ms: i64,
+    /// ... with the median of this window just before it (ms).
+    pub step_reference_ms: i64,
+    /// Its decision threshold is at least this factor times the largest projected step seen
+    /// on the training window ...
+    pub step_margin: f64,
+    /// ... and at least this (standard deviations of a step).
+    pub step_min_threshold: f64,
+    /// Consecutive periods the step must stay over the threshold.
+    pub step_persistence: usize,
+    /// With a metered inflow, the flow balance must have stepped up by this many of its
+    /// standard deviations as well.
+    pub step_balance_z: f64,
 }
 
 impl Default for WatchConfig {
@@ -79,8 +103,15 @@ impl Default for WatchConfig {
             clip: 4.0,
             settle_ms: 2 * 3_600_000,
             gradual_report_delay_ms: 12 * 3_600_000,
+            burst_report_delay_ms: 3_600_000,
             burst_z: 2.0,
             balance_z: 2.0,
+            step_window_ms: 3_600_000,
+            step_reference_ms: 6 * 3_600_000,
+            step_margin: 1.0,
+            step_min_threshold: 4.0,
+            step_persistence: 6,
+            step_balance_z: 3.0,
         }
     }
 }
@@ -131,6 +162,10 @@ struct Fitted {
     training_blocks: Vec<Vec<f64>>,
     /// Two-sided chart on the excess block means: its falls are repairs.
     balance: Option<Cusum>,
+    /// Standard deviation of each component's step ([`step_change`]) on the training window.
+    step_sigmas: Vec<f64>,
+    /// The training window's steps, standardized, to calibrate the step threshold.
+    training_steps: Vec<Vec<f64>>,
 }
 
 /// Per-junction signature directions and CUSUMs.
@@ -141,6 +176,11 @@ struct Charts {
     statistics: Vec<f64>,
     run_start: Vec<Option<i64>>,
     threshold: f64,
+    /// Unit vectors of the step test (weighted by the steps' standard deviations).
+    step_directions: Vec<Vec<f64>>,
+    step_threshold: f64,
+    /// Consecutive periods the step test has been over its threshold.
+    step_run: usize,
 }
 
 /// Components of one period kept for signatures (excess first when metered).
@@ -212,32 +252,7 @@ impl LeakWatch {
             return;
         };
         let metered = fitted.multipliers.is_some();
-        let directions: Vec<Vec<f64>> = responses
-            .iter()
-            .map(|response| {
-                let mut a: Vec<f64> = Vec::with_capacity(fitted.sigmas.len());
-                if metered {
-                    a.push(1.0);
-                }
-                a.extend(response.iter().copied());
-                let mut a: Vec<f64> = a
-                    .iter()
-                    .zip(&fitted.sigmas)
-                    .map(|(x, s)| {
-                        if s.is_finite() && x.is_finite() {
-                            x / s
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-                if norm > 0.0 {
-                    a.iter_mut().for_each(|x| *x /= norm);
-                }
-                a
-            })
-            .collect();
+        let directions = leak_directions(responses, metered, &fitted.sigmas);
         let mut statistics = vec![0.0; directions.len()];
         let mut peak = 0.0_f64;
         for block in &fitted.training_blocks {
@@ -246,11 +261,21 @@ impl LeakWatch {
                 peak = peak.max(*s);
             }
         }
+        let step_directions = leak_directions(responses, metered, &fitted.step_sigmas);
+        let step_peak = fitted
+            .training_steps
+            .iter()
+            .map(|step| largest_projection(&step_directions, step).1)
+            .fold(0.0_f64, f64::max);
         self.charts = Some(Charts {
             statistics: vec![0.0; directions.len()],
             run_start: vec![None; directions.len()],
             directions,
             threshold: (self.config.training_margin * peak).max(self.config.min_threshold),
+            step_directions,
+            step_threshold: (self.config.step_margin * step_peak)
+                .max(self.config.step_min_threshold),
+            step_run: 0,
         });
     }
 
@@ -296,12 +321,19 @@ impl LeakWatch {
         {
             self.history.pop_front();
         }
+        if let Some(alarm) = self.step_test(frame.time) {
+            self.block.clear();
+            return Some(alarm);
+        }
         let block_start = self.block.first().map_or(frame.time, |k| k.time);
         self.block.push(kept);
         if frame.time - block_start + self.period_ms() < self.config.block_ms {
             return None;
         }
         let block = std::mem::take(&mut self.block);
+        let Some(Ok(fitted)) = &self.fitted else {
+            return None;
+        };
         let means: Vec<f64> = block_means(&block.iter().collect::<Vec<_>>(), &fitted.sigmas)
             .into_iter()
             .map(|u| u.clamp(-self.config.clip, self.config.clip))
@@ -345,7 +377,6 @@ impl LeakWatch {
         let Some(Ok(fitted)) = &mut self.fitted else {
             return None;
         };
-        let metered = fitted.multipliers.is_some();
         if let Some(balance) = fitted.balance.as_mut() {
             if let Some(change) = balance.update(now, u[0]) {
                 balance.reset();
@@ -377,6 +408,24 @@ impl LeakWatch {
         if let Some(balance) = fitted.balance.as_mut() {
             balance.reset();
         }
+        self.raise(now, onset, junction, statistic / threshold, false)
+    }
+
+    /// The alarm of a change at `junction` that began at `onset`, seen at `now` with
+    /// `strength`; `None` when a metered flow balance did not rise with it. `step`: found by
+    /// the step test (always abrupt).
+    fn raise(
+        &mut self,
+        now: i64,
+        onset: i64,
+        junction: usize,
+        strength: f64,
+        step: bool,
+    ) -> Option<Alarm> {
+        let Some(Ok(fitted)) = &self.fitted else {
+            return None;
+        };
+        let metered = fitted.multipliers.is_some();
         let sigmas = fitted.sigmas[usize::from(metered)..].to_vec();
         let balance_sigma = fitted.sigmas.first().copied().unwrap_or(f64::NAN);
         // The level now (the last two blocks: the onset estimate can be early) against the
@@ -403,7 +452,8 @@ impl LeakWatch {
             (None, change)
         };
         // Abrupt: the change came fast, or the flow balance jumped by far more than its noise.
-        let abrupt = now - onset <= self.config.burst_within_ms
+        let abrupt = step
+            || now - onset <= self.config.burst_within_ms
             || flow.is_some_and(|q| q > self.config.burst_z * balance_sigma);
         Some(Alarm {
             kind: if abrupt {
@@ -415,10 +465,90 @@ impl LeakWatch {
             onset,
             junction,
             flow,
-            strength: statistic / threshold,
+            strength,
             signature,
             sigmas,
         })
+    }
+
+    /// The step test of the period at `now`: the step of every component (its median over the
+    /// last [`WatchConfig::step_window_ms`] against the window before), projected on every
+    /// junction's signature. It catches an abrupt leak within the hour, where the block CUSUM
+    /// needs hours; persistence and a rise of the flow balance keep it from alarming on one
+    /// noisy hour.
+    fn step_test(&mut self, now: i64) -> Option<Alarm> {
+        if self.settling.is_some() {
+            return None;
+        }
+        let Some(Ok(fitted)) = &self.fitted else {
+            return None;
+        };
+        let charts = self.charts.as_mut()?;
+        let metered = fitted.multipliers.is_some();
+        let Some(change) = step_change(&self.history, now, &self.config) else {
+            charts.step_run = 0;
+            return None;
+        };
+        let change: Vec<f64> = change
+            .iter()
+            .zip(&fitted.step_sigmas)
+            .map(|(c, s)| (c / s).clamp(-self.config.clip, self.config.clip))
+            .collect();
+        let (junction, statistic) = largest_projection(&charts.step_directions, &change);
+        let balance_rose = !metered || change[0] > self.config.step_balance_z;
+        if statistic > charts.step_threshold && balance_rose {
+            charts.step_run += 1;
+        } else {
+            charts.step_run = 0;
+        }
+        if charts.step_run < self.config.step_persistence {
+            return None;
+        }
+        charts.step_run = 0;
+        let strength = statistic / charts.step_threshold;
+        let onset = self.step_onset(now, junction);
+        self.raise(now, onset, junction, strength, true)
+    }
+
+    /// When the step seen at `now` began: the split of the last two step windows that
+    /// separates the projection on `junction`'s signature best (a change point).
+    fn step_onset(&self, now: i64, junction: usize) -> i64 {
+        let fallback = now - self.config.step_window_ms;
+        let (Some(Ok(fitted)), Some(charts)) = (&self.fitted, &self.charts) else {
+            return fallback;
+        };
+        let direction = &charts.step_directions[junction];
+        let from = now - self.config.step_window_ms - self.config.step_reference_ms;
+        let series: Vec<(i64, f64)> = self
+            .history
+            .iter()
+            .filter(|k| k.time >= from)
+            .map(|k| {
+                let standardized: Vec<f64> = k
+                    .components
+                    .iter()
+                    .zip(&fitted.step_sigmas)
+                    .map(|(c, s)| c / s)
+                    .collect();
+                (k.time, project(direction, &standardized))
+            })
+            .collect();
+        let earliest = now - 2 * self.config.step_window_ms;
+        let total: f64 = series.iter().map(|p| p.1).sum();
+        let mut before = 0.0;
+        let mut best = (f64::NEG_INFINITY, fallback);
+        for (split, &(time, value)) in series.iter().enumerate() {
+            if split > 0 && time >= earliest {
+                let (n_before, n_after) = (split as f64, (series.len() - split) as f64);
+                let jump = (total - before) / n_after - before / n_before;
+                let score = jump * (n_before * n_after / (n_before + n_after)).sqrt();
+                if score > best.0 {
+                    best = (score, time);
+                }
+            }
+            before += value;
+        }
+        best.1
     }
 
     /// How every observation's residual moved since `onset` (at most the last day), against
@@ -494,6 +624,85 @@ fn project(a: &[f64], u: &[f64]) -> f64 {
         .filter(|(_, x)| x.is_finite())
         .map(|(a, x)| a * x)
         .sum()
+}
+
+/// The unit vector along which a leak at each junction moves the components standardized by
+/// `sigmas` (the flow balance first, one for one, when `metered`).
+fn leak_directions(responses: &[Vec<f64>], metered: bool, sigmas: &[f64]) -> Vec<Vec<f64>> {
+    responses
+        .iter()
+        .map(|response| {
+            let unscaled = metered
+                .then_some(1.0)
+                .into_iter()
+                .chain(response.iter().copied());
+            let mut a: Vec<f64> = unscaled
+                .zip(sigmas)
+                .map(|(x, s)| {
+                    if s.is_finite() && x.is_finite() {
+                        x / s
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                a.iter_mut().for_each(|x| *x /= norm);
+            }
+            a
+        })
+        .collect()
+}
+
+/// The direction with the largest projection of `u` and that projection.
+fn largest_projection(directions: &[Vec<f64>], u: &[f64]) -> (usize, f64) {
+    directions
+        .iter()
+        .enumerate()
+        .map(|(j, a)| (j, project(a, u)))
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |best, p| if p.1 > best.1 { p } else { best },
+        )
+}
+
+/// Median of each component over the kept periods in `[from, to)`, `None` when there are
+/// fewer than `min_count`.
+fn window_median(kept: &VecDeque<Kept>, from: i64, to: i64, min_count: usize) -> Option<Vec<f64>> {
+    let start = kept.partition_point(|k| k.time < from);
+    let end = kept.partition_point(|k| k.time < to);
+    if end < start + min_count.max(1) {
+        return None;
+    }
+    let width = kept[start].components.len();
+    Some(
+        (0..width)
+            .map(|i| {
+                let values: Vec<f64> = kept.range(start..end).map(|k| k.components[i]).collect();
+                median(&values).unwrap_or(f64::NAN)
+            })
+            .collect(),
+    )
+}
+
+/// The step of every component at `now`: its median over the last step window minus its
+/// median over the reference window before (`None` until both are mostly filled).
+fn step_change(kept: &VecDeque<Kept>, now: i64, config: &WatchConfig) -> Option<Vec<f64>> {
+    let period = match (kept.len().checked_sub(2).map(|i| &kept[i]), kept.back()) {
+        (Some(a), Some(b)) if b.time > a.time => b.time - a.time,
+        _ => 300_000,
+    };
+    let split = now - config.step_window_ms + 1;
+    let expected = |ms: i64| usize::try_from(ms / period / 2).unwrap_or(0);
+    let after = window_median(kept, split, now + 1, expected(config.step_window_ms))?;
+    let before = window_median(
+        kept,
+        split - config.step_reference_ms,
+        split,
+        expected(config.step_reference_ms),
+    )?;
+    Some(after.iter().zip(&before).map(|(a, b)| a - b).collect())
 }
 
 fn mean_finite(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -603,6 +812,8 @@ fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, DetectError> 
         sigmas: Vec::new(),
         training_blocks: Vec::new(),
         balance: None,
+        step_sigmas: Vec::new(),
+        training_steps: Vec::new(),
     };
     let kept: Vec<Kept> = training
         .iter()
@@ -637,6 +848,27 @@ fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, DetectError> 
             b.iter()
                 .zip(&fitted.sigmas)
                 .map(|(x, s)| (x / s).clamp(-config.clip, config.clip))
+                .collect()
+        })
+        .collect();
+    let mut window: VecDeque<Kept> = VecDeque::with_capacity(kept.len());
+    let mut steps: Vec<Vec<f64>> = Vec::new();
+    for k in &kept {
+        window.push_back(k.clone());
+        steps.extend(step_change(&window, k.time, config));
+    }
+    fitted.step_sigmas = (0..ones.len())
+        .map(|i| {
+            let column: Vec<f64> = steps.iter().map(|s| s[i]).collect();
+            robust_fit(&column, 2, config.min_sigma).map_or(f64::NAN, |r| r.scale)
+        })
+        .collect();
+    fitted.training_steps = steps
+        .iter()
+        .map(|s| {
+            s.iter()
+                .zip(&fitted.step_sigmas)
+                .map(|(x, d)| (x / d).clamp(-config.clip, config.clip))
                 .collect()
         })
         .collect();
@@ -738,6 +970,27 @@ mod tests {
                 .map(|(a, b)| a * b)
                 .sum();
             assert!(dot > 0.0, "{:?}", alarm.signature);
+        }
+    }
+
+    #[test]
+    fn an_abrupt_leak_is_caught_by_the_step_test_within_the_hour() {
+        let start = 3 * DAY_MS + 7 * 3_600_000 + 20 * 60_000;
+        let config = WatchConfig::default();
+        // The step fills half the step window, then has to persist.
+        let latest = config.step_window_ms / 2 + config.step_persistence as i64 * STEP;
+        for junction in [0, 1] {
+            let alarms = run(frames(6, 150.0, junction, start, 21));
+            let alarm = &alarms[0];
+            assert_eq!(alarm.kind, EventKind::Burst, "{alarm:?}");
+            assert_eq!(alarm.junction, junction);
+            assert!(
+                alarm.time >= start && alarm.time - start <= latest,
+                "{} min after the start",
+                (alarm.time - start) / 60_000
+            );
+            // The change point is found within two periods.
+            assert!((alarm.onset - start).abs() <= 2 * STEP, "{alarm:?}");
         }
     }
 

@@ -16,6 +16,9 @@ use crate::reading::NetworkUnits;
 pub const SAME_PLACE_M: f64 = 300.0;
 /// Candidates passed from the signature match to the estimation.
 const REFINED_CANDIDATES: usize = 12;
+/// Distances beyond this (m) weigh as this in the expected distance: a disconnected or
+/// far-off candidate must not dominate the choice.
+const MAX_DISTANCE_M: f64 = 5_000.0;
 /// Candidate pipes reported.
 const REPORTED_LINKS: usize = 5;
 
@@ -44,7 +47,8 @@ pub struct NodeScore {
 /// A located leak, ready for the leak report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Location {
-    /// Most likely node (id).
+    /// The node (id) with the smallest expected pipe distance to the leak under the
+    /// candidates' likelihood.
     pub node: String,
     /// Most likely pipe (id): the pipe at that node towards the better-scoring neighbour.
     pub link: Option<String>,
@@ -157,12 +161,26 @@ impl Localizer {
             })
             .collect();
         refined.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let &(best, best_cost, best_flow) = refined.first()?;
+        let &(_, best_cost, _) = refined.first()?;
         let likelihood: Vec<(usize, f64)> = refined
             .iter()
             .map(|&(node, cost, _)| (node, (-(cost - best_cost) / 2.0).exp()))
             .collect();
         let sum: f64 = likelihood.iter().map(|l| l.1).sum();
+        // The candidate with the smallest expected pipe distance to the leak under the
+        // likelihood: a likely node amid likely neighbours beats an isolated best fit.
+        let (best, best_flow) = refined
+            .iter()
+            .map(|&(node, _, flow)| {
+                let distance = self.distances(node, f64::INFINITY);
+                let expected: f64 = likelihood
+                    .iter()
+                    .map(|&(other, weight)| weight * distance[other].min(MAX_DISTANCE_M))
+                    .sum();
+                (node, flow, expected)
+            })
+            .min_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(node, flow, _)| (node, flow))?;
         let near = self.distances(best, SAME_PLACE_M);
         let confidence = likelihood
             .iter()
