@@ -113,3 +113,31 @@ fn a_network_that_does_not_read_is_named() {
     });
     assert!(stderr.contains("municipality[0].network"), "{stderr}");
 }
+
+#[test]
+fn bad_detection_and_subscription_settings_are_named() {
+    let stderr = refused("training-days", |text| {
+        text.replace(
+            "period_seconds = 0.5",
+            "period_seconds = 0.5\ndetection_training_days = -2",
+        )
+    });
+    assert!(
+        stderr.contains("municipality[0].detection_training_days"),
+        "{stderr}"
+    );
+    let stderr = refused("subscription", |text| {
+        format!(
+            "{text}\n[[municipality.subscriptions]]\nid = \"hook\"\nevents = [\"raised\"]\n\
+             target = {{ type = \"webhook\", url = \"ftp://nowhere\", format = \"slack\" }}\n"
+        )
+    });
+    assert!(
+        stderr.contains("municipality[0].subscriptions[0]"),
+        "{stderr}"
+    );
+    let stderr = refused("reserved-id", |text| {
+        text.replace("id = \"north\"", "id = \"_platform\"")
+    });
+    assert!(stderr.contains("municipality[0].id"), "{stderr}");
+}

@@ -26,6 +26,7 @@
 //! sensors = "sensors.toml"               # twin::sensors_file layout
 //! period_seconds = 300                   # wall-clock hydraulic period
 //! clock_origin = 2026-11-22T00:00:00Z    # simulation time 0 (or unix ms); default: start time
+//! detection_training_days = 7            # leak-free learning after the clock origin; 0: off
 //!
 //! [[municipality.devices]]
 //! id = "dev-1"
@@ -51,6 +52,7 @@ use aquatwin::notify::secret::SecretRef;
 use aquatwin::notify::subscriptions::{Subscription, Target};
 use hydraulics::Network;
 use serde::Deserialize;
+use twin::detect::WatchConfig;
 use twin::live::TwinClock;
 use twin::Sensor;
 
@@ -64,6 +66,8 @@ pub const DEFAULT_LORAWAN_LISTEN: &str = "127.0.0.1:1700";
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// Default hydraulic period of a municipality.
 const DEFAULT_PERIOD_SECONDS: f64 = 300.0;
+/// Default leak-free learning window of the detectors after the clock origin.
+const DEFAULT_TRAINING_DAYS: f64 = 7.0;
 
 /// A configuration error: the file, the place in it and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +121,8 @@ pub struct MunicipalitySetup {
     pub period: Duration,
     /// Simulation time 0.
     pub clock: TwinClock,
+    /// Leak and burst detection (`None`: off).
+    pub detection: Option<WatchConfig>,
     /// Who is notified of its alerts (secret files resolved against the configuration).
     pub subscriptions: Vec<Subscription>,
 }
@@ -201,6 +207,7 @@ struct MunicipalitySection {
     sensors: String,
     period_seconds: Option<f64>,
     clock_origin: Option<toml::Value>,
+    detection_training_days: Option<f64>,
     #[serde(default)]
     devices: Vec<DeviceSection>,
     #[serde(default)]
@@ -460,6 +467,19 @@ fn municipality(
         None => now_ms,
         Some(value) => clock_origin(value).map_err(|cause| ("clock_origin".to_string(), cause))?,
     };
+    let training_days = section
+        .detection_training_days
+        .unwrap_or(DEFAULT_TRAINING_DAYS);
+    if !(training_days.is_finite() && training_days >= 0.0) {
+        return Err((
+            "detection_training_days".into(),
+            format!("{training_days} is not a number of days (0 turns detection off)"),
+        ));
+    }
+    let detection = (training_days > 0.0).then(|| WatchConfig {
+        train_until_ms: origin_ms.saturating_add((training_days * 86_400_000.0) as i64),
+        ..WatchConfig::default()
+    });
     // The twin refuses sensors that name no element of the network: say so here, with the place.
     twin::live::NetworkTwin::new(network.clone(), sensors.clone(), TwinClock { origin_ms })
         .map_err(|err| ("sensors".to_string(), format!("{err}")))?;
@@ -469,6 +489,7 @@ fn municipality(
         sensors,
         period: Duration::from_secs_f64(seconds),
         clock: TwinClock { origin_ms },
+        detection,
         subscriptions: Vec::new(),
     })
 }

@@ -227,7 +227,10 @@ impl Server {
         let municipalities = config
             .municipalities
             .into_iter()
-            .map(|m| MunicipalityConfig::new(m.id, m.network, m.sensors, m.period, m.clock))
+            .map(|m| MunicipalityConfig {
+                detection: m.detection,
+                ..MunicipalityConfig::new(m.id, m.network, m.sensors, m.period, m.clock)
+            })
             .collect();
         let (runtime, ingest) = TwinRuntime::start(
             RuntimeConfig::new(municipalities),
