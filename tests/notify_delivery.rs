@@ -133,6 +133,8 @@ fn alert(id: u64, open: bool) -> Alert {
         acknowledged: None,
         resolved_by: None,
         comments: Vec::new(),
+        escalations: 0,
+        last_escalated_ms: None,
     }
 }
 

@@ -1,8 +1,9 @@
 //! From a sensor's readings to a signed webhook: `aquatwin serve` as a process with a webhook
 //! subscription in its configuration; a device sends readings that are out of range until the
 //! twin raises a sensor fault, and a receiver (Python, checking the HMAC with its own `hmac`
-//! module) gets the alert; operators then acknowledge, comment and resolve it over the API
-//! (viewers may not), and the receiver hears of the resolution, not of the rest.
+//! module) gets the alert; nobody acknowledges it in time, so it is escalated and notified
+//! again; operators then acknowledge, comment and resolve it over the API (viewers may not),
+//! and the receiver hears of the resolution, not of the rest.
 
 mod serve_support;
 
@@ -45,7 +46,10 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
     let (_receiver, port) = start_receiver(&log);
     let config = write_config(dir.path(), EMBEDDED_MQTT);
     std::fs::write(dir.path().join("hook.secret"), format!("{SECRET}\n")).unwrap();
-    let mut text = std::fs::read_to_string(&config).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap().replace(
+        "period_seconds = 0.5",
+        "period_seconds = 0.5\nescalation = { unacknowledged_after_minutes = 0.02, max_escalations = 1 }",
+    );
     text.push_str(&format!(
         "\n[[municipality.subscriptions]]\nid = \"ops-hook\"\nevents = [\"*\"]\n\
          target = {{ type = \"webhook\", url = \"http://127.0.0.1:{port}/hook\", \

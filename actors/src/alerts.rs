@@ -8,22 +8,28 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use twin::store::tuple::Element;
 use twin::store::{KeyRange, Order};
 
+use crate::escalation::next_escalation;
 use crate::messages::{
     Alert, AlertAction, AlertChange, AlertComment, AlertInput, AlertKind, AlertLocation,
-    AlertOperation, AlertOperationError, MAX_COMMENTS, MAX_COMMENT_CHARS,
+    AlertOperation, AlertOperationError, Severity, MAX_COMMENTS, MAX_COMMENT_CHARS,
 };
 use crate::municipality::MunicipalityContext;
+use crate::runtime::now_ms;
 
 /// Record family of alerts under a tenant.
 const ALERTS: &str = "alerts";
 
 /// Alerts kept in memory (and reloaded): the most recent ones.
 const HISTORY: usize = 1000;
+/// Bounds of the escalation timer's period.
+const MIN_ESCALATION_TICK: Duration = Duration::from_millis(100);
+const MAX_ESCALATION_TICK: Duration = Duration::from_secs(30);
 
 /// Messages of an [`AlertManager`].
 #[derive(Debug)]
@@ -51,6 +57,8 @@ pub enum AlertMsg {
         /// The answer.
         reply: RpcReplyPort<Result<Alert, AlertOperationError>>,
     },
+    /// Escalates the open alerts the municipality's policy says are due.
+    EscalationTick,
     /// Chaos testing only: makes the actor panic. No network API sends it.
     InjectPanic,
 }
@@ -109,6 +117,20 @@ impl Actor for AlertManager {
         })
     }
 
+    async fn post_start(
+        &self,
+        myself: ActorRef<AlertMsg>,
+        state: &mut AlertState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(policy) = state.context.escalation {
+            // Often enough that an escalation is at most a quarter of the delay late.
+            let tick = (policy.delay() / 4).clamp(MIN_ESCALATION_TICK, MAX_ESCALATION_TICK);
+            // The timer ends with the actor (its sends fail once the mailbox is gone).
+            myself.send_interval(tick, || AlertMsg::EscalationTick);
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _myself: ActorRef<AlertMsg>,
@@ -129,6 +151,7 @@ impl Actor for AlertManager {
             } => {
                 let _ = reply.send(state.operate(id, operation, by));
             }
+            AlertMsg::EscalationTick => state.escalate_due(now_ms()),
             AlertMsg::InjectPanic => panic!("chaos: injected panic in an alert manager"),
         }
         Ok(())
@@ -165,6 +188,8 @@ impl AlertState {
                     acknowledged: None,
                     resolved_by: None,
                     comments: Vec::new(),
+                    escalations: 0,
+                    last_escalated_ms: None,
                 };
                 self.next_id += 1;
                 self.open.insert(key, alert.id);
@@ -230,13 +255,6 @@ impl AlertState {
                 alert.acknowledged = Some(by);
                 alert.change = AlertChange::Acknowledged;
             }
-            AlertOperation::Escalate(severity) => {
-                if severity <= alert.severity {
-                    return Ok(alert.clone());
-                }
-                alert.severity = severity;
-                alert.change = AlertChange::Escalated;
-            }
             AlertOperation::Resolve => {
                 alert.open = false;
                 alert.resolved_by = Some(by);
@@ -247,6 +265,29 @@ impl AlertState {
         let alert = alert.clone();
         self.publish(alert.clone());
         Ok(alert)
+    }
+
+    /// Escalates every open alert whose escalation is due at `now_ms` (one step each).
+    fn escalate_due(&mut self, now_ms: i64) {
+        let Some(policy) = self.context.escalation else {
+            return;
+        };
+        let due: Vec<(u64, Severity)> = self
+            .history
+            .values()
+            .filter_map(|alert| Some((alert.id, next_escalation(&policy, alert, now_ms)?)))
+            .collect();
+        for (id, severity) in due {
+            let Some(alert) = self.history.get_mut(&id) else {
+                continue;
+            };
+            alert.severity = severity;
+            alert.escalations += 1;
+            alert.last_escalated_ms = Some(now_ms);
+            alert.change = AlertChange::Escalated;
+            let alert = alert.clone();
+            self.publish(alert);
+        }
     }
 
     /// Drops the oldest closed alerts beyond the history size (they stay in the store).

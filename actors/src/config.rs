@@ -8,6 +8,8 @@ use twin::detect::WatchConfig;
 use twin::live::TwinClock;
 use twin::{QualityConfig, Sensor};
 
+use crate::escalation::EscalationPolicy;
+
 /// How many restarts of children a supervisor allows within a window before it gives up and
 /// escalates the failure to its own parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct MunicipalityConfig {
     pub quality: HashMap<String, QualityConfig>,
     /// Leak and burst detection settings; `None`: no detection.
     pub detection: Option<WatchConfig>,
+    /// When unacknowledged alerts are escalated; `None`: never.
+    pub escalation: Option<EscalationPolicy>,
 }
 
 impl MunicipalityConfig {
@@ -65,6 +69,7 @@ impl MunicipalityConfig {
             clock,
             quality: HashMap::new(),
             detection: None,
+            escalation: None,
         }
     }
 }

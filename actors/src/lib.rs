@@ -19,6 +19,7 @@
 pub mod alerts;
 pub mod config;
 pub mod devices;
+pub mod escalation;
 pub mod gateway;
 pub mod ingest;
 pub mod messages;

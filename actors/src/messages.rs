@@ -106,6 +106,12 @@ pub struct Alert {
     /// Operators' comments, oldest first.
     #[serde(default)]
     pub comments: Vec<AlertComment>,
+    /// Times the escalation policy raised it.
+    #[serde(default)]
+    pub escalations: u32,
+    /// When it was last escalated (Unix ms).
+    #[serde(default)]
+    pub last_escalated_ms: Option<i64>,
 }
 
 /// What the latest publication of an alert changed.
@@ -130,7 +136,7 @@ pub enum AlertChange {
 /// Who did something to an alert, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertAction {
-    /// User name (or `escalation policy`).
+    /// User name.
     pub by: String,
     /// Unix ms.
     pub at_ms: i64,
@@ -147,7 +153,7 @@ pub struct AlertComment {
     pub text: String,
 }
 
-/// What a person (or the escalation policy) does to an alert.
+/// What a person does to an alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertOperation {
     /// "I am on it": stops escalation.
@@ -156,8 +162,6 @@ pub enum AlertOperation {
     Resolve,
     /// Adds a comment.
     Comment(String),
-    /// Raises the severity (the escalation policy).
-    Escalate(Severity),
 }
 
 /// Longest comment accepted, characters.

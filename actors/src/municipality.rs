@@ -33,6 +33,7 @@ use twin::{NetworkUnits, QualityConfig, Sensor};
 
 use crate::alerts::{AlertManager, AlertMsg};
 use crate::config::{MunicipalityConfig, RestartBudget};
+use crate::escalation::EscalationPolicy;
 use crate::messages::{Alert, EncodedState};
 use crate::metrics::Metrics;
 use crate::network::{NetworkActor, NetworkArgs, NetworkMsg, STATE};
@@ -169,6 +170,7 @@ pub struct MunicipalityContext {
     pub(crate) period: Duration,
     pub(crate) clock: TwinClock,
     pub(crate) detection: Option<WatchConfig>,
+    pub(crate) escalation: Option<EscalationPolicy>,
     pub(crate) budget: RestartBudget,
     pub(crate) journal: Arc<ReadingJournal>,
     pub(crate) writer: WriterHandle,
@@ -209,6 +211,7 @@ impl MunicipalityContext {
             clock,
             mut quality,
             detection,
+            escalation,
         } = config;
         let mut sensor_index = HashMap::with_capacity(sensors.len());
         for (index, sensor) in sensors.iter().enumerate() {
@@ -265,6 +268,7 @@ impl MunicipalityContext {
             period,
             clock,
             detection,
+            escalation,
             budget,
             journal,
             writer,

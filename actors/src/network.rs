@@ -23,6 +23,7 @@ use crate::alerts::AlertMsg;
 use crate::messages::{AlertInput, AlertKind, AlertLocation, EncodedState, Severity};
 use crate::municipality::MunicipalityContext;
 use crate::pipe::PipeMsg;
+use crate::runtime::now_ms;
 
 /// Record family of estimated states under a tenant.
 pub(crate) const STATE: &str = "state";
@@ -72,13 +73,6 @@ pub struct NetworkState {
     latest: HashMap<String, f64>,
     latest_ts: Vec<Option<i64>>,
     state: Option<Arc<PeriodState>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// The alert of a detection event: located at its pipe when known, else at its node.

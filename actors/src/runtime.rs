@@ -563,6 +563,14 @@ where
     }
 }
 
+/// The wall clock, Unix ms.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// Compacts the journal every `interval` until stopped.
 async fn compact_periodically(
     journal: Arc<ReadingJournal>,

@@ -18,6 +18,7 @@ use crate::alerts::AlertMsg;
 use crate::messages::{AlertInput, AlertKind, AlertLocation, SensorSummary, Severity};
 use crate::municipality::MunicipalityContext;
 use crate::network::NetworkMsg;
+use crate::runtime::now_ms;
 use crate::shard::Entity;
 use crate::writer::{Completion, WriteItem};
 
@@ -60,13 +61,6 @@ pub struct SensorActor {
     usable: u64,
     fault_streak: u32,
     fault_open: bool,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl Entity for SensorActor {

@@ -250,6 +250,8 @@ mod tests {
                 acknowledged: None,
                 resolved_by: None,
                 comments: Vec::new(),
+                escalations: 0,
+                last_escalated_ms: None,
             },
         };
         let email = render(&notification, Some("https://twin.example.org/"));

@@ -2,14 +2,13 @@
 //! incoming-webhook format) and email over SMTP, per municipality and event kind.
 //!
 //! - [`subscriptions`]: who wants what ([`Subscription`]), kept in the store under the tenant
-//!   prefix, with the delivery history of every attempt and the escalation policy.
+//!   prefix, with the delivery history of every attempt.
 //! - [`secret`]: secrets given as `env:VAR` or `file:PATH`, never literally.
 //! - [`webhook`]: the HTTP POST, its HMAC-SHA256 signature and the body formats.
 //! - [`email`]: the message (HTML and plain text) and the SMTP transport.
 //! - [`retry`]: exponential backoff with jitter.
 //! - [`notifier`]: the [`Notifier`] task, fed by a bounded queue that drops its oldest entry
 //!   rather than block the live path.
-//! - [`escalation`]: when an unacknowledged alert is re-notified with a raised severity.
 //!
 //! # Webhook signature scheme
 //!
@@ -22,7 +21,6 @@
 //! receiver can drop a retry of a delivery it already processed.
 
 pub mod email;
-pub mod escalation;
 mod facts;
 pub mod notifier;
 mod queue;

@@ -1,9 +1,8 @@
-//! Subscriptions, delivery history and escalation policies, kept under the tenant prefix:
+//! Subscriptions and their delivery history, kept under the tenant prefix:
 //!
 //! - `(tenant, "subscriptions", id)` -> [`Subscription`] (JSON);
 //! - `(tenant, "deliveries", subscription_id, time_ms, delivery_id, attempt)` ->
-//!   [`DeliveryAttempt`] (JSON), so one subscription's history is a range in time order;
-//! - `(tenant, "escalation_policy")` -> [`EscalationPolicy`] (JSON).
+//!   [`DeliveryAttempt`] (JSON), so one subscription's history is a range in time order.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,14 +11,12 @@ use serde::{Deserialize, Serialize};
 use twin::store::tuple::Element;
 use twin::store::{Order, Store, StoreError, TenantKeys};
 
-use super::escalation::EscalationPolicy;
 use super::secret::SecretRef;
 use super::webhook::WebhookUrl;
 use super::EventKind;
 
 const SUBSCRIPTIONS: &str = "subscriptions";
 const DELIVERIES: &str = "deliveries";
-const ESCALATION_POLICY: &str = "escalation_policy";
 
 /// Errors of the subscription store.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +206,7 @@ pub struct DeliveryAttempt {
     pub delivered: bool,
 }
 
-/// Subscriptions, delivery history and escalation policies in a store.
+/// Subscriptions and delivery history in a store.
 #[derive(Clone)]
 pub struct SubscriptionStore {
     store: Arc<dyn Store>,
@@ -314,35 +311,6 @@ impl SubscriptionStore {
             .collect::<Result<Vec<DeliveryAttempt>, _>>()?;
         attempts.reverse();
         Ok(attempts)
-    }
-
-    /// Sets the escalation policy of `municipality`.
-    pub fn put_escalation_policy(
-        &self,
-        municipality: &str,
-        policy: &EscalationPolicy,
-    ) -> Result<(), SubscriptionError> {
-        policy
-            .validate()
-            .map_err(|cause| SubscriptionError::Invalid {
-                field: "escalation_policy",
-                cause,
-            })?;
-        let key = TenantKeys::new(municipality).key(&[Element::from(ESCALATION_POLICY)]);
-        self.store.put(&key, &encode(policy)?)?;
-        Ok(())
-    }
-
-    /// The escalation policy of `municipality`, if it has one.
-    pub fn escalation_policy(
-        &self,
-        municipality: &str,
-    ) -> Result<Option<EscalationPolicy>, SubscriptionError> {
-        let key = TenantKeys::new(municipality).key(&[Element::from(ESCALATION_POLICY)]);
-        self.store
-            .get(&key)?
-            .map(|value| decode(ESCALATION_POLICY, &value))
-            .transpose()
     }
 }
 

@@ -27,6 +27,7 @@
 //! period_seconds = 300                   # wall-clock hydraulic period
 //! clock_origin = 2026-11-22T00:00:00Z    # simulation time 0 (or unix ms); default: start time
 //! detection_training_days = 7            # leak-free learning after the clock origin; 0: off
+//! escalation = { unacknowledged_after_minutes = 30, max_escalations = 3 }   # optional
 //!
 //! [[municipality.devices]]
 //! id = "dev-1"
@@ -47,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actors::devices::{Device, LorawanSession};
+use actors::escalation::EscalationPolicy;
 use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::secret::SecretRef;
 use aquatwin::notify::subscriptions::{Subscription, Target};
@@ -123,6 +125,8 @@ pub struct MunicipalitySetup {
     pub clock: TwinClock,
     /// Leak and burst detection (`None`: off).
     pub detection: Option<WatchConfig>,
+    /// Escalation of unacknowledged alerts (`None`: never).
+    pub escalation: Option<EscalationPolicy>,
     /// Who is notified of its alerts (secret files resolved against the configuration).
     pub subscriptions: Vec<Subscription>,
 }
@@ -208,6 +212,7 @@ struct MunicipalitySection {
     period_seconds: Option<f64>,
     clock_origin: Option<toml::Value>,
     detection_training_days: Option<f64>,
+    escalation: Option<EscalationPolicy>,
     #[serde(default)]
     devices: Vec<DeviceSection>,
     #[serde(default)]
@@ -480,6 +485,11 @@ fn municipality(
         train_until_ms: origin_ms.saturating_add((training_days * 86_400_000.0) as i64),
         ..WatchConfig::default()
     });
+    if let Some(policy) = &section.escalation {
+        policy
+            .validate()
+            .map_err(|cause| ("escalation".to_string(), cause))?;
+    }
     // The twin refuses sensors that name no element of the network: say so here, with the place.
     twin::live::NetworkTwin::new(network.clone(), sensors.clone(), TwinClock { origin_ms })
         .map_err(|err| ("sensors".to_string(), format!("{err}")))?;
@@ -490,6 +500,7 @@ fn municipality(
         period: Duration::from_secs_f64(seconds),
         clock: TwinClock { origin_ms },
         detection,
+        escalation: section.escalation,
         subscriptions: Vec::new(),
     })
 }

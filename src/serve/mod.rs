@@ -229,6 +229,7 @@ impl Server {
             .into_iter()
             .map(|m| MunicipalityConfig {
                 detection: m.detection,
+                escalation: m.escalation,
                 ..MunicipalityConfig::new(m.id, m.network, m.sensors, m.period, m.clock)
             })
             .collect();
