@@ -46,6 +46,14 @@ impl Network {
     pub fn link_index(&self, id: &str) -> Option<usize> {
         self.links.iter().position(|l| l.id == id)
     }
+    /// Index of the pattern of demands that name none: the `PATTERN` option, else a pattern
+    /// named "1" (EPANET's rule); `None`: such demands are constant.
+    pub fn default_pattern_index(&self) -> Option<usize> {
+        let id = self.options.default_pattern.as_deref().unwrap_or("1");
+        self.patterns
+            .iter()
+            .position(|p| p.id.eq_ignore_ascii_case(id))
+    }
     /// Map from node id to index, for callers that look up many ids.
     pub fn node_ids(&self) -> HashMap<&str, usize> {
         self.nodes

@@ -204,11 +204,7 @@ pub struct DemandSchedule<'a> {
 
 impl<'a> DemandSchedule<'a> {
     pub fn new(network: &'a Network) -> Self {
-        let id = network.options.default_pattern.as_deref().unwrap_or("1");
-        let default_pattern = network
-            .patterns
-            .iter()
-            .position(|p| p.id.eq_ignore_ascii_case(id));
+        let default_pattern = network.default_pattern_index();
         Self {
             network,
             default_pattern,

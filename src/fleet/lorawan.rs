@@ -16,6 +16,7 @@ use base64::Engine as _;
 use lorawan::creator::DataPayloadCreator;
 use lorawan::keys::{AppSKey, NewSKey};
 use tokio::net::UdpSocket;
+use twin::telemetry_files::format_rfc3339;
 
 use super::source::ReadingSource;
 use super::Pacing;
@@ -182,24 +183,12 @@ fn uplink(session: &Session, fcnt: u32, frm_payload: &[u8]) -> anyhow::Result<Ve
 
 /// RFC 3339 (UTC, milliseconds) of Unix ms `timestamp`.
 fn rfc3339(timestamp: i64) -> String {
-    let days = timestamp.div_euclid(86_400_000);
-    let ms_of_day = timestamp.rem_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let seconds = format_rfc3339(timestamp);
+    // `...SSZ` -> `...SS.mmmZ`
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        timestamp.rem_euclid(1000)
     )
 }
 

@@ -56,6 +56,7 @@ use hydraulics::Network;
 use serde::Deserialize;
 use twin::detect::WatchConfig;
 use twin::live::TwinClock;
+use twin::telemetry_files::days_from_civil;
 use twin::Sensor;
 
 /// Default HTTP listen address.
@@ -539,17 +540,6 @@ fn clock_origin(value: &toml::Value) -> Result<i64, String> {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 fn device(
     section: &DeviceSection,
     municipality: &MunicipalitySetup,
@@ -643,13 +633,6 @@ fn hex_bytes<const N: usize>(text: &str) -> Result<[u8; N], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn days_from_civil_matches_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2026, 11, 22), 20_779);
-    }
 
     #[test]
     fn clock_origin_reads_offsets() {

@@ -764,13 +764,7 @@ fn source_meters(
 /// demand (the default pattern where it names none), one for junctions without a pattern.
 /// Returns the groups and their count.
 fn demand_groups(network: &Network) -> (Vec<usize>, usize) {
-    let default_pattern = {
-        let id = network.options.default_pattern.as_deref().unwrap_or("1");
-        network
-            .patterns
-            .iter()
-            .position(|p| p.id.eq_ignore_ascii_case(id))
-    };
+    let default_pattern = network.default_pattern_index();
     let mut index: HashMap<Option<usize>, usize> = HashMap::new();
     let groups = network
         .nodes

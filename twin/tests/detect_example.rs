@@ -15,31 +15,9 @@ fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/leaks/example")
 }
 
-/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DD HH:MM:SS` (UTC) to ms since the epoch.
 fn parse_time(s: &str) -> Option<i64> {
-    let (date, time) = s.trim().split_once(' ')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let (&[y, mo, da], &[h, mi, se]) = (d.as_slice(), t.as_slice()) else {
-        return None;
-    };
-    Some(days_from_civil(y, mo, da) * DAY_MS + ((h * 60 + mi) * 60 + se) * 1000)
+    twin::telemetry_files::parse_timestamp(s).ok()
 }
 
 /// A BattLeDIM-style wide CSV: column ids and rows of `(time, values)`.

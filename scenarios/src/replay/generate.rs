@@ -248,13 +248,7 @@ pub fn generate(
             pipe.roughness *= rng.between(1.0 - spec.roughness_spread, 1.0 + spec.roughness_spread);
         }
     }
-    let default_pattern = {
-        let id = network.options.default_pattern.as_deref().unwrap_or("1");
-        network
-            .patterns
-            .iter()
-            .position(|p| p.id.eq_ignore_ascii_case(id))
-    };
+    let default_pattern = network.default_pattern_index();
     let hours = steps.div_ceil(12);
     let junctions = real.junction_count();
     let mut added: Vec<Pattern> = Vec::new();

@@ -330,13 +330,7 @@ fn reachable_from_fixed_heads(network: &Network, conductance: &[f64], tied: &[bo
 /// Each junction's nominal consumption at simulation time `seconds` (base demands times their
 /// patterns, demand multiplier option not applied), in the network's flow unit.
 pub fn nominal_demands(network: &Network, seconds: u64) -> Vec<f64> {
-    let default_pattern = {
-        let id = network.options.default_pattern.as_deref().unwrap_or("1");
-        network
-            .patterns
-            .iter()
-            .position(|p| p.id.eq_ignore_ascii_case(id))
-    };
+    let default_pattern = network.default_pattern_index();
     let step = network.times.pattern_step.max(1);
     let period = (seconds + network.times.pattern_start) / step;
     let factor = |pattern: Option<usize>| -> f64 {

@@ -30,7 +30,7 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
     let units = UnitFactors::new(&network.options);
     let options = compile_options(network, &units);
     let junctions = network.junction_count();
-    let default_pattern = default_pattern(network);
+    let default_pattern = network.default_pattern_index();
 
     let mut nodes = Vec::with_capacity(network.nodes.len());
     let mut tanks = Vec::new();
@@ -152,15 +152,6 @@ fn model_curve(network: &Network, index: usize) -> Result<&crate::model::Curve, 
 /// A reference the reader should have rejected (EPANET's errors 203-206).
 fn undefined(what: &str, index: usize) -> SolverError {
     SolverError::InvalidNetwork(format!("undefined {what} (index {index})"))
-}
-
-/// The pattern of demands that name none: the `PATTERN` option, else a pattern named "1".
-fn default_pattern(network: &Network) -> Option<usize> {
-    let id = network.options.default_pattern.as_deref().unwrap_or("1");
-    network
-        .patterns
-        .iter()
-        .position(|p| p.id.eq_ignore_ascii_case(id))
 }
 
 fn compile_options(network: &Network, units: &UnitFactors) -> HydOptions {
