@@ -228,10 +228,17 @@ fn round_to(value: f64, decimals: i32) -> f64 {
 
 /// A small, fast, seedable generator (Steele, Lea and Flood's SplitMix64); enough for
 /// reproducible variation, no cryptographic use.
-struct SplitMix64(u64);
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    /// The generator of `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -240,7 +247,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in `[low, high)`.
-    fn between(&mut self, low: f64, high: f64) -> f64 {
+    pub fn between(&mut self, low: f64, high: f64) -> f64 {
         let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         low + (high - low) * unit
     }

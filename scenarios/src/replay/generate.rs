@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use hydraulics::generate::SplitMix64;
 use hydraulics::model::{Demand, LinkKind, Network, NodeKind, Pattern};
 use hydraulics::{SimOptions, SolverError};
 use twin::reading::NetworkUnits;
@@ -123,21 +124,17 @@ pub enum GenerateError {
     },
 }
 
-/// SplitMix64: small, seedable, deterministic.
-struct Rng(u64);
+/// Seeded, deterministic draws on hydraulics' SplitMix64.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        Self(SplitMix64::new(seed))
     }
 
-    /// Uniform in (0, 1).
+    /// Uniform in (0, 1): never 0, so that `ln` is finite.
     fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        ((self.0.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
     fn between(&mut self, low: f64, high: f64) -> f64 {
@@ -161,7 +158,7 @@ pub fn random_leaks(
     quiet_days: f64,
     (min_share, max_share): (f64, f64),
 ) -> Vec<LeakSpec> {
-    let mut rng = Rng(spec.seed ^ 0x5EED_1EAF);
+    let mut rng = Rng::new(spec.seed ^ 0x5EED_1EAF);
     let junctions: Vec<usize> = (0..network.junction_count())
         .filter(|&j| match &network.nodes[j].kind {
             NodeKind::Junction(junction) => junction.demands.iter().any(|d| d.base > 0.0),
@@ -178,7 +175,7 @@ pub fn random_leaks(
     (0..count)
         .filter(|_| !junctions.is_empty())
         .map(|i| {
-            let node = junctions[(rng.next_u64() % junctions.len() as u64) as usize];
+            let node = junctions[(rng.0.next_u64() % junctions.len() as u64) as usize];
             let kind = if i % 2 == 0 {
                 LeakKind::Incipient
             } else {
@@ -227,7 +224,7 @@ pub fn generate(
     network: &Network,
     spec: &ScenarioSpec,
 ) -> Result<GeneratedScenario, GenerateError> {
-    let mut rng = Rng(spec.seed);
+    let mut rng = Rng::new(spec.seed);
     let steps = usize::try_from(spec.days * 86_400 / STEP_S).unwrap_or(0);
     let units = NetworkUnits::new(&network.options);
     let mut real = network.clone();
