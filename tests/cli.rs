@@ -77,6 +77,14 @@ fn every_command_has_help() {
         vec!["bench", "--help"],
         vec!["generate", "--help"],
         vec!["generate", "grid", "--help"],
+        vec!["serve", "--help"],
+        vec!["fleet", "--help"],
+        vec!["user", "--help"],
+        vec!["user", "create", "--help"],
+        vec!["scenario", "--help"],
+        vec!["criticality", "--help"],
+        vec!["risk", "--help"],
+        vec!["replay", "--help"],
     ] {
         let output = aquatwin(&command);
         assert!(output.status.success(), "{command:?}");
