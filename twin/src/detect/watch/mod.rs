@@ -24,13 +24,17 @@
 
 use std::collections::VecDeque;
 
-use super::stats::{median, robust_fit};
+mod signature;
+mod training;
+
+use signature::{largest_projection, leak_directions, project, step_change};
+use training::{block_means, components, fit, mean_finite, Fitted};
 /// Training shorter than this (ms) learns one level per observation, not a time-of-day profile.
 const PROFILE_MIN_TRAINING_MS: i64 = 3 * DAY_MS - 3_600_000;
 /// How long periods are kept for signatures (ms): the day before and a day of leak.
 const HISTORY_MS: i64 = 3 * DAY_MS;
 
-use super::{Cusum, CusumConfig, DetectError, Direction, EventKind, ProfileBaseline, DAY_MS};
+use super::{DetectError, Direction, EventKind, DAY_MS};
 
 /// Parameters of a [`LeakWatch`].
 #[derive(Debug, Clone, PartialEq)]
@@ -148,24 +152,6 @@ pub struct Alarm {
     pub signature: Vec<f64>,
     /// Standard deviation of each observation's residual (block means).
     pub sigmas: Vec<f64>,
-}
-
-/// What the watch learned on the training window.
-#[derive(Debug, Clone)]
-struct Fitted {
-    /// Multiplier per demand group (`None` without a metered inflow).
-    multipliers: Option<Vec<f64>>,
-    profiles: Vec<Option<ProfileBaseline>>,
-    /// Standard deviation of a block mean per component (excess first when metered).
-    sigmas: Vec<f64>,
-    /// Standardized training blocks, to calibrate the threshold once signatures are known.
-    training_blocks: Vec<Vec<f64>>,
-    /// Two-sided chart on the excess block means: its falls are repairs.
-    balance: Option<Cusum>,
-    /// Standard deviation of each component's step ([`step_change`]) on the training window.
-    step_sigmas: Vec<f64>,
-    /// The training window's steps, standardized, to calibrate the step threshold.
-    training_steps: Vec<Vec<f64>>,
 }
 
 /// Per-junction signature directions and CUSUMs.
@@ -615,274 +601,6 @@ impl LeakWatch {
             })
             .collect()
     }
-}
-
-/// `a . u` over the finite entries of `u`.
-fn project(a: &[f64], u: &[f64]) -> f64 {
-    a.iter()
-        .zip(u)
-        .filter(|(_, x)| x.is_finite())
-        .map(|(a, x)| a * x)
-        .sum()
-}
-
-/// The unit vector along which a leak at each junction moves the components standardized by
-/// `sigmas` (the flow balance first, one for one, when `metered`).
-fn leak_directions(responses: &[Vec<f64>], metered: bool, sigmas: &[f64]) -> Vec<Vec<f64>> {
-    responses
-        .iter()
-        .map(|response| {
-            let unscaled = metered
-                .then_some(1.0)
-                .into_iter()
-                .chain(response.iter().copied());
-            let mut a: Vec<f64> = unscaled
-                .zip(sigmas)
-                .map(|(x, s)| {
-                    if s.is_finite() && x.is_finite() {
-                        x / s
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm > 0.0 {
-                a.iter_mut().for_each(|x| *x /= norm);
-            }
-            a
-        })
-        .collect()
-}
-
-/// The direction with the largest projection of `u` and that projection.
-fn largest_projection(directions: &[Vec<f64>], u: &[f64]) -> (usize, f64) {
-    directions
-        .iter()
-        .enumerate()
-        .map(|(j, a)| (j, project(a, u)))
-        .fold(
-            (0, f64::NEG_INFINITY),
-            |best, p| if p.1 > best.1 { p } else { best },
-        )
-}
-
-/// Median of each component over the kept periods in `[from, to)`, `None` when there are
-/// fewer than `min_count`.
-fn window_median(kept: &VecDeque<Kept>, from: i64, to: i64, min_count: usize) -> Option<Vec<f64>> {
-    let start = kept.partition_point(|k| k.time < from);
-    let end = kept.partition_point(|k| k.time < to);
-    if end < start + min_count.max(1) {
-        return None;
-    }
-    let width = kept[start].components.len();
-    Some(
-        (0..width)
-            .map(|i| {
-                let values: Vec<f64> = kept.range(start..end).map(|k| k.components[i]).collect();
-                median(&values).unwrap_or(f64::NAN)
-            })
-            .collect(),
-    )
-}
-
-/// The step of every component at `now`: its median over the last step window minus its
-/// median over the reference window before (`None` until both are mostly filled).
-fn step_change(kept: &VecDeque<Kept>, now: i64, config: &WatchConfig) -> Option<Vec<f64>> {
-    let period = match (kept.len().checked_sub(2).map(|i| &kept[i]), kept.back()) {
-        (Some(a), Some(b)) if b.time > a.time => b.time - a.time,
-        _ => 300_000,
-    };
-    let split = now - config.step_window_ms + 1;
-    let expected = |ms: i64| usize::try_from(ms / period / 2).unwrap_or(0);
-    let after = window_median(kept, split, now + 1, expected(config.step_window_ms))?;
-    let before = window_median(
-        kept,
-        split - config.step_reference_ms,
-        split,
-        expected(config.step_reference_ms),
-    )?;
-    Some(after.iter().zip(&before).map(|(a, b)| a - b).collect())
-}
-
-fn mean_finite(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values
-        .filter(|v| v.is_finite())
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
-}
-
-/// Block medians of each component divided by `sigmas` (`NaN` where a component has none):
-/// the median, so that one period solved with a pump in the wrong state (a control that
-/// switched between two readings) does not move the block.
-fn block_means(block: &[&Kept], sigmas: &[f64]) -> Vec<f64> {
-    sigmas
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let values: Vec<f64> = block.iter().map(|k| k.components[i]).collect();
-            median(&values).map_or(f64::NAN, |m| m / s)
-        })
-        .collect()
-}
-
-/// The flow-balance excess (when metered) followed by the deseasonalized residuals.
-fn components(fitted: &Fitted, frame: &Frame) -> Vec<f64> {
-    let excess = fitted.multipliers.as_ref().map(|m| excess(m, frame));
-    excess
-        .into_iter()
-        .chain(
-            frame
-                .residuals
-                .iter()
-                .zip(&fitted.profiles)
-                .map(|(&r, p)| p.as_ref().map_or(f64::NAN, |p| p.residual(frame.time, r))),
-        )
-        .collect()
-}
-
-/// Measured inflow minus the consumption the multipliers explain (`NaN` when not measured).
-fn excess(multipliers: &[f64], frame: &Frame) -> f64 {
-    let explained: f64 = multipliers
-        .iter()
-        .zip(&frame.nominal)
-        .map(|(m, n)| m * n)
-        .sum();
-    frame.inflow.map_or(f64::NAN, |q| q - explained)
-}
-
-/// Least-squares multipliers per demand group from the training flow balance, shrunk towards
-/// the common ratio (a group that never varies on its own cannot be told apart).
-fn fit_multipliers(training: &[Frame]) -> Option<Vec<f64>> {
-    let metered: Vec<&Frame> = training.iter().filter(|f| f.inflow.is_some()).collect();
-    if metered.len() * 2 < training.len().max(1) {
-        return None;
-    }
-    let groups = metered.first()?.nominal.len();
-    let total: f64 = metered.iter().map(|f| f.nominal.iter().sum::<f64>()).sum();
-    if total <= 0.0 {
-        return None;
-    }
-    let ratio = metered.iter().filter_map(|f| f.inflow).sum::<f64>() / total;
-    let mut normal = nalgebra::DMatrix::<f64>::zeros(groups, groups);
-    let mut rhs = nalgebra::DVector::<f64>::zeros(groups);
-    for f in &metered {
-        let q = f.inflow.unwrap_or(0.0);
-        for a in 0..groups {
-            rhs[a] += f.nominal[a] * q;
-            for b in 0..groups {
-                normal[(a, b)] += f.nominal[a] * f.nominal[b];
-            }
-        }
-    }
-    // Ridge towards the common ratio with the weight of 1 % of the largest group's energy.
-    let ridge = 0.01 * (0..groups).map(|g| normal[(g, g)]).fold(0.0, f64::max);
-    for g in 0..groups {
-        normal[(g, g)] += ridge;
-        rhs[g] += ridge * ratio;
-    }
-    let solution = normal.cholesky()?.solve(&rhs);
-    Some(solution.iter().map(|m| m.max(0.0)).collect())
-}
-
-fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, DetectError> {
-    const MIN_BLOCKS: usize = 8;
-    let multipliers = fit_multipliers(training);
-    // A time-of-day baseline needs several days: learned on one, it is that day's noise.
-    let span = match (training.first(), training.last()) {
-        (Some(a), Some(b)) => b.time - a.time,
-        _ => 0,
-    };
-    let bin_ms = if span >= PROFILE_MIN_TRAINING_MS {
-        config.profile_bin_ms
-    } else {
-        DAY_MS
-    };
-    let width = training.first().map_or(0, |f| f.residuals.len());
-    let profiles: Vec<Option<ProfileBaseline>> = (0..width)
-        .map(|i| {
-            let series: Vec<(i64, f64)> =
-                training.iter().map(|f| (f.time, f.residuals[i])).collect();
-            ProfileBaseline::fit(DAY_MS, bin_ms, &series).ok()
-        })
-        .collect();
-    let mut fitted = Fitted {
-        multipliers,
-        profiles,
-        sigmas: Vec::new(),
-        training_blocks: Vec::new(),
-        balance: None,
-        step_sigmas: Vec::new(),
-        training_steps: Vec::new(),
-    };
-    let kept: Vec<Kept> = training
-        .iter()
-        .map(|f| Kept {
-            time: f.time,
-            components: components(&fitted, f),
-            raw: Vec::new(),
-        })
-        .collect();
-    let start = kept.first().map_or(0, |k| k.time);
-    let blocks: Vec<Vec<&Kept>> = kept
-        .chunk_by(|a, b| (a.time - start) / config.block_ms == (b.time - start) / config.block_ms)
-        .map(|b| b.iter().collect())
-        .collect();
-    if blocks.len() < MIN_BLOCKS {
-        return Err(DetectError::TooFewSamples {
-            needed: MIN_BLOCKS,
-            got: blocks.len(),
-        });
-    }
-    let ones = vec![1.0; kept.first().map_or(0, |k| k.components.len())];
-    let raw: Vec<Vec<f64>> = blocks.iter().map(|b| block_means(b, &ones)).collect();
-    fitted.sigmas = (0..ones.len())
-        .map(|i| {
-            let column: Vec<f64> = raw.iter().map(|b| b[i]).collect();
-            robust_fit(&column, 2, config.min_sigma).map_or(f64::NAN, |r| r.scale)
-        })
-        .collect();
-    fitted.training_blocks = raw
-        .iter()
-        .map(|b| {
-            b.iter()
-                .zip(&fitted.sigmas)
-                .map(|(x, s)| (x / s).clamp(-config.clip, config.clip))
-                .collect()
-        })
-        .collect();
-    let mut window: VecDeque<Kept> = VecDeque::with_capacity(kept.len());
-    let mut steps: Vec<Vec<f64>> = Vec::new();
-    for k in &kept {
-        window.push_back(k.clone());
-        steps.extend(step_change(&window, k.time, config));
-    }
-    fitted.step_sigmas = (0..ones.len())
-        .map(|i| {
-            let column: Vec<f64> = steps.iter().map(|s| s[i]).collect();
-            robust_fit(&column, 2, config.min_sigma).map_or(f64::NAN, |r| r.scale)
-        })
-        .collect();
-    fitted.training_steps = steps
-        .iter()
-        .map(|s| {
-            s.iter()
-                .zip(&fitted.step_sigmas)
-                .map(|(x, d)| (x / d).clamp(-config.clip, config.clip))
-                .collect()
-        })
-        .collect();
-    if fitted.multipliers.is_some() {
-        let excess: Vec<f64> = fitted.training_blocks.iter().map(|b| b[0]).collect();
-        fitted.balance = Some(Cusum::fit(
-            CusumConfig {
-                rearm_samples: 0,
-                ..CusumConfig::default()
-            },
-            &excess,
-        )?);
-    }
-    Ok(fitted)
 }
 
 #[cfg(test)]

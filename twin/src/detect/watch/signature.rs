@@ -1,0 +1,108 @@
+//! Leak signatures: the direction a leak at each junction moves the standardized components,
+//! projections on them, and the hourly step of every component.
+
+use std::collections::VecDeque;
+
+use super::{Kept, WatchConfig};
+use crate::detect::stats::median;
+
+/// `a . u` over the finite entries of `u`.
+pub(super) fn project(a: &[f64], u: &[f64]) -> f64 {
+    a.iter()
+        .zip(u)
+        .filter(|(_, x)| x.is_finite())
+        .map(|(a, x)| a * x)
+        .sum()
+}
+
+/// The unit vector along which a leak at each junction moves the components standardized by
+/// `sigmas` (the flow balance first, one for one, when `metered`).
+pub(super) fn leak_directions(
+    responses: &[Vec<f64>],
+    metered: bool,
+    sigmas: &[f64],
+) -> Vec<Vec<f64>> {
+    responses
+        .iter()
+        .map(|response| {
+            let unscaled = metered
+                .then_some(1.0)
+                .into_iter()
+                .chain(response.iter().copied());
+            let mut a: Vec<f64> = unscaled
+                .zip(sigmas)
+                .map(|(x, s)| {
+                    if s.is_finite() && x.is_finite() {
+                        x / s
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                a.iter_mut().for_each(|x| *x /= norm);
+            }
+            a
+        })
+        .collect()
+}
+
+/// The direction with the largest projection of `u` and that projection.
+pub(super) fn largest_projection(directions: &[Vec<f64>], u: &[f64]) -> (usize, f64) {
+    directions
+        .iter()
+        .enumerate()
+        .map(|(j, a)| (j, project(a, u)))
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |best, p| if p.1 > best.1 { p } else { best },
+        )
+}
+
+/// Median of each component over the kept periods in `[from, to)`, `None` when there are
+/// fewer than `min_count`.
+pub(super) fn window_median(
+    kept: &VecDeque<Kept>,
+    from: i64,
+    to: i64,
+    min_count: usize,
+) -> Option<Vec<f64>> {
+    let start = kept.partition_point(|k| k.time < from);
+    let end = kept.partition_point(|k| k.time < to);
+    if end < start + min_count.max(1) {
+        return None;
+    }
+    let width = kept[start].components.len();
+    Some(
+        (0..width)
+            .map(|i| {
+                let values: Vec<f64> = kept.range(start..end).map(|k| k.components[i]).collect();
+                median(&values).unwrap_or(f64::NAN)
+            })
+            .collect(),
+    )
+}
+
+/// The step of every component at `now`: its median over the last step window minus its
+/// median over the reference window before (`None` until both are mostly filled).
+pub(super) fn step_change(
+    kept: &VecDeque<Kept>,
+    now: i64,
+    config: &WatchConfig,
+) -> Option<Vec<f64>> {
+    let period = match (kept.len().checked_sub(2).map(|i| &kept[i]), kept.back()) {
+        (Some(a), Some(b)) if b.time > a.time => b.time - a.time,
+        _ => 300_000,
+    };
+    let split = now - config.step_window_ms + 1;
+    let expected = |ms: i64| usize::try_from(ms / period / 2).unwrap_or(0);
+    let after = window_median(kept, split, now + 1, expected(config.step_window_ms))?;
+    let before = window_median(
+        kept,
+        split - config.step_reference_ms,
+        split,
+        expected(config.step_reference_ms),
+    )?;
+    Some(after.iter().zip(&before).map(|(a, b)| a - b).collect())
+}
