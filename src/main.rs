@@ -1,5 +1,6 @@
 //! `aquatwin`: the command line of the water-network digital twin.
 
+mod backup;
 mod bench;
 mod demo;
 mod fleet;
@@ -35,6 +36,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Time our solver against EPANET 2.3 (owa-epanet) on large networks.
     Bench(bench::BenchArgs),
+    /// Write a consistent snapshot of a server's store (running: --url; stopped: --data).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory (or replace one with --force).
+    Restore(backup::RestoreArgs),
     /// Manage platform users (the first super_admin) in a data directory.
     User(user_cmd::UserArgs),
     /// A synthetic sensor fleet for load tests: publishes over MQTT, HTTP or LoRaWAN UDP.
@@ -132,6 +137,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Risk(args) => planning::risk::run(&args),
         Command::Replay(args) => replay_cmd::run(&args),
         Command::User(args) => user_cmd::run(&args),
+        Command::Backup(args) => backup::run_backup(&args),
+        Command::Restore(args) => backup::run_restore(&args),
         Command::Generate {
             shape:
                 GenerateShape::Grid {

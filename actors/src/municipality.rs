@@ -41,10 +41,14 @@ use crate::pipe::{PipeActor, PipeMsg};
 use crate::sensor::{SensorActor, SensorMsg};
 use crate::shard::{Entity, EntityRef, Envelope, Shard, ShardArgs, Sharding};
 use crate::supervision::RestartTracker;
-use crate::writer::WriterHandle;
+use crate::writer::{StoredReadings, WriterHandle};
 
 /// Subscribers may lag this many states or alerts before they miss some.
 const BROADCAST_CAPACITY: usize = 64;
+
+/// Subscribers may lag this many stored parts (one sensor's readings of one request) before
+/// they miss some: readings come far more often than states.
+pub(crate) const READINGS_CAPACITY: usize = 1024;
 
 /// The actor of one shard of entities `E`.
 type ShardRef<E> = ActorRef<Envelope<<E as Entity>::Msg>>;
@@ -180,6 +184,8 @@ pub struct MunicipalityContext {
     pub(crate) actor_count: Arc<ActorCount>,
     pub(crate) states: broadcast::Sender<Arc<PeriodState>>,
     pub(crate) alerts: broadcast::Sender<Alert>,
+    /// Readings once durably stored (published by the writer).
+    pub(crate) readings: broadcast::Sender<Arc<StoredReadings>>,
 }
 
 /// Why a municipality's configuration is unusable.
@@ -194,12 +200,14 @@ pub enum ContextError {
 }
 
 impl MunicipalityContext {
-    /// The shared context of `config`.
+    /// The shared context of `config`; `readings` is the broadcast the writer publishes the
+    /// municipality's stored readings on.
     pub(crate) fn new(
         config: MunicipalityConfig,
         budget: RestartBudget,
         journal: Arc<ReadingJournal>,
         writer: WriterHandle,
+        readings: broadcast::Sender<Arc<StoredReadings>>,
         metrics: Arc<Metrics>,
         actor_count: Arc<ActorCount>,
     ) -> Result<Self, ContextError> {
@@ -277,6 +285,7 @@ impl MunicipalityContext {
             actor_count,
             states: broadcast::channel(BROADCAST_CAPACITY).0,
             alerts: broadcast::channel(BROADCAST_CAPACITY).0,
+            readings,
         })
     }
 

@@ -32,13 +32,14 @@ use crate::messages::{
 use crate::metrics::Metrics;
 use crate::municipality::{
     ActorCount, ContextError, Municipality, MunicipalityContext, MunicipalityMsg,
-    MunicipalityStatus,
+    MunicipalityStatus, READINGS_CAPACITY,
 };
 use crate::network::NetworkMsg;
 use crate::pipe::PipeMsg;
 use crate::sensor::{SensorBatch, SensorMsg};
 use crate::supervision::RestartTracker;
-use crate::writer::{Completion, Writer};
+pub use crate::writer::StoredReadings;
+use crate::writer::{Completion, ReadingsPublishers, Writer};
 
 /// How long a query waits for an actor's answer.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -239,16 +240,28 @@ impl TwinRuntime {
         metrics: Arc<Metrics>,
     ) -> Result<(TwinRuntime, IngestHandle), RuntimeError> {
         let journal = Arc::new(ReadingJournal::open(store, SeriesStore::default())?);
+        let readings: Vec<_> = config
+            .municipalities
+            .iter()
+            .map(|_| broadcast::channel(READINGS_CAPACITY).0)
+            .collect();
+        let publishers: ReadingsPublishers = config
+            .municipalities
+            .iter()
+            .zip(&readings)
+            .map(|(m, sender)| (Arc::from(m.id.as_str()), sender.clone()))
+            .collect();
         let (writer, writer_handle) = Writer::start(
             journal.clone(),
             metrics.clone(),
+            publishers,
             config.commit_linger,
             config.commit_max_readings,
         );
         let mut municipalities = HashMap::new();
         let mut contexts = Vec::new();
         let actor_count = Arc::new(ActorCount::default());
-        for municipality in config.municipalities {
+        for (municipality, readings) in config.municipalities.into_iter().zip(readings) {
             let id = municipality.id.clone();
             if municipalities.contains_key(&id) {
                 return Err(RuntimeError::DuplicateMunicipality(id));
@@ -269,6 +282,7 @@ impl TwinRuntime {
                     config.restart_budget,
                     journal.clone(),
                     writer_handle.clone(),
+                    readings,
                     metrics.clone(),
                     actor_count.clone(),
                 )
@@ -463,6 +477,15 @@ impl TwinRuntime {
         municipality: &str,
     ) -> Result<broadcast::Receiver<Alert>, QueryError> {
         Ok(self.context(municipality)?.alerts.subscribe())
+    }
+
+    /// Every sensor's readings from now on, each part once durably stored. Publishing costs
+    /// the ingest path nothing while no one subscribes.
+    pub fn subscribe_readings(
+        &self,
+        municipality: &str,
+    ) -> Result<broadcast::Receiver<Arc<StoredReadings>>, QueryError> {
+        Ok(self.context(municipality)?.readings.subscribe())
     }
 
     /// The municipality supervisor's view of its children.

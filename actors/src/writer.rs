@@ -7,12 +7,17 @@
 //! parts still missing and answers when the last one is committed. A part that never arrives
 //! (its actor failed while holding it) drops its reference: the request is then answered
 //! "unavailable" by the closed channel, never "stored".
+//!
+//! Once a commit succeeded, each sensor's part is published on its municipality's readings
+//! broadcast (live subscribers such as the WebSocket stream), but only while someone listens:
+//! the ingest path pays nothing for it otherwise, and a broadcast send never blocks.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use twin::store::journal::{JournalEntry, ReadingJournal};
 use twin::store::Point;
@@ -95,6 +100,19 @@ pub(crate) struct WriteItem {
     pub completion: Arc<Completion>,
 }
 
+/// Readings of one sensor that one commit made durable, in their stored form (the sensor's
+/// unit, with their quality flags), as subscribers of a municipality's readings receive them.
+#[derive(Debug)]
+pub struct StoredReadings {
+    /// The sensor.
+    pub sensor: Arc<str>,
+    /// The readings, in the order they were received.
+    pub points: Vec<Point>,
+}
+
+/// The readings broadcast of every municipality, by municipality id.
+pub(crate) type ReadingsPublishers = HashMap<Arc<str>, broadcast::Sender<Arc<StoredReadings>>>;
+
 /// What actors hold to hand parts to the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct WriterHandle {
@@ -118,10 +136,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer over `journal`; commits after `linger` or `max_readings` readings.
+    /// Starts the writer over `journal`; commits after `linger` or `max_readings` readings
+    /// and publishes what each commit stored on `publishers`.
     pub(crate) fn start(
         journal: Arc<ReadingJournal>,
         metrics: Arc<Metrics>,
+        publishers: ReadingsPublishers,
         linger: Duration,
         max_readings: usize,
     ) -> (Writer, WriterHandle) {
@@ -130,8 +150,11 @@ impl Writer {
         let task = tokio::spawn(run(
             receiver,
             stopped,
-            journal,
-            metrics,
+            Committer {
+                journal,
+                metrics,
+                publishers: Arc::new(publishers),
+            },
             linger,
             max_readings.max(1),
         ));
@@ -147,11 +170,18 @@ impl Writer {
     }
 }
 
+/// What a commit needs: the journal, the metrics and where stored readings are published.
+#[derive(Clone)]
+struct Committer {
+    journal: Arc<ReadingJournal>,
+    metrics: Arc<Metrics>,
+    publishers: Arc<ReadingsPublishers>,
+}
+
 async fn run(
     mut receiver: mpsc::UnboundedReceiver<WriteItem>,
     mut stopped: oneshot::Receiver<()>,
-    journal: Arc<ReadingJournal>,
-    metrics: Arc<Metrics>,
+    committer: Committer,
     linger: Duration,
     max_readings: usize,
 ) {
@@ -200,41 +230,63 @@ async fn run(
         if let Some(previous) = in_flight.take() {
             let _ = previous.await;
         }
-        let journal = journal.clone();
-        let metrics = metrics.clone();
-        in_flight = Some(tokio::task::spawn_blocking(move || {
-            commit(&journal, &metrics, batch)
-        }));
+        let committer = committer.clone();
+        in_flight = Some(tokio::task::spawn_blocking(move || committer.commit(batch)));
     }
     if let Some(previous) = in_flight.take() {
         let _ = previous.await;
     }
 }
 
-/// Makes `batch` durable in one journal commit and settles every part.
-fn commit(journal: &ReadingJournal, metrics: &Metrics, batch: Vec<WriteItem>) {
-    let entries: Vec<JournalEntry<'_>> = batch
-        .iter()
-        .flat_map(|item| {
-            item.points.iter().map(|point| JournalEntry {
-                tenant: &item.tenant,
-                sensor: &item.sensor,
-                point: *point,
+impl Committer {
+    /// Makes `batch` durable in one journal commit, settles every part and publishes what was
+    /// stored.
+    fn commit(&self, batch: Vec<WriteItem>) {
+        let entries: Vec<JournalEntry<'_>> = batch
+            .iter()
+            .flat_map(|item| {
+                item.points.iter().map(|point| JournalEntry {
+                    tenant: &item.tenant,
+                    sensor: &item.sensor,
+                    point: *point,
+                })
             })
-        })
-        .collect();
-    let started = Instant::now();
-    let result = journal.append(&entries, Durability::Durable);
-    metrics.store_write.observe(started.elapsed().as_secs_f64());
-    drop(entries);
-    let stored = match result {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::error!(parts = batch.len(), "group commit failed: {err}");
-            false
+            .collect();
+        let started = Instant::now();
+        let result = self.journal.append(&entries, Durability::Durable);
+        self.metrics
+            .store_write
+            .observe(started.elapsed().as_secs_f64());
+        drop(entries);
+        let stored = match result {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(parts = batch.len(), "group commit failed: {err}");
+                false
+            }
+        };
+        for item in &batch {
+            item.completion.part_settled(stored);
         }
-    };
-    for item in batch {
-        item.completion.part_settled(stored);
+        if stored {
+            self.publish(batch);
+        }
+    }
+
+    /// Hands each part to its municipality's subscribers, if it has any.
+    fn publish(&self, batch: Vec<WriteItem>) {
+        for item in batch {
+            let Some(publisher) = self.publishers.get(&item.tenant) else {
+                continue;
+            };
+            if publisher.receiver_count() == 0 {
+                continue;
+            }
+            // No receiver left in between is not an error: nobody listens.
+            let _ = publisher.send(Arc::new(StoredReadings {
+                sensor: item.sensor,
+                points: item.points,
+            }));
+        }
     }
 }

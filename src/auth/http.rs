@@ -7,17 +7,33 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::users::{Accounts, AuthError};
+use super::users::{Accounts, AuthError, Tokens};
 use super::{Principal, Role};
+
+/// The body of every API error: a stable reason code and a human detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable reason (`unauthenticated`, `forbidden`, `not_found`,
+    /// `malformed`, ...).
+    pub error: String,
+    /// What exactly, safe to show.
+    pub detail: String,
+}
+
+/// The names of `roles`, as the document's `x-roles` extension lists them.
+pub fn role_names(roles: &[Role]) -> Vec<&'static str> {
+    roles.iter().map(|role| role.name()).collect()
+}
 
 /// An API error: status, a stable reason code and a human detail; never internals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +81,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(json!({"error": self.reason, "detail": self.detail})),
+            Json(ErrorBody {
+                error: self.reason.to_string(),
+                detail: self.detail,
+            }),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -111,11 +130,10 @@ impl Caller {
             }
         }
         if !self.0.has_role(roles) {
-            let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this needs one of the roles {}", names.join(", ")),
+                format!("this needs one of the roles {}", role_names(roles).join(", ")),
             ));
         }
         Ok(())
@@ -142,14 +160,28 @@ impl<S: AccountsState> FromRequestParts<S> for Caller {
     }
 }
 
-#[derive(Deserialize)]
+/// The accounts of the router's state, as an extractor: the session handlers need nothing
+/// else of the state, and so do not depend on its type.
+struct AccountsOf(Arc<Accounts>);
+
+impl<S: AccountsState> FromRequestParts<S> for AccountsOf {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.accounts().clone()))
+    }
+}
+
+/// A login.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// A refresh token, to exchange (refresh) or revoke (logout).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
@@ -174,41 +206,66 @@ async fn blocking<T: Send + 'static>(
         .map_err(account_error)
 }
 
-async fn login<S: AccountsState + Clone>(
-    State(state): State<S>,
+/// Logs in: a short-lived access token and a one-use refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = Tokens),
+        (status = 401, description = "Unknown user or wrong password", body = ErrorBody),
+        (status = 422, description = "Malformed body (the field named)", body = ErrorBody),
+    ))]
+async fn login(
+    AccountsOf(accounts): AccountsOf,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
-    let accounts = state.accounts().clone();
     let tokens =
         blocking(move || accounts.login(&body.username, &body.password, unix_now())).await?;
     Ok(Json(tokens).into_response())
 }
 
-async fn refresh<S: AccountsState + Clone>(
-    State(state): State<S>,
+/// Exchanges a refresh token for the next pair; a token used twice revokes its family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The next tokens", body = Tokens),
+        (status = 401, description = "Unknown, used, revoked or expired refresh token", body = ErrorBody),
+        (status = 422, description = "Malformed body (the field named)", body = ErrorBody),
+    ))]
+async fn refresh(
+    AccountsOf(accounts): AccountsOf,
     body: Result<Json<RefreshBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
-    let accounts = state.accounts().clone();
     let tokens = blocking(move || accounts.refresh(&body.refresh_token, unix_now())).await?;
     Ok(Json(tokens).into_response())
 }
 
-async fn logout<S: AccountsState + Clone>(
-    State(state): State<S>,
+/// Revokes a refresh token (and so the session it belongs to).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 422, description = "Malformed body (the field named)", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(&Role::ALL)))))]
+async fn logout(
+    AccountsOf(accounts): AccountsOf,
     _caller: Caller,
     body: Result<Json<RefreshBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
-    let accounts = state.accounts().clone();
     blocking(move || accounts.logout(&body.refresh_token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller: user name, role and municipality.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = Principal)),
+    extensions(("x-roles" = json!(role_names(&Role::ALL)))))]
 async fn me(caller: Caller) -> Json<Principal> {
     Json(caller.0)
 }
@@ -216,10 +273,10 @@ async fn me(caller: Caller) -> Json<Principal> {
 /// `POST /api/v1/auth/login` `{username, password}` -> tokens; `POST /api/v1/auth/refresh`
 /// `{refresh_token}` -> the next tokens; `POST /api/v1/auth/logout` (authenticated)
 /// `{refresh_token}` -> 204; `GET /api/v1/auth/me` -> the caller.
-pub fn routes<S: AccountsState + Clone>() -> Router<S> {
-    Router::new()
-        .route("/api/v1/auth/login", post(login::<S>))
-        .route("/api/v1/auth/refresh", post(refresh::<S>))
-        .route("/api/v1/auth/logout", post(logout::<S>))
-        .route("/api/v1/auth/me", get(me))
+pub fn routes<S: AccountsState + Clone>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
 }

@@ -83,7 +83,7 @@ pub struct User {
 }
 
 /// What a login or a refresh returns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tokens {
     /// Bearer token for API calls.
     pub access_token: String,

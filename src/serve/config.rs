@@ -16,6 +16,11 @@
 //! [lorawan]
 //! udp_listen = "127.0.0.1:1700"          # Semtech UDP packet forwarder
 //!
+//! [limits]                               # the HTTP API's guards (defaults shown)
+//! requests_per_second = 2000             # per caller: bearer token, device, else client IP
+//! burst = 4000                           # requests a caller may send at once
+//! body_limit_bytes = 1048576             # every route but ingest (see [http])
+//!
 //! [chirpstack]                           # optional: the ChirpStack MQTT integration's login
 //! username = "chirpstack"
 //! key_sha256 = "<hex SHA-256 of its password>"
@@ -67,6 +72,13 @@ pub const DEFAULT_MQTT_LISTEN: &str = "127.0.0.1:1883";
 pub const DEFAULT_LORAWAN_LISTEN: &str = "127.0.0.1:1700";
 /// Default limit of an HTTP request body.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Default sustained request rate of one caller of the HTTP API: far above what a fleet device
+/// or an operator's screen sends, so only floods are refused.
+pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 2000.0;
+/// Default number of requests one caller may send at once.
+pub const DEFAULT_BURST: u32 = 4000;
+/// Default limit of a request body on every route but ingest.
+pub const DEFAULT_API_BODY_LIMIT: usize = 1 << 20;
 /// Default hydraulic period of a municipality.
 const DEFAULT_PERIOD_SECONDS: f64 = 300.0;
 /// Default leak-free learning window of the detectors after the clock origin.
@@ -155,6 +167,29 @@ pub struct ServeConfig {
     pub smtp: Option<SmtpConfig>,
     /// The platform's URL, for links in notifications.
     pub link_base: Option<String>,
+    /// The HTTP API's rate and size limits.
+    pub limits: Limits,
+}
+
+/// The HTTP API's guards (`[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Sustained requests per second of one caller (token, device or client IP).
+    pub requests_per_second: f64,
+    /// Requests one caller may send at once before being held to the sustained rate.
+    pub burst: u32,
+    /// Largest request body on every route but ingest (which has `http.body_limit_bytes`).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
+            burst: DEFAULT_BURST,
+            body_limit_bytes: DEFAULT_API_BODY_LIMIT,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,7 +206,17 @@ struct FileConfig {
     smtp: Option<SmtpConfig>,
     link_base: Option<String>,
     #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
     municipality: Vec<MunicipalitySection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    requests_per_second: Option<f64>,
+    burst: Option<u32>,
+    body_limit_bytes: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -279,6 +324,7 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
     if body_limit == 0 {
         return Err(error("http.body_limit_bytes", "must be positive".into()));
     }
+    let limits = limits(&file.limits).map_err(|(place, cause)| error(&place, cause))?;
     let mqtt = mqtt_source(&file.mqtt, base).map_err(|(place, cause)| error(&place, cause))?;
     let lorawan_listen = socket_addr(
         file.lorawan
@@ -369,6 +415,38 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
             ..smtp
         }),
         link_base: file.link_base,
+        limits,
+    })
+}
+
+fn limits(section: &LimitsSection) -> Result<Limits, FieldError> {
+    let defaults = Limits::default();
+    let requests_per_second = section
+        .requests_per_second
+        .unwrap_or(defaults.requests_per_second);
+    if !(requests_per_second.is_finite() && requests_per_second > 0.0) {
+        return Err((
+            "limits.requests_per_second".into(),
+            format!("{requests_per_second} is not a positive number of requests per second"),
+        ));
+    }
+    let burst = section.burst.unwrap_or(defaults.burst);
+    if burst == 0 {
+        return Err((
+            "limits.burst".into(),
+            "must be at least 1 (a caller could never send anything)".into(),
+        ));
+    }
+    let body_limit_bytes = section
+        .body_limit_bytes
+        .unwrap_or(defaults.body_limit_bytes);
+    if body_limit_bytes == 0 {
+        return Err(("limits.body_limit_bytes".into(), "must be positive".into()));
+    }
+    Ok(Limits {
+        requests_per_second,
+        burst,
+        body_limit_bytes,
     })
 }
 

@@ -13,6 +13,9 @@
 //!   `super_admin`): `GET /api/v1/municipalities/{m}/sensors/{s}/readings?from=&to=` (Unix ms,
 //!   `to` exclusive), `.../{m}/state`, `.../{m}/sensors`, `.../{m}/alerts`. No or a bad token is
 //!   401; another municipality is 404, like one that does not exist.
+//! - `GET /api/v1/stream` (WebSocket, [`super::stream`]) and
+//!   `GET /api/v1/municipalities/{m}/network` ([`super::networks`]).
+//! - `POST /api/v1/admin/backup` (super_admin: a consistent snapshot, streamed; [`super::admin`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +37,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use twin::live::PeriodState;
+
+use super::{networks, stream};
 
 /// What every handler reads.
 pub struct AppState {
@@ -51,6 +57,12 @@ pub struct AppState {
     pub started: Instant,
     /// Node and link ids of each municipality's network (the state's arrays follow them).
     pub element_ids: HashMap<String, ElementIds>,
+    /// The store (administration: backups).
+    pub store: Arc<dyn twin::Store>,
+    /// Each municipality's network, as configured.
+    pub networks: HashMap<String, Arc<hydraulics::Network>>,
+    /// The open WebSocket streams (closed on shutdown).
+    pub streams: Arc<stream::Streams>,
 }
 
 /// Node and link ids of a network, in its order.
@@ -78,7 +90,7 @@ impl AccountsState for AppState {
 }
 
 /// Who may read a municipality's twin.
-const READERS: &[Role] = &[
+pub(super) const READERS: &[Role] = &[
     Role::SuperAdmin,
     Role::MunicipalityAdmin,
     Role::Operator,
@@ -92,6 +104,9 @@ const OPERATORS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin, Role::Op
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(auth::http::routes())
+        .merge(super::admin::routes())
+        .merge(stream::routes())
+        .merge(networks::routes())
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
@@ -243,7 +258,8 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     }
 }
 
-fn query_error(err: QueryError) -> ApiError {
+/// The API's answer to a query the twin could not answer.
+pub(super) fn query_error(err: QueryError) -> ApiError {
     match &err {
         QueryError::UnknownMunicipality(_)
         | QueryError::UnknownSensor(_)
@@ -307,6 +323,16 @@ async fn twin_state(
     let ids = state.element_ids.get(&municipality);
     let node_ids = ids.map(|ids| ids.nodes.as_slice()).unwrap_or_default();
     let link_ids = ids.map(|ids| ids.links.as_slice()).unwrap_or_default();
+    let mut fields = period_fields(&period);
+    fields.insert("node_ids".into(), json!(node_ids));
+    fields.insert("link_ids".into(), json!(link_ids));
+    Ok(Json(json!({"municipality": municipality, "state": fields})).into_response())
+}
+
+/// The estimated state of a period as the API shows it (`GET .../state` and the stream's
+/// `state` messages): time, convergence, a summary, the residuals and the node and link arrays
+/// (in the network's order).
+pub(super) fn period_fields(period: &PeriodState) -> serde_json::Map<String, serde_json::Value> {
     let extreme = |values: &[f64], pick: fn(f64, f64) -> f64| {
         values.iter().copied().reduce(pick).unwrap_or(f64::NAN)
     };
@@ -322,30 +348,28 @@ async fn twin_state(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "municipality": municipality,
-        "state": {
-            "timestamp_ms": period.timestamp_ms,
-            "sim_seconds": period.sim_seconds,
-            "converged": period.converged,
-            "summary": {
-                "min_pressure": extreme(&period.pressure, f64::min),
-                "max_pressure": extreme(&period.pressure, f64::max),
-                "total_demand": period.demand.iter().sum::<f64>(),
-            },
-            "residuals": residuals,
-            "node_ids": node_ids,
-            "head": period.head,
-            "pressure": period.pressure,
-            "demand": period.demand,
-            "link_ids": link_ids,
-            "flow": period.flow,
-            "velocity": period.velocity,
-            "headloss": period.headloss,
-            "status": period.status,
-        }
-    }))
-    .into_response())
+    let summary = json!({
+        "min_pressure": extreme(&period.pressure, f64::min),
+        "max_pressure": extreme(&period.pressure, f64::max),
+        "total_demand": period.demand.iter().sum::<f64>(),
+    });
+    [
+        ("timestamp_ms", json!(period.timestamp_ms)),
+        ("sim_seconds", json!(period.sim_seconds)),
+        ("converged", json!(period.converged)),
+        ("summary", summary),
+        ("residuals", json!(residuals)),
+        ("head", json!(period.head)),
+        ("pressure", json!(period.pressure)),
+        ("demand", json!(period.demand)),
+        ("flow", json!(period.flow)),
+        ("velocity", json!(period.velocity)),
+        ("headloss", json!(period.headloss)),
+        ("status", json!(period.status)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
 }
 
 async fn sensors(

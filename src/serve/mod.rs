@@ -8,8 +8,12 @@
 //! (`mqtt=external` with an external broker); port 0 in the configuration picks a free port
 //! and the line gives the one picked.
 
+mod admin;
 pub mod config;
+mod hardening;
 mod http;
+mod networks;
+mod stream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,6 +42,9 @@ use config::{MqttSource, ServeConfig};
 
 /// Environment variable holding the secret that signs access tokens (at least 32 bytes).
 pub const JWT_SECRET_ENV: &str = "AQUATWIN_JWT_SECRET";
+
+/// How long open WebSocket streams get to close when the server stops.
+const STREAMS_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long to wait for an external broker to confirm our subscription.
 const EXTERNAL_SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -180,6 +187,7 @@ pub struct Server {
     lorawan_gateway: LorawanUdpHandle,
     http_stop: oneshot::Sender<()>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    streams: Arc<stream::Streams>,
 }
 
 impl Server {
@@ -218,6 +226,11 @@ impl Server {
             .municipalities
             .iter()
             .map(|m| (m.id.clone(), http::ElementIds::of(&m.network)))
+            .collect::<HashMap<_, _>>();
+        let networks = config
+            .municipalities
+            .iter()
+            .map(|m| (m.id.clone(), Arc::new(m.network.clone())))
             .collect::<HashMap<_, _>>();
         let subscriptions: Vec<(String, Vec<Subscription>)> = config
             .municipalities
@@ -302,7 +315,8 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.http_listen))?;
         let http = listener.local_addr()?;
-        let accounts = Arc::new(Accounts::new(store, Some(jwt_key)));
+        let accounts = Arc::new(Accounts::new(store.clone(), Some(jwt_key)));
+        let streams = Arc::new(stream::Streams::default());
         let state = Arc::new(http::AppState {
             runtime: runtime.clone(),
             ingest,
@@ -311,9 +325,13 @@ impl Server {
             notifier: Arc::new(notifier),
             started: Instant::now(),
             element_ids,
+            networks,
+            streams: streams.clone(),
+            store,
         });
         let (http_stop, stopped) = oneshot::channel::<()>();
-        let app = http::router(state);
+        let app = hardening::wrap(http::router(state), &config.limits, metrics.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
         let http_task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -332,6 +350,7 @@ impl Server {
             lorawan_gateway,
             http_stop,
             http_task,
+            streams,
         })
     }
 
@@ -358,10 +377,14 @@ impl Server {
         &self.accounts
     }
 
-    /// Stops intake (HTTP, MQTT, LoRaWAN), answers and flushes everything received, stops the
-    /// twin.
+    /// Stops intake (HTTP, MQTT, LoRaWAN), closes the WebSocket streams, answers and flushes
+    /// everything received, stops the twin.
     pub async fn shutdown(self) {
         let _ = self.http_stop.send(());
+        // Upgraded connections outlive the HTTP server's graceful stop, and they hold the twin.
+        if !self.streams.close_all(STREAMS_CLOSE_LIMIT).await {
+            tracing::warn!("some WebSocket streams did not close in time");
+        }
         match self.http_task.await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!("the HTTP server failed: {err}"),

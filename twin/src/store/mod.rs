@@ -38,6 +38,12 @@ pub enum StoreError {
         /// The backend's message.
         message: String,
     },
+    /// The store is open in another process: the embedded store allows one at a time.
+    #[error("the store {} is in use by another process", path.display())]
+    Locked {
+        /// The store's file.
+        path: std::path::PathBuf,
+    },
     /// A key could not be decoded as a tuple.
     #[error("bad key: {0}")]
     Key(#[from] tuple::TupleError),

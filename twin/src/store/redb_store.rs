@@ -45,8 +45,10 @@ impl RedbStore {
             )
         })?;
         let path = dir.join(FILE_NAME);
-        let db = redb::Database::create(&path)
-            .map_err(|e| StoreError::backend("open", format!("{}: {e}", path.display())))?;
+        let db = redb::Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+            e => StoreError::backend("open", format!("{}: {e}", path.display())),
+        })?;
         // Create the table once so readers never see it missing.
         let txn = db.begin_write().map_err(|e| err("open")(e.into()))?;
         txn.open_table(KV).map_err(|e| err("open")(e.into()))?;
@@ -183,5 +185,23 @@ impl Snapshot for RedbSnapshot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn a_second_open_of_the_same_store_is_locked() {
+        let dir = TempDir::new("redb-lock");
+        let first = RedbStore::open(dir.path()).unwrap();
+        match RedbStore::open(dir.path()) {
+            Err(StoreError::Locked { path }) => assert_eq!(path, first.path()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(first);
+        RedbStore::open(dir.path()).unwrap();
     }
 }
