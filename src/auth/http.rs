@@ -133,7 +133,10 @@ impl Caller {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this needs one of the roles {}", role_names(roles).join(", ")),
+                format!(
+                    "this needs one of the roles {}",
+                    role_names(roles).join(", ")
+                ),
             ));
         }
         Ok(())

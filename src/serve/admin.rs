@@ -12,17 +12,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use aquatwin::auth::http::{ApiError, Caller};
+use aquatwin::auth::http::{role_names, ApiError, Caller, ErrorBody};
 use aquatwin::auth::Role;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use bytes::Bytes;
 use hyper::body::Frame;
 use tokio::sync::{mpsc, oneshot};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::http::AppState;
 use crate::backup::SnapshotExport;
@@ -35,10 +35,18 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 const RECORDS_HEADER: &str = "x-aquatwin-backup-records";
 
 /// The administration routes.
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/admin/backup", post(backup))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(backup))
 }
 
+/// A consistent backup of the whole store, streamed (see `aquatwin restore`).
+#[utoipa::path(post, path = "/api/v1/admin/backup", tag = "administration",
+    responses(
+        (status = 200, description = "The backup file; `X-Aquatwin-Backup-Records` counts its \
+            records", content_type = "application/octet-stream", body = String),
+        (status = 500, description = "The snapshot could not be taken (logged)", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(&[Role::SuperAdmin])))))]
 async fn backup(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     caller.allow(&[Role::SuperAdmin], None)?;
     let store = state.store.clone();

@@ -16,6 +16,8 @@
 //! - `GET /api/v1/stream` (WebSocket, [`super::stream`]) and
 //!   `GET /api/v1/municipalities/{m}/network` ([`super::networks`]).
 //! - `POST /api/v1/admin/backup` (super_admin: a consistent snapshot, streamed; [`super::admin`]).
+//! - `GET /api/v1/openapi.json` and `GET /api/v1/docs` ([`super::openapi`]): every route is
+//!   registered with `routes!` and so documented, with the roles it allows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,21 +27,23 @@ use actors::gateway::payload;
 use actors::ingest::{Gateway, IngestHandle, RejectReason};
 use actors::messages::{AlertAction, AlertOperation, AlertOperationError};
 use actors::runtime::{QueryError, TwinRuntime};
-use aquatwin::auth::http::{AccountsState, ApiError, Caller};
+use aquatwin::auth::http::{role_names, AccountsState, ApiError, Caller, ErrorBody};
 use aquatwin::auth::users::Accounts;
 use aquatwin::auth::{self, Role};
 use aquatwin::notify::Notifier;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use twin::live::PeriodState;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{networks, stream};
+use super::{networks, openapi, stream};
 
 /// What every handler reads.
 pub struct AppState {
@@ -98,52 +102,47 @@ pub(super) const READERS: &[Role] = &[
 ];
 
 /// Who may act on a municipality's alerts.
-const OPERATORS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin, Role::Operator];
+pub(super) const OPERATORS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin, Role::Operator];
 
-/// The router of every route.
+/// The router of every route, and the OpenAPI document built from them.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = OpenApiRouter::new()
         .merge(auth::http::routes())
         .merge(super::admin::routes())
         .merge(stream::routes())
         .merge(networks::routes())
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/ingest", post(ingest))
-        .route(
-            "/api/v1/municipalities/{municipality}/sensors/{sensor}/readings",
-            get(readings),
-        )
-        .route(
-            "/api/v1/municipalities/{municipality}/state",
-            get(twin_state),
-        )
-        .route(
-            "/api/v1/municipalities/{municipality}/sensors",
-            get(sensors),
-        )
-        .route("/api/v1/municipalities/{municipality}/alerts", get(alerts))
-        .route(
-            "/api/v1/municipalities/{municipality}/alerts/{id}/acknowledge",
-            post(acknowledge_alert),
-        )
-        .route(
-            "/api/v1/municipalities/{municipality}/alerts/{id}/resolve",
-            post(resolve_alert),
-        )
-        .route(
-            "/api/v1/municipalities/{municipality}/alerts/{id}/comments",
-            post(comment_alert),
-        )
-        .with_state(state)
+        .merge(openapi::routes())
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(ingest))
+        .routes(routes!(readings))
+        .routes(routes!(twin_state))
+        .routes(routes!(sensors))
+        .routes(routes!(alerts))
+        .routes(routes!(acknowledge_alert))
+        .routes(routes!(resolve_alert))
+        .routes(routes!(comment_alert));
+    openapi::serve_document(routes).with_state(state)
+}
+
+/// The answer to a path or query that does not parse (an alert id that is not a number, a
+/// time that is not an integer): 422 with the API's error body, like a malformed JSON body.
+fn malformed_request(detail: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", detail)
+}
+
+/// The parsed path parameters, or the 422 answer when they do not parse.
+fn path_parameters<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(parameters)| parameters)
+        .map_err(|rejection| malformed_request(rejection.body_text()))
 }
 
 fn error(status: StatusCode, reason: &str, detail: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": reason, "detail": detail.into()})),
-    )
-        .into_response()
+    let body = ErrorBody {
+        error: reason.to_string(),
+        detail: detail.into(),
+    };
+    (status, Json(body)).into_response()
 }
 
 fn reject_status(reason: RejectReason) -> StatusCode {
@@ -157,15 +156,32 @@ fn reject_status(reason: RejectReason) -> StatusCode {
     }
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({
-        "status": "ok",
-        "municipalities": state.runtime.municipalities(),
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-    }))
-    .into_response()
+/// The answer of `GET /health`.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// Always `ok` (the server answers).
+    status: &'static str,
+    /// The municipalities served.
+    municipalities: Vec<String>,
+    /// Seconds since the server started.
+    uptime_seconds: f64,
 }
 
+/// Liveness: the municipalities served and the uptime.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The server is up", body = Health)))]
+async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        municipalities: state.runtime.municipalities(),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let metrics = state.ingest.metrics();
     metrics.set_gauge(
@@ -205,6 +221,30 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The answer of an accepted ingest.
+#[derive(Serialize, ToSchema)]
+struct Stored {
+    /// Readings durably stored.
+    stored: usize,
+}
+
+/// Device ingest: one reading or a batch; answered once durably stored.
+#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
+    params(("X-Device-Id" = String, Header, description = "The device")),
+    request_body(content = Object, description = "One reading \
+        `{\"sensor_id\", \"ts\": <Unix ms> | \"<RFC 3339>\", \"value\", \"unit\"?}` or an array \
+        of at most 10 000 (design.md section 7)"),
+    responses(
+        (status = 200, description = "Stored", body = Stored),
+        (status = 401, description = "Missing or wrong device credentials", body = ErrorBody),
+        (status = 403, description = "A sensor of another device", body = ErrorBody),
+        (status = 409, description = "A replayed reading", body = ErrorBody),
+        (status = 413, description = "Body over the limit, or batch too large", body = ErrorBody),
+        (status = 422, description = "Malformed reading (the field named) or unknown sensor",
+            body = ErrorBody),
+        (status = 503, description = "The twin cannot store now: retry", body = ErrorBody),
+    ),
+    security(("device_key" = [])))]
 async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let refuse = |reason: RejectReason, detail: String| {
         state.ingest.reject(Gateway::Http, reason, &detail);
@@ -253,7 +293,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     };
     // `submit` counts its own outcome.
     match state.ingest.submit(Gateway::Http, device, readings).await {
-        Ok(stored) => Json(json!({"stored": stored})).into_response(),
+        Ok(stored) => Json(Stored { stored }).into_response(),
         Err(err) => error(reject_status(err.reason), err.reason.name(), err.detail),
     }
 }
@@ -273,19 +313,56 @@ pub(super) fn query_error(err: QueryError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// A time range of readings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Range {
+    /// First time, Unix ms (default: the beginning).
     from: Option<i64>,
+    /// End, Unix ms, exclusive (default: the end).
     to: Option<i64>,
 }
 
+/// A stored reading.
+#[derive(Serialize, ToSchema)]
+struct ReadingPoint {
+    /// Unix ms.
+    ts: i64,
+    /// The value, in the sensor's unit.
+    value: f64,
+    /// Quality flags raised on it.
+    flags: Vec<&'static str>,
+}
+
+/// The readings of a sensor.
+#[derive(Serialize, ToSchema)]
+struct SensorReadings {
+    /// The sensor.
+    sensor_id: String,
+    /// Its readings in the range, oldest first.
+    readings: Vec<ReadingPoint>,
+}
+
+/// A sensor's readings in a time range.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/sensors/{sensor}/readings",
+    tag = "twin",
+    params(("municipality" = String, Path), ("sensor" = String, Path), Range),
+    responses(
+        (status = 200, description = "The readings", body = SensorReadings),
+        (status = 404, description = "No such municipality or sensor", body = ErrorBody),
+        (status = 422, description = "A time that is not an integer", body = ErrorBody),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
 async fn readings(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((municipality, sensor)): Path<(String, String)>,
-    Query(range): Query<Range>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    range: Result<Query<Range>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let (municipality, sensor) = path_parameters(path)?;
     caller.allow(READERS, Some(&municipality))?;
+    let Query(range) = range.map_err(|rejection| malformed_request(rejection.body_text()))?;
     let from = range.from.unwrap_or(i64::MIN);
     let to = range.to.unwrap_or(i64::MAX);
     let points = state
@@ -293,24 +370,54 @@ async fn readings(
         .readings(&municipality, &sensor, from, to)
         .await
         .map_err(query_error)?;
-    let readings: Vec<_> = points
+    let readings = points
         .iter()
-        .map(|point| {
-            json!({
-                "ts": point.timestamp,
-                "value": point.value,
-                "flags": point.flags.names(),
-            })
+        .map(|point| ReadingPoint {
+            ts: point.timestamp,
+            value: point.value,
+            flags: point.flags.names(),
         })
         .collect();
-    Ok(Json(json!({"sensor_id": sensor, "readings": readings})).into_response())
+    Ok(Json(SensorReadings {
+        sensor_id: sensor,
+        readings,
+    })
+    .into_response())
 }
 
+/// The latest estimated state of a municipality.
+#[derive(Serialize, ToSchema)]
+struct TwinState {
+    /// The municipality.
+    municipality: String,
+    /// `null` before the first period.
+    state: Option<PeriodWithIds>,
+}
+
+/// A period's state with the ids its arrays follow.
+#[derive(Serialize, ToSchema)]
+struct PeriodWithIds {
+    #[serde(flatten)]
+    period: PeriodFields,
+    /// Node ids, in the order of the node arrays.
+    node_ids: Vec<String>,
+    /// Link ids, in the order of the link arrays.
+    link_ids: Vec<String>,
+}
+
+/// The latest estimated state of the network.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/state", tag = "twin",
+    params(("municipality" = String, Path)),
+    responses(
+        (status = 200, description = "The latest state", body = TwinState),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
 async fn twin_state(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(municipality): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<TwinState>, ApiError> {
     caller.allow(READERS, Some(&municipality))?;
     let period = state
         .runtime
@@ -318,86 +425,181 @@ async fn twin_state(
         .await
         .map_err(query_error)?;
     let Some(period) = period else {
-        return Ok(Json(json!({"municipality": municipality, "state": null})).into_response());
+        return Ok(Json(TwinState {
+            municipality,
+            state: None,
+        }));
     };
     let ids = state.element_ids.get(&municipality);
-    let node_ids = ids.map(|ids| ids.nodes.as_slice()).unwrap_or_default();
-    let link_ids = ids.map(|ids| ids.links.as_slice()).unwrap_or_default();
-    let mut fields = period_fields(&period);
-    fields.insert("node_ids".into(), json!(node_ids));
-    fields.insert("link_ids".into(), json!(link_ids));
-    Ok(Json(json!({"municipality": municipality, "state": fields})).into_response())
+    let node_ids = ids.map(|ids| ids.nodes.clone()).unwrap_or_default();
+    let link_ids = ids.map(|ids| ids.links.clone()).unwrap_or_default();
+    Ok(Json(TwinState {
+        municipality,
+        state: Some(PeriodWithIds {
+            period: period_fields(&period),
+            node_ids,
+            link_ids,
+        }),
+    }))
 }
 
 /// The estimated state of a period as the API shows it (`GET .../state` and the stream's
 /// `state` messages): time, convergence, a summary, the residuals and the node and link arrays
-/// (in the network's order).
-pub(super) fn period_fields(period: &PeriodState) -> serde_json::Map<String, serde_json::Value> {
-    let extreme = |values: &[f64], pick: fn(f64, f64) -> f64| {
-        values.iter().copied().reduce(pick).unwrap_or(f64::NAN)
-    };
-    let residuals: Vec<_> = period
-        .residuals
-        .iter()
-        .map(|r| {
-            json!({
-                "sensor_id": r.sensor_id,
-                "measured": r.measured,
-                "simulated": r.simulated,
-                "residual": r.residual(),
-            })
-        })
-        .collect();
-    let summary = json!({
-        "min_pressure": extreme(&period.pressure, f64::min),
-        "max_pressure": extreme(&period.pressure, f64::max),
-        "total_demand": period.demand.iter().sum::<f64>(),
-    });
-    [
-        ("timestamp_ms", json!(period.timestamp_ms)),
-        ("sim_seconds", json!(period.sim_seconds)),
-        ("converged", json!(period.converged)),
-        ("summary", summary),
-        ("residuals", json!(residuals)),
-        ("head", json!(period.head)),
-        ("pressure", json!(period.pressure)),
-        ("demand", json!(period.demand)),
-        ("flow", json!(period.flow)),
-        ("velocity", json!(period.velocity)),
-        ("headloss", json!(period.headloss)),
-        ("status", json!(period.status)),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value))
-    .collect()
+/// (in the network's order). Values that are not finite (a failed period) are `null`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct PeriodFields {
+    /// The period's time, Unix ms.
+    timestamp_ms: i64,
+    /// Seconds into the simulation.
+    sim_seconds: u64,
+    /// Whether the hydraulic solution converged.
+    converged: bool,
+    summary: PeriodSummary,
+    residuals: Vec<Residual>,
+    /// Head at each node.
+    #[schema(value_type = Vec<Option<f64>>)]
+    head: Vec<f64>,
+    /// Pressure at each node.
+    #[schema(value_type = Vec<Option<f64>>)]
+    pressure: Vec<f64>,
+    /// Demand at each node.
+    #[schema(value_type = Vec<Option<f64>>)]
+    demand: Vec<f64>,
+    /// Flow in each link.
+    #[schema(value_type = Vec<Option<f64>>)]
+    flow: Vec<f64>,
+    /// Velocity in each link.
+    #[schema(value_type = Vec<Option<f64>>)]
+    velocity: Vec<f64>,
+    /// Head loss in each link.
+    #[schema(value_type = Vec<Option<f64>>)]
+    headloss: Vec<f64>,
+    /// Status code of each link.
+    status: Vec<u8>,
 }
 
+/// A period at a glance (`null` values for a network without nodes or a failed period).
+#[derive(Serialize, ToSchema)]
+struct PeriodSummary {
+    min_pressure: Option<f64>,
+    max_pressure: Option<f64>,
+    #[schema(value_type = Option<f64>)]
+    total_demand: f64,
+}
+
+/// A sensor's measurement against the twin's estimate.
+#[derive(Serialize, ToSchema)]
+struct Residual {
+    sensor_id: String,
+    #[schema(value_type = Option<f64>)]
+    measured: f64,
+    #[schema(value_type = Option<f64>)]
+    simulated: f64,
+    /// `measured - simulated`.
+    #[schema(value_type = Option<f64>)]
+    residual: f64,
+}
+
+/// The API's view of `period`.
+pub(super) fn period_fields(period: &PeriodState) -> PeriodFields {
+    let extreme = |values: &[f64], pick: fn(f64, f64) -> f64| values.iter().copied().reduce(pick);
+    PeriodFields {
+        timestamp_ms: period.timestamp_ms,
+        sim_seconds: period.sim_seconds,
+        converged: period.converged,
+        summary: PeriodSummary {
+            min_pressure: extreme(&period.pressure, f64::min),
+            max_pressure: extreme(&period.pressure, f64::max),
+            total_demand: period.demand.iter().sum(),
+        },
+        residuals: period
+            .residuals
+            .iter()
+            .map(|r| Residual {
+                sensor_id: r.sensor_id.clone(),
+                measured: r.measured,
+                simulated: r.simulated,
+                residual: r.residual(),
+            })
+            .collect(),
+        head: period.head.clone(),
+        pressure: period.pressure.clone(),
+        demand: period.demand.clone(),
+        flow: period.flow.clone(),
+        velocity: period.velocity.clone(),
+        headloss: period.headloss.clone(),
+        status: period.status.clone(),
+    }
+}
+
+/// The sensors of a municipality.
+#[derive(Serialize, ToSchema)]
+struct Sensors {
+    /// The municipality.
+    municipality: String,
+    /// Each sensor's configuration, last reading and quality.
+    #[schema(value_type = Vec<Object>)]
+    sensors: Vec<actors::messages::SensorSummary>,
+}
+
+/// The sensors, their last readings and quality.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/sensors", tag = "twin",
+    params(("municipality" = String, Path)),
+    responses(
+        (status = 200, description = "The sensors", body = Sensors),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
 async fn sensors(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(municipality): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Sensors>, ApiError> {
     caller.allow(READERS, Some(&municipality))?;
     let summary = state
         .runtime
         .sensor_summary(&municipality)
         .await
         .map_err(query_error)?;
-    Ok(Json(json!({"municipality": municipality, "sensors": summary})).into_response())
+    Ok(Json(Sensors {
+        municipality,
+        sensors: summary,
+    }))
 }
 
+/// The alerts of a municipality.
+#[derive(Serialize, ToSchema)]
+struct Alerts {
+    /// The municipality.
+    municipality: String,
+    /// Open and resolved alerts with their history.
+    #[schema(value_type = Vec<Object>)]
+    alerts: Vec<actors::messages::Alert>,
+}
+
+/// The alerts, open and resolved.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/alerts", tag = "alerts",
+    params(("municipality" = String, Path)),
+    responses(
+        (status = 200, description = "The alerts", body = Alerts),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
 async fn alerts(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(municipality): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Alerts>, ApiError> {
     caller.allow(READERS, Some(&municipality))?;
     let alerts = state
         .runtime
         .alerts(&municipality)
         .await
         .map_err(query_error)?;
-    Ok(Json(json!({"municipality": municipality, "alerts": alerts})).into_response())
+    Ok(Json(Alerts {
+        municipality,
+        alerts,
+    }))
 }
 
 /// Applies `operation` to alert `id` for `caller`: 404 for an unknown alert, 409 for a resolved
@@ -432,11 +634,24 @@ async fn operate(
     Ok(Json(alert).into_response())
 }
 
+/// Acknowledges an alert.
+#[utoipa::path(post, path = "/api/v1/municipalities/{municipality}/alerts/{id}/acknowledge",
+    tag = "alerts",
+    params(("municipality" = String, Path), ("id" = u64, Path, description = "The alert")),
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = Object),
+        (status = 404, description = "No such municipality or alert", body = ErrorBody),
+        (status = 409, description = "The alert is resolved", body = ErrorBody),
+        (status = 422, description = "An id that is not a number", body = ErrorBody),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(OPERATORS)))))]
 async fn acknowledge_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((municipality, id)): Path<(String, u64)>,
+    path: Result<Path<(String, u64)>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let (municipality, id) = path_parameters(path)?;
     operate(
         &state,
         &caller,
@@ -447,26 +662,58 @@ async fn acknowledge_alert(
     .await
 }
 
+/// Resolves an alert.
+#[utoipa::path(post, path = "/api/v1/municipalities/{municipality}/alerts/{id}/resolve",
+    tag = "alerts",
+    params(("municipality" = String, Path), ("id" = u64, Path, description = "The alert")),
+    responses(
+        (status = 200, description = "The alert, resolved", body = Object),
+        (status = 404, description = "No such municipality or alert", body = ErrorBody),
+        (status = 409, description = "The alert is already resolved", body = ErrorBody),
+        (status = 422, description = "An id that is not a number", body = ErrorBody),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(OPERATORS)))))]
 async fn resolve_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((municipality, id)): Path<(String, u64)>,
+    path: Result<Path<(String, u64)>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let (municipality, id) = path_parameters(path)?;
     operate(&state, &caller, &municipality, id, AlertOperation::Resolve).await
 }
 
-#[derive(Deserialize)]
+/// A comment on an alert.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentBody {
+    /// The comment (not empty).
     text: String,
 }
 
+/// Comments on an alert.
+#[utoipa::path(post, path = "/api/v1/municipalities/{municipality}/alerts/{id}/comments",
+    tag = "alerts",
+    params(("municipality" = String, Path), ("id" = u64, Path, description = "The alert")),
+    request_body = CommentBody,
+    responses(
+        (status = 200, description = "The alert, with the comment", body = Object),
+        (status = 404, description = "No such municipality or alert", body = ErrorBody),
+        (status = 409, description = "The alert is resolved", body = ErrorBody),
+        (status = 422, description = "A malformed body or id, or an empty comment",
+            body = ErrorBody),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(OPERATORS)))))]
 async fn comment_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((municipality, id)): Path<(String, u64)>,
+    path: Result<Path<(String, u64)>, PathRejection>,
     body: Result<Json<CommentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let (municipality, id) = path_parameters(path)?;
+    // Who may comment is answered before what is wrong with the comment.
+    caller.allow(OPERATORS, Some(&municipality))?;
     let Json(body) = body
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
     let operation = AlertOperation::Comment(body.text);

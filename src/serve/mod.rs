@@ -13,6 +13,7 @@ pub mod config;
 mod hardening;
 mod http;
 mod networks;
+mod openapi;
 mod stream;
 
 use std::collections::HashMap;

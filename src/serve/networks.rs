@@ -13,30 +13,32 @@
 
 use std::sync::Arc;
 
-use aquatwin::auth::http::{ApiError, Caller};
+use aquatwin::auth::http::{role_names, ApiError, Caller, ErrorBody};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use hydraulics::model::{LinkKind, NodeKind};
 use hydraulics::Network;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::http::{AppState, READERS};
 
 /// The network routes.
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route(
-        "/api/v1/municipalities/{municipality}/network",
-        get(network),
-    )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(network))
 }
 
-#[derive(Deserialize)]
+/// The format asked for.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FormatQuery {
+    /// `inp` (the default) or `geojson`.
+    #[param(pattern = "^(inp|geojson)$")]
     format: Option<String>,
 }
 
@@ -61,6 +63,17 @@ impl Format {
     }
 }
 
+/// The network as configured: EPANET `.inp` text or GeoJSON.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/network", tag = "twin",
+    params(("municipality" = String, Path), FormatQuery),
+    responses(
+        (status = 200, description = "The network", content(
+            (String = "text/plain; charset=utf-8"),
+            (Object = "application/geo+json"),
+        )),
+        (status = 422, description = "An unknown format", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
 async fn network(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use aquatwin::auth::http::ErrorBody;
 use aquatwin::auth::Role;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json, Router};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,8 +27,9 @@ use super::http::AppState;
 /// Access tokens of people (`Authorization: Bearer`).
 const ACCESS_TOKEN_SCHEME: &str = "bearer";
 
-/// Device credentials of `POST /api/v1/ingest` (with the `X-Device-Id` header).
-pub(super) const DEVICE_KEY_SCHEME: &str = "device_key";
+/// Device credentials of `POST /api/v1/ingest` (with the `X-Device-Id` header); the name its
+/// `security` annotation uses.
+const DEVICE_KEY_SCHEME: &str = "device_key";
 
 /// What the document says before the routes are added.
 #[derive(utoipa::OpenApi)]
@@ -51,8 +52,8 @@ struct Document(Arc<OpenApi>);
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "documentation",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
-async fn openapi_json(Extension(document): Extension<Document>) -> Json<Arc<OpenApi>> {
-    Json(document.0)
+async fn openapi_json(Extension(document): Extension<Document>) -> Response {
+    Json(document.0.as_ref()).into_response()
 }
 
 /// A page listing the operations of this document with their parameters, roles and answers.
@@ -128,11 +129,12 @@ fn allowed_roles(operation: &Operation) -> Option<Vec<String>> {
 }
 
 fn document_operation(path: &str, operation: &mut Operation) {
+    let roles = allowed_roles(operation);
     let description = operation.description.get_or_insert_with(String::new);
     if !description.is_empty() {
         description.push_str("\n\n");
     }
-    let Some(roles) = allowed_roles(operation) else {
+    let Some(roles) = roles else {
         if operation.security.is_none() {
             description.push_str("Public: no access token.");
         }
@@ -153,8 +155,14 @@ fn document_operation(path: &str, operation: &mut Operation) {
             .or_insert_with(|| RefOr::T(error_response(why)));
     };
     answer("401", "No access token, or a malformed or expired one");
-    if Role::ALL.iter().any(|role| !roles.iter().any(|r| r == role.name())) {
-        answer("403", "The caller's role is not one of the operation's roles");
+    if Role::ALL
+        .iter()
+        .any(|role| !roles.iter().any(|r| r == role.name()))
+    {
+        answer(
+            "403",
+            "The caller's role is not one of the operation's roles",
+        );
     }
     if path.contains("{municipality}") {
         answer(
@@ -165,7 +173,7 @@ fn document_operation(path: &str, operation: &mut Operation) {
 }
 
 /// A response with the API's JSON error body.
-fn error_response(description: &str) -> Response {
+fn error_response(description: &str) -> utoipa::openapi::Response {
     ResponseBuilder::new()
         .description(description)
         .content(

@@ -30,14 +30,12 @@ use std::time::Duration;
 
 use actors::messages::Alert;
 use actors::runtime::{QueryError, StoredReadings, TwinRuntime};
-use aquatwin::auth::http::{ApiError, Caller};
+use aquatwin::auth::http::{role_names, ApiError, Caller, ErrorBody};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
@@ -46,6 +44,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use twin::live::PeriodState;
 use twin::NetworkUnits;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::http::{period_fields, query_error, AppState, READERS};
 
@@ -71,8 +72,8 @@ const MAX_STREAMS: usize = 1024;
 const MAX_CLIENT_MESSAGE: usize = 64 << 10;
 
 /// The stream route.
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/stream", get(stream))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(stream))
 }
 
 /// The open streams of a server: each one watches `closing` and ends when it turns true.
@@ -256,11 +257,18 @@ async fn next<T: Clone>(feed: &mut Option<broadcast::Receiver<T>>) -> Result<T, 
     }
 }
 
-#[derive(Deserialize)]
+/// The query of a stream.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamQuery {
+    /// The municipality to stream (required).
     municipality: Option<String>,
+    /// The access token, for clients that cannot set `Authorization` on a WebSocket.
     access_token: Option<String>,
+    /// Comma-separated topics: `state`, `alerts`, `readings` (default `state,alerts`, plus
+    /// `readings` when `sensors` is given).
     topics: Option<String>,
+    /// Comma-separated sensor ids whose readings are sent.
     sensors: Option<String>,
 }
 
@@ -268,6 +276,18 @@ fn malformed(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", detail)
 }
 
+/// The live twin over a WebSocket (see the module documentation for the messages).
+#[utoipa::path(get, path = "/api/v1/stream", tag = "twin",
+    params(StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 404, description = "No such municipality, or the caller's is another",
+            body = ErrorBody),
+        (status = 422, description = "A malformed query (the parameter named)", body = ErrorBody),
+        (status = 503, description = "Too many streams open: retry later", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
 async fn stream(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -510,10 +530,10 @@ impl Session {
             Event::Client(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
             Event::State(state) => {
                 let state = received(state, "state")?;
-                let mut fields = period_fields(&state);
-                fields.insert("type".into(), json!("state"));
-                fields.insert("municipality".into(), json!(self.municipality));
-                outbox.text(Value::Object(fields).to_string()).await
+                let mut message = json!(period_fields(&state));
+                message["type"] = json!("state");
+                message["municipality"] = json!(self.municipality);
+                outbox.text(message.to_string()).await
             }
             Event::Alert(alert) => {
                 let alert = received(alert, "alert")?;

@@ -19,6 +19,8 @@ use super::{Model, Timeline, ViewState, ViewerOptions};
 const SETTLE_FRAMES: u32 = 6;
 /// Frames not counted at the start of a benchmark (pipeline and buffer warm-up).
 const WARM_UP_FRAMES: usize = 10;
+/// Longest wait for a live twin's first state before a screenshot gives up.
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct CapturePlugin;
 
@@ -41,6 +43,7 @@ pub struct CaptureSettings {
     requested: bool,
     frame_times: Vec<f64>,
     last_frame: Option<Instant>,
+    started: Instant,
 }
 
 impl CaptureSettings {
@@ -63,6 +66,7 @@ impl From<&ViewerOptions> for CaptureSettings {
             requested: false,
             frame_times: Vec::new(),
             last_frame: None,
+            started: Instant::now(),
         }
     }
 }
@@ -86,6 +90,9 @@ pub struct CaptureMap {
     pub time: f64,
     /// Every link whose middle is on screen: where its middle is and its colour.
     pub links: Vec<MappedElement>,
+    /// Every alert marker shown (id: the alert's title), with its value NaN.
+    #[serde(default)]
+    pub alerts: Vec<MappedElement>,
 }
 
 /// One element on a screenshot.
@@ -114,7 +121,19 @@ fn take_screenshot(
     let Some(path) = settings.screenshot.clone() else {
         return;
     };
-    settings.updates += 1;
+    // Live: the picture is taken once the first state is on screen.
+    let waiting = model.frames.is_empty();
+    if waiting && settings.started.elapsed() > LIVE_WAIT {
+        eprintln!(
+            "aquatwin-view: no state arrived within {} s: no screenshot",
+            LIVE_WAIT.as_secs()
+        );
+        commands.write_message(AppExit::error());
+        return;
+    }
+    if !waiting {
+        settings.updates += 1;
+    }
     if settings.requested || settings.updates < SETTLE_FRAMES {
         return;
     }
@@ -175,7 +194,23 @@ fn capture_map(
         })
         .unwrap_or_default();
     let mut links = Vec::new();
+    let mut alerts = Vec::new();
     if let Ok((camera, transform)) = cameras.single() {
+        let shown = model
+            .alerts
+            .iter()
+            .filter(|a| a.raised <= timeline.time + 1e-6);
+        for alert in shown {
+            if let Ok(screen) = camera.world_to_viewport(transform, alert.position) {
+                alerts.push(MappedElement {
+                    id: alert.title.clone(),
+                    x: screen.x,
+                    y: screen.y,
+                    value: f32::NAN,
+                    colour: super::scene::ALERT_COLOUR,
+                });
+            }
+        }
         for (index, link) in model.geometry.links.iter().enumerate() {
             let (middle, _) = link.point_along(0.5);
             let Ok(screen) = camera.world_to_viewport(transform, middle) else {
@@ -216,6 +251,7 @@ fn capture_map(
             .copied()
             .unwrap_or(timeline.time),
         links,
+        alerts,
     }
 }
 

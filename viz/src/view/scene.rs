@@ -20,6 +20,9 @@ impl Plugin for ScenePlugin {
     }
 }
 
+/// sRGB colour of open alerts' markers.
+pub const ALERT_COLOUR: [f32; 3] = [1.0, 0.1, 0.35];
+
 /// Which layer an entity belongs to (toggled from the keyboard).
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
@@ -207,7 +210,11 @@ fn spawn_scene(
         valve_open: materials.add(Color::srgb(0.20, 0.75, 0.35)),
         valve_closed: materials.add(Color::srgb(0.85, 0.15, 0.15)),
         valve_active: materials.add(Color::srgb(0.95, 0.70, 0.15)),
-        alert: materials.add(unlit(Color::srgb(1.0, 0.1, 0.35))),
+        alert: materials.add(unlit(Color::srgb(
+            ALERT_COLOUR[0],
+            ALERT_COLOUR[1],
+            ALERT_COLOUR[2],
+        ))),
         alert_closed: materials.add(unlit(Color::srgb(0.55, 0.45, 0.50))),
     };
     let pump_material = materials.add(Color::srgb(0.55, 0.35, 0.85));
@@ -289,6 +296,7 @@ fn pulse_alerts(
     time: Res<Time>,
     model: Res<Model>,
     timeline: Res<super::Timeline>,
+    view: Res<ViewState>,
     palette: Res<Palette>,
     mut pulses: Query<(
         &AlertPulse,
@@ -303,7 +311,7 @@ fn pulse_alerts(
             continue;
         };
         let raised = alert.raised <= timeline.time + 1e-6;
-        let wanted = if raised {
+        let wanted = if raised && view.layers.alerts {
             Visibility::Inherited
         } else {
             Visibility::Hidden
