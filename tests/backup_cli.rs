@@ -95,25 +95,12 @@ fn feed(
             let readings: Vec<(i64, f64)> = (next..next + BATCH)
                 .map(|i| (start + i * 1000, base_value + (i % 64) as f64 * 0.125))
                 .collect();
-            let body: Vec<String> = readings
-                .iter()
-                .map(|(ts, value)| {
-                    format!(r#"{{"sensor_id": "{sensor}", "ts": {ts}, "value": {value}}}"#)
-                })
-                .collect();
             let sent = Instant::now();
-            let (status, answer) = curl(&[
-                "-X",
-                "POST",
-                "-H",
-                &format!("X-Device-Id: {}", device.0),
-                "-H",
-                &format!("Authorization: Bearer {}", device.1),
-                "--data-binary",
-                &format!("[{}]", body.join(",")),
+            post_batch(
                 &url,
-            ]);
-            assert_eq!(status, 200, "{answer}");
+                device,
+                &readings_batch(sensor, readings.iter().copied()),
+            );
             batches.push(Batch {
                 sent,
                 acked: Instant::now(),
@@ -127,27 +114,11 @@ fn feed(
 
 /// Raises a sensor fault: readings far out of any pressure sensor's range.
 fn raise_alert(serve: &Serve) -> serde_json::Value {
-    let t = now_ms();
-    let batch: Vec<String> = (0..15)
-        .map(|i| {
-            format!(
-                r#"{{"sensor_id": "P-123", "ts": {}, "value": 1e6}}"#,
-                t + i * 1000
-            )
-        })
-        .collect();
-    let (status, answer) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Device-Id: {}", DEVICE_A.0),
-        "-H",
-        &format!("Authorization: Bearer {}", DEVICE_A.1),
-        "--data-binary",
-        &format!("[{}]", batch.join(",")),
+    post_batch(
         &serve.url("/api/v1/ingest"),
-    ]);
-    assert_eq!(status, 200, "{answer}");
+        DEVICE_A,
+        &fault_batch(now_ms()),
+    );
     let path = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
     let mut alerts = serde_json::Value::Null;
     let raised = serve.wait_for(Duration::from_secs(15), || {

@@ -67,28 +67,11 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
     let serve = Serve::start(&config, &[]);
 
     // Far out of any pressure sensor's range: flagged, and after enough of them a fault.
-    let t = now_ms();
-    let batch: Vec<String> = (0..15)
-        .map(|i| {
-            format!(
-                r#"{{"sensor_id": "P-123", "ts": {}, "value": 1e6}}"#,
-                t + i * 1000
-            )
-        })
-        .collect();
-    let body = format!("[{}]", batch.join(","));
-    let (status, answer) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Device-Id: {}", DEVICE_A.0),
-        "-H",
-        &format!("Authorization: Bearer {}", DEVICE_A.1),
-        "--data-binary",
-        &body,
+    post_batch(
         &serve.url("/api/v1/ingest"),
-    ]);
-    assert_eq!(status, 200, "{answer}");
+        DEVICE_A,
+        &fault_batch(now_ms()),
+    );
 
     let delivered = serve.wait_for(Duration::from_secs(15), || {
         std::fs::read_to_string(&log).is_ok_and(|text| !text.is_empty())

@@ -119,30 +119,6 @@ fn net3() -> hydraulics::Network {
     hydraulics::read_file(&Path::new(ROOT).join("hydraulics/networks/Net3.inp")).unwrap()
 }
 
-/// `curl` POST of `body` (a file) to the ingest route as `device`; it must be stored.
-fn post_readings(serve: &Serve, device: (&str, &str), body: &Path) {
-    let data = format!("@{}", body.display());
-    let (status, answer) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Device-Id: {}", device.0),
-        "-H",
-        &format!("Authorization: Bearer {}", device.1),
-        "--data-binary",
-        &data,
-        &serve.url("/api/v1/ingest"),
-    ]);
-    assert_eq!(status, 200, "{answer}");
-}
-
-fn readings_body(sensor: &str, readings: impl Iterator<Item = (i64, f64)>) -> String {
-    let items: Vec<String> = readings
-        .map(|(ts, value)| format!(r#"{{"sensor_id":"{sensor}","ts":{ts},"value":{value}}}"#))
-        .collect();
-    format!("[{}]", items.join(","))
-}
-
 #[test]
 fn a_viewer_streams_readings_states_and_alerts() {
     let dir = TempDir::new("serve-stream");
@@ -271,11 +247,8 @@ fn a_viewer_streams_readings_states_and_alerts() {
     );
 
     // Readings far outside a pressure sensor's range raise a sensor fault.
-    let body = dir.path().join("faulty.json");
-    let faulty = (0..15).map(|i| (now_ms() + i, 1e6));
-    std::fs::write(&body, readings_body("P-123", faulty)).unwrap();
     let sent = now_ms();
-    post_readings(&serve, DEVICE_A, &body);
+    post_batch(&serve.url("/api/v1/ingest"), DEVICE_A, &fault_batch(sent));
     let seen = peer.until(Duration::from_secs(5), |event| {
         event["data"]["type"] == "alert" && event["data"]["alert"]["kind"] == "sensor_fault"
     });
@@ -449,10 +422,12 @@ fn a_slow_consumer_is_closed_and_the_others_go_on() {
             serve.log()
         );
         let first = start + batches * 10_000;
-        let body = dir.path().join(format!("flood-{batches}.json"));
         let readings = (first..first + 10_000).map(|ts| (ts, 1000.0 + (ts % 97) as f64));
-        std::fs::write(&body, readings_body("F-101", readings)).unwrap();
-        post_readings(&serve, DEVICE_B, &body);
+        post_batch(
+            &serve.url("/api/v1/ingest"),
+            DEVICE_B,
+            &readings_batch("F-101", readings),
+        );
         batches += 1;
         assert_eq!(curl(&[&serve.url("/health")]).0, 200);
     }
@@ -479,9 +454,11 @@ fn a_slow_consumer_is_closed_and_the_others_go_on() {
     // The server is healthy and the other client still receives, states and readings alike.
     assert_eq!(curl(&[&serve.url("/health")]).0, 200);
     let t = now_ms();
-    let body = dir.path().join("after.json");
-    std::fs::write(&body, readings_body("P-149", [(t, 52.5)].into_iter())).unwrap();
-    post_readings(&serve, DEVICE_A, &body);
+    post_batch(
+        &serve.url("/api/v1/ingest"),
+        DEVICE_A,
+        &readings_batch("P-149", [(t, 52.5)]),
+    );
     let reading = other.message(Duration::from_secs(5), "reading", |r| r["ts"] == t);
     assert_eq!(reading["data"]["value"], 52.5);
     other.message(Duration::from_secs(5), "state", |_| true);

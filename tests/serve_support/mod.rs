@@ -371,6 +371,44 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     (status.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// Readings of `sensor` as an ingest batch (a JSON array of `{sensor_id, ts, value}`).
+pub fn readings_batch(sensor: &str, readings: impl IntoIterator<Item = (i64, f64)>) -> String {
+    let items: Vec<String> = readings
+        .into_iter()
+        .map(|(ts, value)| format!(r#"{{"sensor_id":"{sensor}","ts":{ts},"value":{value}}}"#))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// Readings of P-123 far out of any pressure sensor's range from `start_ms` on: flagged, and
+/// enough of them to raise a sensor fault alert.
+pub fn fault_batch(start_ms: i64) -> String {
+    readings_batch("P-123", (0..15).map(|i| (start_ms + i * 1000, 1e6)))
+}
+
+/// `curl` POST of the JSON batch `body` to `ingest_url` as `device` (id, key); the body goes
+/// through a file, so batches of any size fit. It must be stored (200).
+pub fn post_batch(ingest_url: &str, device: (&str, &str), body: &str) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("batch-{}-{number}.json", std::process::id()));
+    std::fs::write(&file, body).unwrap();
+    let (status, answer) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("X-Device-Id: {}", device.0),
+        "-H",
+        &format!("Authorization: Bearer {}", device.1),
+        "--data-binary",
+        &format!("@{}", file.display()),
+        ingest_url,
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(status, 200, "{answer}");
+}
+
 /// A `mosquitto` broker on a free port, killed on drop.
 pub struct Mosquitto {
     child: Child,

@@ -8,8 +8,19 @@ use bevy::math::Vec3;
 
 use crate::geometry::{Geometry, LinkShape, NodeShape};
 
-/// Sides of a pipe's tube cross-section.
-const TUBE_SIDES: usize = 6;
+/// Links past which a network counts as large: thinner meshes, and arrows and junction
+/// markers start hidden (millions of sub-pixel triangles cost much and show nothing).
+pub const LARGE_NETWORK_LINKS: usize = 20_000;
+
+/// Sides of a pipe's tube cross-section: 6 looks round; 3 (a prism) for large networks, where a
+/// pipe is a pixel or two wide.
+pub fn tube_sides(link_count: usize) -> usize {
+    if link_count > LARGE_NETWORK_LINKS {
+        3
+    } else {
+        6
+    }
+}
 /// Sides of an arrow's cone.
 const ARROW_SIDES: usize = 6;
 /// Vertices of one arrow: the tip, then the base ring.
@@ -52,6 +63,7 @@ fn frame(direction: Vec3) -> (Vec3, Vec3) {
 /// One tube per pipe (pumps and valves too: they are drawn as short tubes with a marker), one
 /// prism per segment between vertices.
 pub fn tubes(geometry: &Geometry) -> MeshData {
+    let sides = tube_sides(geometry.links.len());
     let mut mesh = MeshData::default();
     for link in &geometry.links {
         let start = mesh.begin();
@@ -63,15 +75,15 @@ pub fn tubes(geometry: &Geometry) -> MeshData {
             let (u, v) = frame(direction);
             let base = mesh.positions.len() as u32;
             for end in pair {
-                for side in 0..TUBE_SIDES {
-                    let angle = side as f32 / TUBE_SIDES as f32 * std::f32::consts::TAU;
+                for side in 0..sides {
+                    let angle = side as f32 / sides as f32 * std::f32::consts::TAU;
                     let normal = u * angle.cos() + v * angle.sin();
                     mesh.positions
                         .push((*end + normal * link.radius).to_array());
                     mesh.normals.push(normal.to_array());
                 }
             }
-            let sides = TUBE_SIDES as u32;
+            let sides = sides as u32;
             for side in 0..sides {
                 let next = (side + 1) % sides;
                 let (a, b) = (base + side, base + next);
@@ -197,7 +209,7 @@ mod tests {
         assert_eq!(mesh.indices.len() % 3, 0);
         for (link, range) in geometry.links.iter().zip(&mesh.ranges) {
             let segments = link.points.windows(2).filter(|w| w[0] != w[1]).count();
-            assert_eq!(range.len(), segments * 2 * TUBE_SIDES, "link {}", link.id);
+            assert_eq!(range.len(), segments * 2 * 6, "link {}", link.id);
             // Every vertex of a tube lies at the tube's radius from its axis ends' line.
             let first = Vec3::from_array(mesh.positions[range.start as usize]);
             let distance = first.distance(link.points[0]);

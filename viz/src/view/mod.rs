@@ -126,12 +126,15 @@ pub struct Layers {
     pub facilities: bool,
 }
 
-impl Default for Layers {
-    fn default() -> Self {
+impl Layers {
+    /// Everything shown, except arrows and junction markers on large networks (`A`, `J` show
+    /// them).
+    pub fn for_size(link_count: usize) -> Layers {
+        let small = link_count <= crate::meshes::LARGE_NETWORK_LINKS;
         Layers {
             pipes: true,
-            junctions: true,
-            arrows: true,
+            junctions: small,
+            arrows: small,
             sensors: true,
             alerts: true,
             facilities: true,
@@ -183,7 +186,7 @@ pub fn run(model: Model, options: ViewerOptions, live: Option<LiveFeed>) -> AppE
         quantity: options.colour_by,
         scale: ColourScale::fit(options.colour_by, std::iter::empty()),
         step: 0,
-        layers: Layers::default(),
+        layers: Layers::for_size(model.geometry.links.len()),
         selection: None,
         search: None,
         message: None,
