@@ -6,6 +6,8 @@ use std::ops::Range;
 use bevy::asset::RenderAssetUsages;
 use bevy::mesh::{Indices, PrimitiveTopology};
 use bevy::prelude::*;
+use bevy::render::render_resource::AsBindGroup;
+use bevy::shader::ShaderRef;
 
 use super::{Layers, Model, ViewState};
 use crate::geometry::{LinkShape, NodeShape};
@@ -15,8 +17,20 @@ pub struct ScenePlugin;
 
 impl Plugin for ScenePlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Startup, spawn_scene)
+        bevy::asset::embedded_asset!(app, "data.wgsl");
+        app.add_plugins(MaterialPlugin::<DataMaterial>::default())
+            .add_systems(Startup, spawn_scene)
             .add_systems(Update, (spawn_new_alerts, pulse_alerts, apply_layers));
+    }
+}
+
+/// The material of the merged data meshes: each vertex shows its own colour, unlit.
+#[derive(Asset, TypePath, AsBindGroup, Clone, Default)]
+pub struct DataMaterial {}
+
+impl Material for DataMaterial {
+    fn fragment_shader() -> ShaderRef {
+        "embedded://viz/view/data.wgsl".into()
     }
 }
 
@@ -121,10 +135,11 @@ fn spawn_scene(
     model: Res<Model>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
+    mut data_materials: ResMut<Assets<DataMaterial>>,
 ) {
     let geometry = &model.geometry;
-    // Vertex colours carry the data; unlit so that on screen they are the legend's colours.
-    let vertex_coloured = materials.add(unlit(Color::WHITE));
+    // Vertex colours carry the data, shown as they are: on screen the legend's colours.
+    let vertex_coloured = data_materials.add(DataMaterial::default());
 
     let tube_data = meshes::tubes(geometry);
     let tube_ranges = tube_data.ranges.clone();
@@ -139,13 +154,13 @@ fn spawn_scene(
     let junctions = meshes.add(to_mesh(junction_data));
     commands.spawn((
         Mesh3d(junctions.clone()),
-        MeshMaterial3d(vertex_coloured),
+        MeshMaterial3d(vertex_coloured.clone()),
         Layer::Junctions,
     ));
     let arrows = meshes.add(to_mesh(meshes::arrows(geometry)));
     commands.spawn((
         Mesh3d(arrows.clone()),
-        MeshMaterial3d(materials.add(unlit(Color::srgb(0.97, 0.97, 0.97)))),
+        MeshMaterial3d(vertex_coloured.clone()),
         Layer::Arrows,
     ));
     commands.insert_resource(SceneMeshes {
