@@ -1,5 +1,6 @@
 //! Following a running `aquatwin serve`: the network over the HTTP API, then states and alerts
-//! over the WebSocket stream `/api/v1/stream` (its message contract is in ARCHITECTURE.md).
+//! over the WebSocket stream `/api/v1/stream` (its message contract is in ARCHITECTURE.md), with
+//! the alerts raised before each connection listed over the HTTP API.
 //!
 //! The stream is read on its own thread with a blocking client, so the viewer needs no async
 //! runtime; the thread hands finished frames to the render loop through a channel and
@@ -87,6 +88,18 @@ impl LiveSource {
         })
     }
 
+    /// The municipality's alerts as the server keeps them (open and resolved): the stream
+    /// only sends alerts raised or changed while connected.
+    pub fn fetch_alerts(&self) -> Result<Vec<AlertUpdate>, LiveError> {
+        let path = format!("/api/v1/municipalities/{}/alerts", self.municipality);
+        let text = self.get(&path)?;
+        let list: AlertList = serde_json::from_str(&text).map_err(|error| LiveError::Http {
+            url: format!("{}{path}", self.url),
+            detail: format!("not a list of alerts: {error}"),
+        })?;
+        Ok(list.alerts.into_iter().map(AlertUpdate::from).collect())
+    }
+
     fn stream_url(&self) -> Result<String, LiveError> {
         let base = self.base()?;
         Ok(format!(
@@ -128,8 +141,10 @@ pub enum AlertPlace {
 /// What the stream thread reports.
 #[derive(Debug, Clone)]
 pub enum LiveEvent {
-    /// Connected (again).
-    Connected,
+    /// Connected (again); `warning`: why the alerts raised before could not be read.
+    Connected {
+        warning: Option<String>,
+    },
     /// A period's estimated state (times in Unix seconds).
     State(Frame),
     Alert(AlertUpdate),
@@ -163,6 +178,7 @@ pub fn follow(
     sensor_nodes: HashMap<String, usize>,
 ) -> Result<LiveFeed, LiveError> {
     let url = source.stream_url()?;
+    let url_of_source = source.url.clone();
     let (sender, receiver) = mpsc::channel();
     let decoder = Decoder {
         nodes: network
@@ -183,9 +199,9 @@ pub fn follow(
     };
     std::thread::Builder::new()
         .name("aquatwin-view-live".into())
-        .spawn(move || run_stream(&url, &source.token, decoder, &sender))
+        .spawn(move || run_stream(&url, &source, decoder, &sender))
         .map_err(|error| LiveError::Http {
-            url: source.url.clone(),
+            url: url_of_source,
             detail: format!("cannot start the stream thread: {error}"),
         })?;
     Ok(LiveFeed {
@@ -193,13 +209,26 @@ pub fn follow(
     })
 }
 
-fn run_stream(url: &str, token: &str, mut decoder: Decoder, events: &Sender<LiveEvent>) {
+fn run_stream(url: &str, source: &LiveSource, mut decoder: Decoder, events: &Sender<LiveEvent>) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match connect(url, token) {
+        match connect(url, &source.token) {
             Ok(mut socket) => {
                 backoff = Duration::from_millis(500);
-                if events.send(LiveEvent::Connected).is_err() {
+                // Listed once subscribed, so that none raised in between is missed (one that
+                // is listed and streamed too just replaces itself).
+                let warning = match source.fetch_alerts() {
+                    Ok(alerts) => {
+                        for alert in alerts {
+                            if events.send(LiveEvent::Alert(alert)).is_err() {
+                                return;
+                            }
+                        }
+                        None
+                    }
+                    Err(error) => Some(format!("earlier alerts unavailable: {error}")),
+                };
+                if events.send(LiveEvent::Connected { warning }).is_err() {
                     return;
                 }
                 let reason = read_messages(&mut socket, &mut decoder, events);
@@ -342,6 +371,12 @@ struct Residual {
     residual: Option<f64>,
 }
 
+/// The answer of `GET .../alerts`.
+#[derive(Deserialize)]
+struct AlertList {
+    alerts: Vec<AlertBody>,
+}
+
 #[derive(Deserialize)]
 struct AlertBody {
     id: u64,
@@ -423,32 +458,38 @@ impl Decoder {
                     },
                 }))
             }
-            StreamMessage::Alert { alert } => {
-                let place = match &alert.location {
-                    serde_json::Value::Object(map) => match (map.get("Node"), map.get("Link")) {
-                        (Some(serde_json::Value::String(id)), _) => AlertPlace::Node(id.clone()),
-                        (_, Some(serde_json::Value::String(id))) => AlertPlace::Link(id.clone()),
-                        _ => AlertPlace::Elsewhere,
-                    },
-                    _ => AlertPlace::Elsewhere,
-                };
-                let word = |value: &serde_json::Value| value.as_str().unwrap_or("").to_string();
-                Some(LiveEvent::Alert(AlertUpdate {
-                    id: alert.id,
-                    title: format!(
-                        "#{} {} {}: {}",
-                        alert.id,
-                        word(&alert.severity),
-                        word(&alert.kind),
-                        alert.message
-                    ),
-                    place,
-                    raised: alert.raised_ms as f64 / 1000.0,
-                    open: alert.open,
-                }))
-            }
+            StreamMessage::Alert { alert } => Some(LiveEvent::Alert(alert.into())),
             StreamMessage::Other => None,
         })
+    }
+}
+
+impl From<AlertBody> for AlertUpdate {
+    fn from(alert: AlertBody) -> Self {
+        // The server writes a location as `{"node": id}`, `{"link": id}`, `{"device": id}` or
+        // `"network"`.
+        let place = match &alert.location {
+            serde_json::Value::Object(map) => match (map.get("node"), map.get("link")) {
+                (Some(serde_json::Value::String(id)), _) => AlertPlace::Node(id.clone()),
+                (_, Some(serde_json::Value::String(id))) => AlertPlace::Link(id.clone()),
+                _ => AlertPlace::Elsewhere,
+            },
+            _ => AlertPlace::Elsewhere,
+        };
+        let word = |value: &serde_json::Value| value.as_str().unwrap_or("").to_string();
+        AlertUpdate {
+            id: alert.id,
+            title: format!(
+                "#{} {} {}: {}",
+                alert.id,
+                word(&alert.severity),
+                word(&alert.kind),
+                alert.message
+            ),
+            place,
+            raised: alert.raised_ms as f64 / 1000.0,
+            open: alert.open,
+        }
     }
 }
 
@@ -522,7 +563,7 @@ mod tests {
     fn alerts_carry_their_place() {
         let mut decoder = decoder();
         let alert = r#"{"type":"alert","alert":{"id":7,"kind":"leak","severity":"major",
-            "location":{"Link":"P"},"raised_ms":1000,"last_seen_ms":1000,"occurrences":1,
+            "location":{"link":"P"},"raised_ms":1000,"last_seen_ms":1000,"occurrences":1,
             "message":"flow up","open":true}}"#;
         let Some(LiveEvent::Alert(update)) = decoder.decode(alert).unwrap() else {
             panic!("an alert")
@@ -530,6 +571,19 @@ mod tests {
         assert_eq!(update.place, AlertPlace::Link("P".into()));
         assert_eq!(update.raised, 1.0);
         assert!(update.title.contains("leak"));
+        let at_node = r#"{"type":"alert","alert":{"id":8,"kind":"sensor_fault","severity":"warning",
+            "location":{"node":"A"},"raised_ms":2000,"open":false}}"#;
+        let Some(LiveEvent::Alert(update)) = decoder.decode(at_node).unwrap() else {
+            panic!("an alert")
+        };
+        assert_eq!(update.place, AlertPlace::Node("A".into()));
+        assert!(!update.open);
+        let whole =
+            r#"{"type":"alert","alert":{"id":9,"location":"network","raised_ms":0,"open":true}}"#;
+        let Some(LiveEvent::Alert(update)) = decoder.decode(whole).unwrap() else {
+            panic!("an alert")
+        };
+        assert_eq!(update.place, AlertPlace::Elsewhere);
         assert!(decoder
             .decode(r#"{"type":"reading","sensor_id":"S1"}"#)
             .unwrap()

@@ -101,10 +101,16 @@ pub struct MappedElement {
     pub id: String,
     pub x: f32,
     pub y: f32,
-    /// The value it is coloured by (NaN: no data).
+    /// The value it is coloured by (NaN: no data, written as `null`).
+    #[serde(deserialize_with = "nan_if_null")]
     pub value: f32,
     /// The sRGB colour it was given (0 to 1).
     pub colour: [f32; 3],
+}
+
+/// JSON has no NaN: serde_json writes it as `null`, read back here as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(deserializer)?.unwrap_or(f32::NAN))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -356,5 +362,23 @@ mod tests {
         assert!((stats.p50 - 50.0).abs() <= 1.0);
         assert!((stats.p95 - 95.0).abs() <= 1.0);
         assert_eq!(FrameStats::of(&[]).max, 0.0);
+    }
+
+    #[test]
+    fn elements_without_a_value_read_back() {
+        let marker = MappedElement {
+            id: "#1 alert".into(),
+            x: 1.0,
+            y: 2.0,
+            value: f32::NAN,
+            colour: [1.0, 0.0, 0.0],
+        };
+        let text = serde_json::to_string(&marker).unwrap();
+        assert!(text.contains(r#""value":null"#), "{text}");
+        let read: MappedElement = serde_json::from_str(&text).unwrap();
+        assert!(read.value.is_nan());
+        let link: MappedElement =
+            serde_json::from_str(r#"{"id":"P","x":0,"y":0,"value":2.5,"colour":[0,0,0]}"#).unwrap();
+        assert_eq!(link.value, 2.5);
     }
 }

@@ -38,7 +38,12 @@ fn receive(
     let mut connection = None;
     for event in events {
         match event {
-            LiveEvent::Connected => connection = Some("connected".to_string()),
+            LiveEvent::Connected { warning } => {
+                connection = Some(match warning {
+                    Some(warning) => format!("connected; {warning}"),
+                    None => "connected".to_string(),
+                })
+            }
             LiveEvent::Disconnected(reason) => connection = Some(format!("reconnecting: {reason}")),
             LiveEvent::Refused(reason) => connection = Some(format!("refused: {reason}")),
             LiveEvent::State(frame) => {
