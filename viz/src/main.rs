@@ -11,12 +11,12 @@ use hydraulics::model::PressureUnits;
 use hydraulics::results::ResultsDocument;
 use hydraulics::Network;
 use twin::reading::TargetKind;
-use viz::colour::Quantity;
+use viz::colour::{format_value, Quantity};
 use viz::frames::{Clock, Frames};
 use viz::geometry::Geometry;
 use viz::live::{LiveFeed, LiveSource};
 use viz::playback::parse_time;
-use viz::view::{self, Model, SensorMarker, Units, ViewerOptions};
+use viz::view::{self, AlertMarker, Model, SensorMarker, Units, ViewerOptions};
 
 /// Environment variable holding an access token for `--connect`.
 const TOKEN_ENV: &str = "AQUATWIN_TOKEN";
@@ -37,6 +37,9 @@ struct Args {
     /// Sensors file (TOML, as `serve` and `replay` take) to draw sensors and residuals.
     #[arg(long)]
     sensors: Option<PathBuf>,
+    /// Leak report of `aquatwin replay --out` (JSON): each leak as an alert marker.
+    #[arg(long)]
+    leaks: Option<PathBuf>,
     /// Follow a running `aquatwin serve` at this URL (http://host:port).
     #[arg(long, requires = "municipality")]
     connect: Option<String>,
@@ -150,12 +153,16 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let alerts = match &args.leaks {
+        Some(path) => read_leaks(path, &geometry)?,
+        None => Vec::new(),
+    };
     let title = source.clone();
     let model = Model {
         geometry,
         frames,
         sensors,
-        alerts: Vec::new(),
+        alerts,
         source,
     };
     let options = ViewerOptions {
@@ -170,7 +177,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         bench_frames: args.bench,
         units: units_of(&network),
     };
-    let exit = view::run(model, options, feed);
+    // Bevy panics when no renderer can start (no GPU driver, no software Vulkan): say what to
+    // install instead of leaving the user with a backtrace.
+    let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        view::run(model, options, feed)
+    }))
+    .map_err(|_| {
+        anyhow!(
+            "the renderer could not start: no GPU driver and no software Vulkan driver found \
+             (on Debian: apt install mesa-vulkan-drivers; with no display use --headless)"
+        )
+    })?;
     Ok(if exit.is_success() {
         ExitCode::SUCCESS
     } else {
@@ -258,6 +275,75 @@ fn read_risk(path: &Path, network: &Network) -> anyhow::Result<Vec<f32>> {
         risk[*index] = row.risk_m3 as f32;
     }
     Ok(risk)
+}
+
+/// Leaks of a replay's report (`{"leaks": [{"detected_at", "kind", "link", "node",
+/// "estimated_flow", "confidence"}]}`), shown for the whole timeline.
+fn read_leaks(path: &Path, geometry: &Geometry) -> anyhow::Result<Vec<AlertMarker>> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        leaks: Vec<Leak>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Leak {
+        detected_at: String,
+        kind: String,
+        link: Option<String>,
+        node: Option<String>,
+        estimated_flow: Option<f64>,
+        confidence: Option<f64>,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a leak report (JSON from `aquatwin replay --out`)",
+            path.display()
+        )
+    })?;
+    report
+        .leaks
+        .into_iter()
+        .enumerate()
+        .map(|(index, leak)| {
+            let on_link = leak
+                .link
+                .as_deref()
+                .and_then(|id| geometry.find_link(id))
+                .map(|i| geometry.links[i].point_along(0.5).0);
+            let on_node = leak
+                .node
+                .as_deref()
+                .and_then(|id| geometry.find_node(id))
+                .map(|i| geometry.nodes[i].position);
+            let place = leak.link.as_deref().or(leak.node.as_deref()).unwrap_or("?");
+            let position = on_link.or(on_node).ok_or_else(|| {
+                anyhow!(
+                    "{}: leak {}: {place} is not in the network",
+                    path.display(),
+                    index + 1
+                )
+            })?;
+            let flow = leak.estimated_flow.map_or(String::new(), |f| {
+                format!(", about {}", format_value(f as f32))
+            });
+            let confidence = leak
+                .confidence
+                .map_or(String::new(), |c| format!(", confidence {c:.2}"));
+            Ok(AlertMarker {
+                id: index as u64 + 1,
+                title: format!(
+                    "#{} {} at {place} detected {}{flow}{confidence}",
+                    index + 1,
+                    leak.kind,
+                    leak.detected_at
+                ),
+                position: position + bevy::math::Vec3::Y * view::ALERT_LIFT,
+                raised: f64::NEG_INFINITY,
+                open: true,
+            })
+        })
+        .collect()
 }
 
 fn read_sensors(

@@ -244,3 +244,59 @@ fn bad_input_is_refused_with_the_cause() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not-in-net3"));
 }
+
+/// A replay's leak report (design.md section 7) shown as markers over the reported pipes.
+#[test]
+fn leaks_of_a_replay_are_marked_at_their_pipes() {
+    let dir = artifacts();
+    let viewer = env!("CARGO_BIN_EXE_aquatwin-view");
+    let report = dir.join("leaks.json");
+    std::fs::write(
+        &report,
+        r#"{"leaks": [{"detected_at": "2026-01-05T10:00:00Z", "kind": "burst", "link": "101",
+            "node": "101", "estimated_flow": 250.0, "confidence": 0.8, "candidates": []}]}"#,
+    )
+    .unwrap();
+    let (png, map_path) = (dir.join("net3-leaks.png"), dir.join("net3-leaks.json"));
+    let output = Command::new(viewer)
+        .arg(NET3)
+        .arg("--leaks")
+        .arg(&report)
+        .args(["--headless", "--screenshot"])
+        .arg(&png)
+        .arg("--map")
+        .arg(&map_path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let map: CaptureMap = serde_json::from_slice(&std::fs::read(&map_path).unwrap()).unwrap();
+    assert_eq!(map.alerts.len(), 1, "{:?}", map.alerts);
+    let marker = &map.alerts[0];
+    assert!(marker.id.contains("burst at 101"), "{}", marker.id);
+    let pipe = map
+        .links
+        .iter()
+        .find(|l| l.id == "101")
+        .expect("pipe 101 on screen");
+    let distance = (marker.x - pipe.x).hypot(marker.y - pipe.y);
+    assert!(distance < 60.0, "marker {distance} px from its pipe");
+
+    std::fs::write(
+        &report,
+        r#"{"leaks": [{"detected_at": "2026-01-05T10:00:00Z", "kind": "leak", "link": "nowhere"}]}"#,
+    )
+    .unwrap();
+    let output = Command::new(viewer)
+        .arg(NET3)
+        .arg("--leaks")
+        .arg(&report)
+        .args(["--headless", "--screenshot", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nowhere"));
+}

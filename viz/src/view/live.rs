@@ -2,11 +2,8 @@
 
 use bevy::prelude::*;
 
-use super::{AlertMarker, Model, ViewState};
+use super::{AlertMarker, Model, ViewState, ALERT_LIFT};
 use crate::live::{AlertPlace, AlertUpdate, LiveEvent, LiveFeed};
-
-/// Height of an alert marker above its element, world units.
-const ALERT_LIFT: f32 = 18.0;
 
 pub struct LivePlugin;
 

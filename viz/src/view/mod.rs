@@ -93,6 +93,9 @@ pub struct SensorMarker {
     pub node: Option<usize>,
 }
 
+/// Height of an alert marker above its element, world units.
+pub const ALERT_LIFT: f32 = 18.0;
+
 /// An alert drawn as a pulsing marker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertMarker {
