@@ -34,6 +34,7 @@ use serve_support::*;
 /// Operations anyone may call, without a token.
 const PUBLIC: &[&str] = &[
     "GET /health",
+    "GET /ready",
     "GET /metrics",
     "GET /api/v1/openapi.json",
     "GET /api/v1/docs",

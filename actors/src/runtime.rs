@@ -347,6 +347,11 @@ impl TwinRuntime {
         ids
     }
 
+    /// Sensors configured in `municipality`.
+    pub fn sensor_count(&self, municipality: &str) -> Result<usize, QueryError> {
+        Ok(self.context(municipality)?.sensors.len())
+    }
+
     /// Stored readings of `sensor` with `from <= timestamp < to` (Unix ms), in the sensor's
     /// unit, with their quality flags.
     pub async fn readings(

@@ -6,13 +6,17 @@
 //!   2xx only once durably stored; 401 (credentials), 403 (another device's sensor), 413 (body
 //!   over the limit or batch too large), 422 (malformed, the field named), 503 (the twin cannot
 //!   store now: retry). Errors are JSON `{"error": "<reason>", "detail": "..."}`.
-//! - `GET /health`, `GET /metrics` (Prometheus text).
+//! - `GET /health` (liveness), `GET /ready` (readiness: 200 when every municipality's twin
+//!   answers and the store takes a write, 503 with the reason otherwise), `GET /metrics`
+//!   (Prometheus text).
 //! - Sessions: `POST /api/v1/auth/login|refresh|logout`, `GET /api/v1/auth/me`
 //!   ([`aquatwin::auth::http`]).
 //! - People (`Authorization: Bearer <access token>`, any role of the municipality, or
-//!   `super_admin`): `GET /api/v1/municipalities/{m}/sensors/{s}/readings?from=&to=` (Unix ms,
-//!   `to` exclusive), `.../{m}/state`, `.../{m}/sensors`, `.../{m}/alerts`. No or a bad token is
-//!   401; another municipality is 404, like one that does not exist.
+//!   `super_admin`): `GET /api/v1/municipalities` (all of them for `super_admin`, the
+//!   caller's own otherwise), `GET /api/v1/municipalities/{m}/sensors/{s}/readings` (JSON or
+//!   CSV, raw or downsampled, paged: [`super::readings`]), `.../{m}/state`, `.../{m}/sensors`,
+//!   `.../{m}/alerts`. No or a bad token is 401; another municipality is 404, like one that does
+//!   not exist.
 //! - `GET /api/v1/stream` (WebSocket, [`super::stream`]) and
 //!   `GET /api/v1/municipalities/{m}/network` ([`super::networks`]).
 //! - `POST /api/v1/admin/backup` (super_admin: a consistent snapshot, streamed; [`super::admin`]).
@@ -32,18 +36,18 @@ use aquatwin::auth::users::Accounts;
 use aquatwin::auth::{self, Role};
 use aquatwin::notify::Notifier;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use twin::live::PeriodState;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{networks, openapi, stream};
+use super::{networks, openapi, readings, stream};
 
 /// What every handler reads.
 pub struct AppState {
@@ -109,13 +113,16 @@ pub fn router(state: Arc<AppState>) -> Router {
     let routes = OpenApiRouter::new()
         .merge(auth::http::routes())
         .merge(super::admin::routes())
+        .merge(super::audit::routes())
         .merge(stream::routes())
         .merge(networks::routes())
         .merge(openapi::routes())
         .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(municipalities))
         .routes(routes!(metrics))
         .routes(routes!(ingest))
-        .routes(routes!(readings))
+        .merge(readings::routes())
         .routes(routes!(twin_state))
         .routes(routes!(sensors))
         .routes(routes!(alerts))
@@ -127,12 +134,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The answer to a path or query that does not parse (an alert id that is not a number, a
 /// time that is not an integer): 422 with the API's error body, like a malformed JSON body.
-fn malformed_request(detail: String) -> ApiError {
+pub(super) fn malformed_request(detail: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", detail)
 }
 
 /// The parsed path parameters, or the 422 answer when they do not parse.
-fn path_parameters<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(super) fn path_parameters<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(parameters)| parameters)
         .map_err(|rejection| malformed_request(rejection.body_text()))
 }
@@ -209,6 +216,98 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         metrics.render(),
     )
         .into_response()
+}
+
+/// The answer of `GET /ready` when the server is ready.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// Always `ready`.
+    status: &'static str,
+}
+
+/// Readiness: 200 when the twin of every municipality answers and the store takes a durable
+/// write (one small key, rewritten on each call); 503 with the reason otherwise.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "Not ready: the reason in `detail`", body = ErrorBody),
+    ))]
+async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Readiness>, ApiError> {
+    let not_ready =
+        |detail: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail);
+    for municipality in state.runtime.municipalities() {
+        state
+            .runtime
+            .municipality_status(&municipality)
+            .await
+            .map_err(|err| not_ready(format!("municipality {municipality}: {err}")))?;
+    }
+    let store = state.store.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let key = twin::store::Keyspace::default().pack(&["meta".into(), "ready_probe".into()]);
+        store.put(&key, &crate::fleet::unix_ms().to_be_bytes())
+    })
+    .await
+    .map_err(|err| not_ready(format!("store probe: {err}")))?;
+    written.map_err(|err| not_ready(format!("store not writable: {err}")))?;
+    Ok(Json(Readiness { status: "ready" }))
+}
+
+/// A municipality served, at a glance.
+#[derive(Serialize, ToSchema)]
+struct MunicipalityOverview {
+    /// The municipality.
+    id: String,
+    /// The first line of its network's `[TITLE]` (`null` without one).
+    network: Option<String>,
+    /// Nodes of the network.
+    nodes: usize,
+    /// Links of the network.
+    links: usize,
+    /// Sensors configured.
+    sensors: usize,
+    /// Time of the latest estimated state, Unix ms (`null` before the first period).
+    latest_state_ms: Option<i64>,
+}
+
+/// The municipalities a caller may see.
+#[derive(Serialize, ToSchema)]
+struct Municipalities {
+    /// Sorted by id: every municipality for `super_admin`, the caller's own otherwise.
+    municipalities: Vec<MunicipalityOverview>,
+}
+
+/// The municipalities served (all for `super_admin`, the caller's own for the others).
+#[utoipa::path(get, path = "/api/v1/municipalities", tag = "twin",
+    responses(
+        (status = 200, description = "The municipalities", body = Municipalities),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
+async fn municipalities(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Municipalities>, ApiError> {
+    caller.allow(READERS, None)?;
+    let mut overviews = Vec::new();
+    for id in state.runtime.municipalities() {
+        if !caller.0.can_access(&id) {
+            continue;
+        }
+        let network = state.networks.get(&id);
+        let latest = state.runtime.latest_state(&id).await.map_err(query_error)?;
+        overviews.push(MunicipalityOverview {
+            network: network.and_then(|n| n.title.first().cloned()),
+            nodes: network.map_or(0, |n| n.nodes.len()),
+            links: network.map_or(0, |n| n.links.len()),
+            sensors: state.runtime.sensor_count(&id).map_err(query_error)?,
+            latest_state_ms: latest.map(|period| period.timestamp_ms),
+            id,
+        });
+    }
+    Ok(Json(Municipalities {
+        municipalities: overviews,
+    }))
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -311,78 +410,6 @@ pub(super) fn query_error(err: QueryError) -> ApiError {
             err.to_string(),
         ),
     }
-}
-
-/// A time range of readings.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Range {
-    /// First time, Unix ms (default: the beginning).
-    from: Option<i64>,
-    /// End, Unix ms, exclusive (default: the end).
-    to: Option<i64>,
-}
-
-/// A stored reading.
-#[derive(Serialize, ToSchema)]
-struct ReadingPoint {
-    /// Unix ms.
-    ts: i64,
-    /// The value, in the sensor's unit.
-    value: f64,
-    /// Quality flags raised on it.
-    flags: Vec<&'static str>,
-}
-
-/// The readings of a sensor.
-#[derive(Serialize, ToSchema)]
-struct SensorReadings {
-    /// The sensor.
-    sensor_id: String,
-    /// Its readings in the range, oldest first.
-    readings: Vec<ReadingPoint>,
-}
-
-/// A sensor's readings in a time range.
-#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/sensors/{sensor}/readings",
-    tag = "twin",
-    params(("municipality" = String, Path), ("sensor" = String, Path), Range),
-    responses(
-        (status = 200, description = "The readings", body = SensorReadings),
-        (status = 404, description = "No such municipality or sensor", body = ErrorBody),
-        (status = 422, description = "A time that is not an integer", body = ErrorBody),
-        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
-    ),
-    extensions(("x-roles" = json!(role_names(READERS)))))]
-async fn readings(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    range: Result<Query<Range>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (municipality, sensor) = path_parameters(path)?;
-    caller.allow(READERS, Some(&municipality))?;
-    let Query(range) = range.map_err(|rejection| malformed_request(rejection.body_text()))?;
-    let from = range.from.unwrap_or(i64::MIN);
-    let to = range.to.unwrap_or(i64::MAX);
-    let points = state
-        .runtime
-        .readings(&municipality, &sensor, from, to)
-        .await
-        .map_err(query_error)?;
-    let readings = points
-        .iter()
-        .map(|point| ReadingPoint {
-            ts: point.timestamp,
-            value: point.value,
-            flags: point.flags.names(),
-        })
-        .collect();
-    Ok(Json(SensorReadings {
-        sensor_id: sensor,
-        readings,
-    })
-    .into_response())
 }
 
 /// The latest estimated state of a municipality.

@@ -9,11 +9,13 @@
 //! and the line gives the one picked.
 
 mod admin;
+mod audit;
 pub mod config;
 mod hardening;
 mod http;
 mod networks;
 mod openapi;
+mod readings;
 mod stream;
 
 use std::collections::HashMap;
@@ -331,7 +333,8 @@ impl Server {
             store,
         });
         let (http_stop, stopped) = oneshot::channel::<()>();
-        let app = hardening::wrap(http::router(state), &config.limits, metrics.clone())
+        let audited = audit::wrap(http::router(state.clone()), &state, metrics.clone());
+        let app = hardening::wrap(audited, &config.limits, metrics.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         let http_task = tokio::spawn(async move {
             axum::serve(listener, app)

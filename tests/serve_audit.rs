@@ -1,0 +1,313 @@
+//! The audit log of `aquatwin serve`, driven with curl: a failed login, a login, an alert
+//! acknowledged and commented, a logout. The log then lists them newest first with the right
+//! user, role, municipality, route, status and client IP, and none of the passwords or tokens
+//! sent or issued; ingest is not in it. A municipality's admin reads only their own
+//! municipality's entries; pages follow each other; no route changes or deletes an entry; and
+//! after a restart every entry is still there, unchanged.
+
+mod serve_support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use serve_support::*;
+
+const OPERATOR: (&str, &str) = ("north-operator", "password-of-the-north-operator");
+const NORTH_ADMIN: (&str, &str) = ("north-admin", "password-of-the-north-admin");
+const SOUTH_ADMIN: (&str, &str) = ("south-admin", "password-of-the-south-admin");
+const WRONG_PASSWORD: &str = "a-wrong-password-for-the-audit";
+
+/// `curl -X METHOD` of `path` with a JSON `body` and, if any, a bearer `token`.
+fn send(serve: &Serve, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let auth = token.map(|token| format!("Authorization: Bearer {token}"));
+    let mut args = vec!["-X", method, "-H", "Content-Type: application/json"];
+    if let Some(auth) = &auth {
+        args.extend(["-H", auth.as_str()]);
+    }
+    let url = serve.url(path);
+    args.extend(["--data-binary", body, &url]);
+    curl(&args)
+}
+
+/// Logs in; returns the answer (access and refresh tokens).
+fn login_tokens(serve: &Serve, (name, password): (&str, &str)) -> Value {
+    let body = json!({"username": name, "password": password}).to_string();
+    let (status, text) = send(serve, "POST", "/api/v1/auth/login", None, &body);
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every entry of an audit listing at `path`, page after page of `limit`.
+fn all_pages(serve: &Serve, token: &str, path: &str, limit: usize) -> Vec<Value> {
+    let mut entries = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let cursor = before.map(|c| format!("&before={c}")).unwrap_or_default();
+        let (status, page) = serve.get_as(token, &format!("{path}?limit={limit}{cursor}"));
+        assert_eq!(status, 200, "{page}");
+        let listed = page["entries"].as_array().unwrap();
+        assert!(listed.len() <= limit, "{page}");
+        entries.extend(listed.iter().cloned());
+        match page["next_before"].as_str() {
+            Some(next) => before = Some(next.to_string()),
+            None => return entries,
+        }
+    }
+}
+
+/// The whole log, newest first, as the super admin reads it.
+fn platform_log(serve: &Serve) -> Vec<Value> {
+    let (status, page) = serve.get("/api/v1/audit?limit=1000");
+    assert_eq!(status, 200, "{page}");
+    assert!(page["next_before"].is_null(), "{page}");
+    page["entries"].as_array().unwrap().clone()
+}
+
+/// `(who, role, municipality, method, route, path, status, alert id)` of an entry.
+fn summary(entry: &Value) -> Value {
+    json!([
+        entry["who"],
+        entry["role"],
+        entry["municipality"],
+        entry["method"],
+        entry["route"],
+        entry["path"],
+        entry["status"],
+        entry["alert_id"],
+    ])
+}
+
+#[test]
+fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
+    let dir = TempDir::new("serve-audit");
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    let data = config.with_file_name("data");
+    for ((name, password), role, municipality) in [
+        (OPERATOR, "operator", MUNICIPALITY),
+        (NORTH_ADMIN, "municipality_admin", MUNICIPALITY),
+        (SOUTH_ADMIN, "municipality_admin", "south"),
+    ] {
+        create_user(&data, name, password, role, Some(municipality));
+    }
+    let started_ms = now_ms();
+    let mut serve = Serve::start(&config, &[]);
+
+    let body = json!({"username": OPERATOR.0, "password": WRONG_PASSWORD}).to_string();
+    let (status, text) = send(&serve, "POST", "/api/v1/auth/login", None, &body);
+    assert_eq!(status, 401, "{text}");
+    let tokens = login_tokens(&serve, OPERATOR);
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    post_batch(
+        &serve.url("/api/v1/ingest"),
+        DEVICE_A,
+        &fault_batch(now_ms()),
+    );
+    let alerts_path = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
+    let mut alert_id = None;
+    let raised = serve.wait_for(Duration::from_secs(15), || {
+        let (_, alerts) = serve.get(&alerts_path);
+        alert_id = alerts["alerts"][0]["id"].as_u64();
+        alert_id.is_some()
+    });
+    assert!(raised, "no alert raised; serve log:\n{}", serve.log());
+    let alert_id = alert_id.unwrap();
+    let alert_path = format!("{alerts_path}/{alert_id}");
+    let acknowledge = format!("{alert_path}/acknowledge");
+    let (status, text) = send(&serve, "POST", &acknowledge, Some(&access), "{}");
+    assert_eq!(status, 200, "{text}");
+    let comments = format!("{alert_path}/comments");
+    let comment = json!({"text": "pressure sensor checked on site"}).to_string();
+    let (status, text) = send(&serve, "POST", &comments, Some(&access), &comment);
+    assert_eq!(status, 200, "{text}");
+    let logout = json!({"refresh_token": refresh}).to_string();
+    let (status, text) = send(
+        &serve,
+        "POST",
+        "/api/v1/auth/logout",
+        Some(&access),
+        &logout,
+    );
+    assert_eq!(status, 204, "{text}");
+
+    // Recording happens after the answer: wait until the last change is on record.
+    let recorded = serve.wait_for(Duration::from_secs(10), || {
+        platform_log(&serve)
+            .first()
+            .is_some_and(|entry| entry["route"] == "/api/v1/auth/logout")
+    });
+    assert!(
+        recorded,
+        "the logout is not on record: {:?}",
+        platform_log(&serve)
+    );
+    let log = platform_log(&serve);
+    let ended_ms = now_ms();
+    let mut expected = vec![
+        json!([
+            ADMIN.0,
+            "super_admin",
+            null,
+            "POST",
+            "/api/v1/auth/login",
+            "/api/v1/auth/login",
+            200,
+            null
+        ]),
+        json!([
+            OPERATOR.0,
+            null,
+            null,
+            "POST",
+            "/api/v1/auth/login",
+            "/api/v1/auth/login",
+            401,
+            null
+        ]),
+        json!([
+            OPERATOR.0,
+            "operator",
+            MUNICIPALITY,
+            "POST",
+            "/api/v1/auth/login",
+            "/api/v1/auth/login",
+            200,
+            null
+        ]),
+        json!([
+            OPERATOR.0,
+            "operator",
+            MUNICIPALITY,
+            "POST",
+            "/api/v1/municipalities/{municipality}/alerts/{id}/acknowledge",
+            acknowledge,
+            200,
+            alert_id
+        ]),
+        json!([
+            OPERATOR.0,
+            "operator",
+            MUNICIPALITY,
+            "POST",
+            "/api/v1/municipalities/{municipality}/alerts/{id}/comments",
+            comments,
+            200,
+            alert_id
+        ]),
+        json!([
+            OPERATOR.0,
+            "operator",
+            MUNICIPALITY,
+            "POST",
+            "/api/v1/auth/logout",
+            "/api/v1/auth/logout",
+            204,
+            null
+        ]),
+    ];
+    expected.reverse();
+    let summaries: Vec<Value> = log.iter().map(summary).collect();
+    assert_eq!(summaries, expected, "{log:#?}");
+    let times: Vec<i64> = log.iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    assert!(times.iter().all(|t| (started_ms..=ended_ms).contains(t)));
+    assert!(
+        log.iter().all(|entry| entry["ip"] == "127.0.0.1"),
+        "{log:#?}"
+    );
+    let text = serde_json::to_string(&log).unwrap();
+    for secret in [
+        OPERATOR.1,
+        WRONG_PASSWORD,
+        ADMIN.1,
+        JWT_SECRET,
+        DEVICE_A.1,
+        &access,
+        &refresh,
+        &serve.token,
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit log holds a secret: {text}"
+        );
+    }
+    assert!(
+        !text.contains("/api/v1/ingest"),
+        "ingest is telemetry: {text}"
+    );
+
+    // Pages of 2 are the whole log, in order.
+    let paged = all_pages(&serve, &serve.token, "/api/v1/audit", 2);
+    assert_eq!(paged, log);
+
+    // A municipality's admin reads its entries (their own login comes last); others' are 404.
+    let north_admin = login_tokens(&serve, NORTH_ADMIN)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let scoped_path = format!("/api/v1/municipalities/{MUNICIPALITY}/audit");
+    let mut scoped = Vec::new();
+    let listed = serve.wait_for(Duration::from_secs(10), || {
+        scoped = all_pages(&serve, &north_admin, &scoped_path, 3);
+        scoped.len() == 5
+    });
+    assert!(listed, "{scoped:#?}");
+    assert_eq!(scoped[0]["who"], NORTH_ADMIN.0);
+    let north_in_log: Vec<&Value> = log
+        .iter()
+        .filter(|entry| entry["municipality"] == MUNICIPALITY)
+        .collect();
+    assert_eq!(scoped[1..].iter().collect::<Vec<_>>(), north_in_log);
+    let (status, filtered) = serve.get(&format!("/api/v1/audit?municipality={MUNICIPALITY}"));
+    assert_eq!(status, 200, "{filtered}");
+    assert_eq!(filtered["entries"].as_array().unwrap(), &scoped);
+    let south_admin = login_tokens(&serve, SOUTH_ADMIN)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = serve.get_as(&south_admin, &scoped_path);
+    assert_eq!(status, 404, "{body}");
+    assert!(body["entries"].is_null(), "{body}");
+    let (status, body) = serve.get_as(&south_admin, "/api/v1/audit");
+    assert_eq!(status, 403, "{body}");
+
+    // Time windows: `from` inclusive, `to` exclusive.
+    let acknowledged_at = log[2]["at_ms"].as_i64().unwrap();
+    let (status, window) = serve.get(&format!(
+        "/api/v1/audit?from={acknowledged_at}&to={}",
+        acknowledged_at + 1
+    ));
+    assert_eq!(status, 200, "{window}");
+    let window = window["entries"].as_array().unwrap();
+    assert!(window.contains(&log[2]), "{window:#?}");
+    assert!(window.iter().all(|e| e["at_ms"] == acknowledged_at));
+
+    // Nothing changes or deletes an entry.
+    for method in ["PUT", "DELETE", "PATCH"] {
+        for path in ["/api/v1/audit", scoped_path.as_str()] {
+            let (status, body) = send(&serve, method, path, Some(&serve.token), "{}");
+            assert_eq!(status, 405, "{method} {path}: {body}");
+        }
+    }
+    assert_eq!(serve.metric("aquatwin_audit_dropped_total"), 0.0);
+
+    // Durable: after a restart every entry is there, unchanged.
+    let before_restart = platform_log(&serve);
+    let status = serve.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{}", serve.log());
+    let serve = Serve::start(&config, &[]);
+    // The new server's own admin login comes on top.
+    let mut after_restart = Vec::new();
+    let grown = serve.wait_for(Duration::from_secs(10), || {
+        after_restart = platform_log(&serve);
+        after_restart.len() > before_restart.len()
+    });
+    assert!(grown, "{after_restart:#?}");
+    let older = &after_restart[after_restart.len() - before_restart.len()..];
+    assert_eq!(older, before_restart.as_slice());
+    assert!(
+        after_restart[0]["at_ms"].as_i64() >= before_restart[0]["at_ms"].as_i64(),
+        "{after_restart:#?}"
+    );
+}
