@@ -105,24 +105,17 @@ fn run_viewer(dir: &Path, log: &str, args: &[&str], windowed: bool) -> Finished 
     }
 }
 
-/// `curl` POST of readings `(sensor, ts, value)` to the ingest route as device A.
+/// POST of readings `(sensor, ts, value)` to the ingest route as device A.
 fn post_readings(serve: &Serve, readings: &[(&str, i64, f64)]) {
     let items: Vec<Value> = readings
         .iter()
         .map(|(sensor, ts, value)| serde_json::json!({"sensor_id": sensor, "ts": ts, "value": value}))
         .collect();
-    let (status, answer) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Device-Id: {}", DEVICE_A.0),
-        "-H",
-        &format!("Authorization: Bearer {}", DEVICE_A.1),
-        "--data-binary",
-        &Value::from(items).to_string(),
+    post_batch(
         &serve.url("/api/v1/ingest"),
-    ]);
-    assert_eq!(status, 200, "{answer}");
+        DEVICE_A,
+        &Value::from(items).to_string(),
+    );
 }
 
 /// A period's state as `GET .../state` serves it.
@@ -381,9 +374,11 @@ fn the_viewer_shows_the_live_state_and_alerts() {
     );
 
     // Readings far outside a pressure sensor's range raise a sensor fault.
-    let t = now_ms();
-    let faulty: Vec<_> = (0..15).map(|i| ("P-123", t + i, 1e6)).collect();
-    post_readings(&serve, &faulty);
+    post_batch(
+        &serve.url("/api/v1/ingest"),
+        DEVICE_A,
+        &fault_batch(now_ms()),
+    );
     let alerts_route = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
     let mut alert_id = None;
     assert!(

@@ -205,7 +205,7 @@ fn capture_map(
         let shown = model
             .alerts
             .iter()
-            .filter(|a| a.raised <= timeline.time + 1e-6);
+            .filter(|a| a.shown_at(&timeline));
         for alert in shown {
             if let Ok(screen) = camera.world_to_viewport(transform, alert.position) {
                 alerts.push(MappedElement {

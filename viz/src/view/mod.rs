@@ -107,6 +107,14 @@ pub struct AlertMarker {
     pub open: bool,
 }
 
+impl AlertMarker {
+    /// Whether the marker shows at the timeline's time: once raised, and always while
+    /// following a live twin (an alert can be newer than the latest state).
+    pub fn shown_at(&self, timeline: &Timeline) -> bool {
+        timeline.follow_latest || self.raised <= timeline.time + 1e-6
+    }
+}
+
 /// What is shown: the network's drawing, its frames, sensors and alerts.
 #[derive(Resource)]
 pub struct Model {

@@ -325,7 +325,7 @@ fn pulse_alerts(
         let Some(alert) = model.alerts.get(pulse.index) else {
             continue;
         };
-        let raised = alert.raised <= timeline.time + 1e-6;
+        let raised = alert.shown_at(&timeline);
         let wanted = if raised && view.layers.alerts {
             Visibility::Inherited
         } else {
