@@ -202,7 +202,7 @@ fn capture_map(
     let mut links = Vec::new();
     let mut alerts = Vec::new();
     if let Ok((camera, transform)) = cameras.single() {
-        let shown = model.alerts.iter().filter(|a| a.shown_at(&timeline));
+        let shown = model.alerts.iter().filter(|a| a.shown_at(timeline));
         for alert in shown {
             if let Ok(screen) = camera.world_to_viewport(transform, alert.position) {
                 alerts.push(MappedElement {
