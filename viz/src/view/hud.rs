@@ -571,11 +571,11 @@ pub fn describe(model: &Model, view: &ViewState, selection: Selection) -> String
                 NodeShape::Reservoir => "reservoir",
                 NodeShape::Tank { .. } => "tank",
             };
-            let sensors: Vec<&str> = model
+            let sensors: Vec<String> = model
                 .sensors
                 .iter()
                 .filter(|s| s.node == Some(index))
-                .map(|s| s.id.as_str())
+                .map(|s| format!("{} ({})", s.id, s.kind))
                 .collect();
             let mut lines = vec![
                 format!("{kind} {}", node.id),
