@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hydraulics::results::{ResultsDocument, StepRecord};
 use scenarios::replay::replay;
 use serde_json::json;
 use twin::detect::{EventKind, WatchConfig, DAY_MS};
-use twin::live::TwinError;
+use twin::live::{PeriodState, TwinError};
 use twin::telemetry_files::{self, format_rfc3339, parse_timestamp};
 
 use crate::BadInput;
@@ -41,6 +42,13 @@ pub struct ReplayArgs {
     /// Where to write the leak report (JSON).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write the estimated state of the network in the results layout of `simulate --out`
+    /// (time 0 = the first reading), for `aquatwin-view --results` to play the replay.
+    #[arg(long)]
+    pub states: Option<PathBuf>,
+    /// Keep one state per this much telemetry time (`15m`, `1h`, `1d`); default: every period.
+    #[arg(long, requires = "states")]
+    pub states_every: Option<String>,
 }
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
@@ -60,6 +68,26 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         None => first_ms + DEFAULT_TRAINING_MS,
     };
     let speed = parse_speed(&args.speed)?;
+    let states_every_ms = match &args.states_every {
+        Some(text) => Some(
+            parse_duration_ms(text)
+                .filter(|&ms| ms > 0)
+                .ok_or_else(|| {
+                    BadInput(format!(
+                        "--states-every: {text:?} is not a positive duration (e.g. 15m, 1h, 1d)"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let mut states = args.states.as_ref().map(|path| {
+        let name = args
+            .network
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+        (path, ResultsDocument::without_steps(&network, &name))
+    });
+    let mut next_state_ms = first_ms;
     let mut last_progress: Option<Instant> = None;
     let mut previous_ms: Option<i64> = None;
     let outcome = replay(
@@ -70,7 +98,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             train_until_ms,
             ..WatchConfig::default()
         },
-        |progress| {
+        |progress, state| {
+            if let Some((_, document)) = &mut states {
+                if progress.time_ms >= next_state_ms {
+                    document.steps.push(state_record(first_ms, state));
+                    next_state_ms = progress.time_ms + states_every_ms.unwrap_or(1);
+                }
+            }
             if let (Some(factor), Some(previous)) = (speed, previous_ms) {
                 let wait = (progress.time_ms - previous) as f64 / 1000.0 / factor;
                 std::thread::sleep(Duration::from_secs_f64(wait.max(0.0)));
@@ -178,24 +212,57 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         );
     }
     println!("wrote {} ({} leaks)", args.out.display(), leaks.len());
+    if let Some((path, mut document)) = states {
+        document.options.duration_s = document.steps.last().map_or(0, |step| step.t);
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut writer = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut writer, &document)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| writer.flush().map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "wrote {} ({} estimated states)",
+            path.display(),
+            document.steps.len()
+        );
+    }
     Ok(())
 }
 
-/// `--train-until`: a timestamp, or a duration (`h` or `d` suffix) after the first reading.
+/// One period's estimated state as a results step, its time counted from the first reading.
+fn state_record(first_ms: i64, state: &PeriodState) -> StepRecord {
+    StepRecord {
+        t: u64::try_from((state.timestamp_ms - first_ms) / 1000).unwrap_or(0),
+        report: true,
+        head: state.head.clone(),
+        pressure: state.pressure.clone(),
+        demand: state.demand.clone(),
+        flow: state.flow.clone(),
+        status: state.status.clone(),
+        state: Vec::new(),
+    }
+}
+
+/// `--train-until`: a timestamp, or a duration after the first reading.
 fn parse_train_until(text: &str, first_ms: i64) -> anyhow::Result<i64> {
+    parse_duration_ms(text).map_or_else(
+        || parse_timestamp(text.trim()).map_err(|e| BadInput(format!("--train-until: {e}")).into()),
+        |ms| Ok(first_ms + ms),
+    )
+}
+
+/// A duration with an `m`, `h` or `d` suffix (`90m`, `36h`, `2.5d`), in ms.
+fn parse_duration_ms(text: &str) -> Option<i64> {
     let text = text.trim();
-    let duration = |suffix: char, unit_ms: f64| {
-        text.strip_suffix(suffix)
-            .and_then(|n| n.parse::<f64>().ok())
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(|n| first_ms + (n * unit_ms) as i64)
-    };
-    duration('h', 3_600_000.0)
-        .or_else(|| duration('d', DAY_MS as f64))
-        .map_or_else(
-            || parse_timestamp(text).map_err(|e| BadInput(format!("--train-until: {e}")).into()),
-            Ok,
-        )
+    [('m', 60_000.0), ('h', 3_600_000.0), ('d', DAY_MS as f64)]
+        .into_iter()
+        .find_map(|(suffix, unit_ms)| {
+            text.strip_suffix(suffix)
+                .and_then(|n| n.parse::<f64>().ok())
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .map(|n| (n * unit_ms) as i64)
+        })
 }
 
 /// `--speed`: `None` for `max`, else the factor of real time.

@@ -262,6 +262,72 @@ fn bad_telemetry_is_refused_with_file_line_and_cause() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("--speed"));
 }
 
+/// `--states` writes the replay's estimated states in the results layout the viewer plays:
+/// one per `--states-every`, every array aligned with the network, and the estimated pressures
+/// at the pressure sensors close to what those sensors recorded.
+#[test]
+fn replay_writes_its_estimated_states_for_playback() {
+    let example = Path::new(EXAMPLES).join("net3-dev-01");
+    let scratch = Scratch::new("states");
+    let states_path = scratch.0.join("states.json");
+    let states_arg = states_path.display().to_string();
+    let run = replay(
+        &example,
+        &scratch.0.join("leaks.json"),
+        &["--states", &states_arg, "--states-every", "1h"],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("(168 estimated states)"), "{stdout}");
+    let states: hydraulics::results::ResultsDocument =
+        serde_json::from_str(&std::fs::read_to_string(&states_path).unwrap()).unwrap();
+    let network = hydraulics::read_file(&example.join("network.inp")).unwrap();
+    assert_eq!(states.node_ids.len(), network.nodes.len());
+    assert_eq!(states.link_ids.len(), network.links.len());
+    assert_eq!(states.steps.len(), 168);
+    for (k, step) in states.steps.iter().enumerate() {
+        assert_eq!(step.t, 3600 * k as u64);
+        assert_eq!(step.pressure.len(), network.nodes.len());
+        assert_eq!(step.flow.len(), network.links.len());
+    }
+    assert_eq!(states.options.duration_s, 167 * 3600);
+
+    // The recorded pressures, by seconds from the first row, against the estimates.
+    let recorded = std::fs::read_to_string(example.join("pressures.csv")).unwrap();
+    let mut lines = recorded.lines();
+    let sensors: Vec<&str> = lines.next().unwrap().split(',').skip(1).collect();
+    let mut errors = Vec::new();
+    for (row, line) in lines.enumerate() {
+        let seconds = 300 * row as u64;
+        let Some(step) = states.steps.iter().find(|s| s.t == seconds) else {
+            continue;
+        };
+        for (sensor, value) in sensors.iter().zip(line.split(',').skip(1)) {
+            let node = states.node_ids.iter().position(|id| id == sensor).unwrap();
+            errors.push((step.pressure[node] - value.parse::<f64>().unwrap()).abs());
+        }
+    }
+    assert_eq!(errors.len(), 168 * sensors.len());
+    errors.sort_by(f64::total_cmp);
+    let (median, largest) = (errors[errors.len() / 2], errors[errors.len() - 1]);
+    assert!(
+        median < 0.5 && largest < 5.0,
+        "median {median} psi, largest {largest} psi"
+    );
+
+    let run = replay(
+        &example,
+        &scratch.0.join("leaks.json"),
+        &["--states", &states_arg, "--states-every", "soon"],
+    );
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--states-every: \"soon\""));
+}
+
 /// 14 days of 5-minute data on an 800-junction grid with 40 sensors; run with
 /// `cargo test --release --test replay_cli -- --ignored` for the timing (target < 60 s).
 #[test]

@@ -137,6 +137,18 @@ impl ResultsDocument {
     /// Builds the document of a simulation of `network`; `name` is the network's name.
     pub fn from_simulation(network: &Network, results: &SimResults, name: &str) -> Self {
         Self {
+            warnings: results.warnings.iter().map(WarningRecord::from).collect(),
+            halted_at: results.halted.as_ref().map(|h| clock_time(h.t)),
+            halt_message: results.halted.as_ref().map(|h| h.message.clone()),
+            steps: results.steps.iter().map(StepRecord::from).collect(),
+            ..Self::without_steps(network, name)
+        }
+    }
+
+    /// The document of `network` (named `name`) with no steps, no warnings and no halt: for
+    /// states computed elsewhere (a replay's estimates) to be added to.
+    pub fn without_steps(network: &Network, name: &str) -> Self {
+        Self {
             network: name.to_string(),
             units: UnitsRecord::of(network),
             options: OptionsRecord::of(network),
@@ -152,11 +164,11 @@ impl ResultsDocument {
                 .iter()
                 .map(|l| link_type(&l.kind).to_string())
                 .collect(),
-            warnings: results.warnings.iter().map(WarningRecord::from).collect(),
-            halted_at: results.halted.as_ref().map(|h| clock_time(h.t)),
-            halt_message: results.halted.as_ref().map(|h| h.message.clone()),
+            warnings: Vec::new(),
+            halted_at: None,
+            halt_message: None,
             suspect_nodes: Vec::new(),
-            steps: results.steps.iter().map(StepRecord::from).collect(),
+            steps: Vec::new(),
         }
     }
 }

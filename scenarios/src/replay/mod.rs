@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use hydraulics::Network;
 use twin::detect::WatchConfig;
-use twin::live::{NetworkTwin, TwinClock, TwinError, TwinEvent};
+use twin::live::{NetworkTwin, PeriodState, TwinClock, TwinError, TwinEvent};
 use twin::telemetry_files::Record;
 use twin::{NetworkUnits, Reading, Sensor};
 
@@ -52,14 +52,14 @@ pub struct ReplayOutcome {
 }
 
 /// Replays `records` (ordered by time) on `network` observed by `sensors`: sim time 0 is the
-/// first reading; `watch` configures detection. `on_period` is called after every period
-/// (a progress line, or pacing at a given speed).
+/// first reading; `watch` configures detection. `on_period` is called after every period with
+/// its estimated state (a progress line, pacing at a given speed, states kept for playback).
 pub fn replay(
     network: Network,
     sensors: Vec<Sensor>,
     records: &[Record],
     watch: WatchConfig,
-    mut on_period: impl FnMut(Progress),
+    mut on_period: impl FnMut(Progress, &PeriodState),
 ) -> Result<ReplayOutcome, TwinError> {
     let units = NetworkUnits::new(&network.options);
     let by_id: HashMap<String, Sensor> =
@@ -108,13 +108,16 @@ pub fn replay(
         let state = twin.step(time_ms, &latest)?;
         outcome.periods += 1;
         outcome.unconverged += usize::from(!state.converged);
-        outcome.events.extend(state.events);
-        on_period(Progress {
-            time_ms,
-            done: (time_ms - first_ms) as f64 / (last_ms - first_ms).max(1) as f64,
-            periods: outcome.periods,
-            events: outcome.events.len(),
-        });
+        outcome.events.extend(state.events.iter().cloned());
+        on_period(
+            Progress {
+                time_ms,
+                done: (time_ms - first_ms) as f64 / (last_ms - first_ms).max(1) as f64,
+                periods: outcome.periods,
+                events: outcome.events.len(),
+            },
+            &state,
+        );
     }
     if let Some(watch) = twin.watch() {
         outcome.trained = watch.is_trained();
