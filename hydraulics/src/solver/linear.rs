@@ -49,6 +49,8 @@ pub(crate) struct LinearSystem {
     /// For each link joining two distinct junctions, its entry in `lower`; parallel links
     /// share the entry of the first of them, as EPANET merges them into one coefficient.
     link_entry: Vec<Option<usize>>,
+    /// For each link, the positions of its end nodes ([`NO_COLUMN`] for fixed-head nodes).
+    link_positions: Vec<[usize; 2]>,
     /// Diagonal of `A` by position, then of `L`.
     diagonal: Vec<f64>,
     /// Off-diagonal coefficients of `A` (zero at fill-in entries), then of `L`.
@@ -57,12 +59,22 @@ pub(crate) struct LinearSystem {
     rhs: Vec<f64>,
     /// Solution by junction.
     solution: Vec<f64>,
+    /// The updates each column receives from earlier columns, in the order EPANET applies
+    /// them: column `c`'s are `updates[update_start[c]..update_start[c + 1]]`. The order
+    /// follows from the pattern alone, so it is worked out once here instead of by walking
+    /// linked lists in every factorization.
+    update_start: Vec<usize>,
+    updates: Vec<Update>,
     /// Factorization work: updates accumulated for the current column, by row.
     pending_update: Vec<f64>,
-    /// Factorization work: for each column, the next column in the list of columns that
-    /// still update some later column, and its first entry not yet used.
-    next_column: Vec<usize>,
-    next_entry: Vec<usize>,
+}
+
+/// One earlier column's update of a column: `L[first]` is that column's entry in this
+/// column's row; the entries after it, up to `end`, update the rows below.
+#[derive(Debug, Clone, Copy)]
+struct Update {
+    first: u32,
+    end: u32,
 }
 
 impl LinearSystem {
@@ -91,8 +103,16 @@ impl LinearSystem {
             .iter()
             .map(|merged| merged.map(|first| entry_of(link_ends[first].0, link_ends[first].1)))
             .collect();
+        let link_positions = link_ends
+            .iter()
+            .map(|&(from, to)| {
+                let at = |node: usize| position.get(node).copied().unwrap_or(NO_COLUMN);
+                [at(from), at(to)]
+            })
+            .collect();
         let entries = entry_row.len();
         let dense_tail = dense_tails(&column_start, &entry_row);
+        let (update_start, updates) = update_schedule(&column_start, &entry_row);
         Ok(Self {
             position,
             junction_at,
@@ -100,13 +120,14 @@ impl LinearSystem {
             entry_row,
             dense_tail,
             link_entry,
+            link_positions,
             diagonal: vec![0.0; junctions],
             lower: vec![0.0; entries],
             rhs: vec![0.0; junctions],
             solution: vec![0.0; junctions],
+            update_start,
+            updates,
             pending_update: vec![0.0; junctions],
-            next_column: vec![NO_COLUMN; junctions],
-            next_entry: vec![0; junctions],
         })
     }
 
@@ -134,6 +155,35 @@ impl LinearSystem {
         }
     }
 
+    /// Adds a link's conductance `p` and head-loss term `y` to the rows of its end nodes: a
+    /// junction's row gets `p` on its diagonal and `±y` on its right-hand side, and the other
+    /// end's head times `p` when that end is a fixed-head node (`heads` by node).
+    pub(crate) fn add_link(
+        &mut self,
+        link: usize,
+        p: f64,
+        y: f64,
+        ends: [usize; 2],
+        heads: &[f64],
+    ) {
+        if let Some(entry) = self.link_entry[link] {
+            self.lower[entry] += -p;
+        }
+        let [from, to] = self.link_positions[link];
+        if from != NO_COLUMN {
+            self.diagonal[from] += p;
+            self.rhs[from] += y;
+        } else if to != NO_COLUMN {
+            self.rhs[to] += p * heads[ends[0]];
+        }
+        if to != NO_COLUMN {
+            self.diagonal[to] += p;
+            self.rhs[to] += -y;
+        } else if from != NO_COLUMN {
+            self.rhs[from] += p * heads[ends[1]];
+        }
+    }
+
     /// Factorizes `A` and solves `A x = F`; returns `x` by junction, or the junction whose
     /// pivot was not positive (EPANET's ill-conditioning report).
     pub(crate) fn solve(&mut self) -> Result<&[f64], usize> {
@@ -157,30 +207,19 @@ impl LinearSystem {
             dense_tail,
             diagonal,
             lower,
+            update_start,
+            updates,
             pending_update,
-            next_column,
-            next_entry,
             ..
         } = self;
-        // A failed factorization leaves work behind.
-        pending_update.fill(0.0);
-        next_column.fill(NO_COLUMN);
         for column in 0..diagonal.len() {
-            // Each earlier column `k` whose first unused entry lies in this row updates it.
             let mut diagonal_update = 0.0;
-            let mut k = next_column[column];
-            while k != NO_COLUMN {
-                let following = next_column[k];
-                let first = next_entry[k];
+            for update in &updates[update_start[column]..update_start[column + 1]] {
+                let (first, end) = (update.first as usize, update.end as usize);
                 let l_column_k = lower[first];
                 diagonal_update += l_column_k * l_column_k;
                 let rest = first + 1;
-                let end = column_start[k + 1];
                 if rest < end {
-                    next_entry[k] = rest;
-                    let row = entry_row[rest];
-                    next_column[k] = next_column[row];
-                    next_column[row] = k;
                     let column_k = Column {
                         rows: &entry_row[rest..end],
                         values: &lower[rest..end],
@@ -188,23 +227,20 @@ impl LinearSystem {
                     };
                     column_k.add_scaled_to(pending_update, l_column_k);
                 }
-                k = following;
             }
 
             let pivot = diagonal[column] - diagonal_update;
             if pivot <= 0.0 {
+                // The updates gathered for later rows must not leak into the next attempt.
+                pending_update.fill(0.0);
                 return Err(column);
             }
             let pivot = pivot.sqrt();
             diagonal[column] = pivot;
             let (start, end) = (column_start[column], column_start[column + 1]);
             if start < end {
-                next_entry[column] = start;
-                let row = entry_row[start];
-                next_column[column] = next_column[row];
-                next_column[row] = column;
                 if dense_tail[start] {
-                    let rows = row..row + (end - start);
+                    let rows = entry_row[start]..entry_row[start] + (end - start);
                     for (value, update) in
                         lower[start..end].iter_mut().zip(&mut pending_update[rows])
                     {
@@ -284,6 +320,51 @@ impl Column<'_> {
             }
         }
     }
+}
+
+/// The updates each column receives, in the order George & Liu's left-looking factorization
+/// (and so EPANET) applies them: a column joins the list of the row of its first unused entry
+/// when it is finished or has updated a column, at the head of that list.
+fn update_schedule(column_start: &[usize], entry_row: &[usize]) -> (Vec<usize>, Vec<Update>) {
+    let columns = column_start.len() - 1;
+    let mut next_column = vec![NO_COLUMN; columns];
+    let mut next_entry = vec![0; columns];
+    let mut update_start = Vec::with_capacity(columns + 1);
+    let mut updates = Vec::new();
+    // Column `column`, next to be used at `entry`, joins the list of that entry's row.
+    let join = |column: usize, entry: usize, lists: (&mut [usize], &mut [usize])| {
+        let (next_column, next_entry) = lists;
+        next_entry[column] = entry;
+        let row = entry_row[entry];
+        next_column[column] = next_column[row];
+        next_column[row] = column;
+    };
+    for column in 0..columns {
+        update_start.push(updates.len());
+        let mut k = next_column[column];
+        while k != NO_COLUMN {
+            let following = next_column[k];
+            let first = next_entry[k];
+            let end = column_start[k + 1];
+            updates.push(Update {
+                first: first as u32,
+                end: end as u32,
+            });
+            if first + 1 < end {
+                join(k, first + 1, (&mut next_column, &mut next_entry));
+            }
+            k = following;
+        }
+        if column_start[column] < column_start[column + 1] {
+            join(
+                column,
+                column_start[column],
+                (&mut next_column, &mut next_entry),
+            );
+        }
+    }
+    update_start.push(updates.len());
+    (update_start, updates)
 }
 
 /// For each entry, whether it starts a dense tail (see [`LinearSystem::dense_tail`]).

@@ -546,7 +546,6 @@ fn link_matrix_coeffs(
     work: &mut Workspace,
     system: &mut LinearSystem,
 ) {
-    let junctions = network.junctions;
     // The coefficients first, in a pass of their own (shared out over threads on large
     // networks): their long chains of divisions overlap better without the scattered
     // updates of the assembly in the same loop.
@@ -560,19 +559,7 @@ fn link_matrix_coeffs(
         let flow = state.flow[k];
         work.xflow[n1] -= flow;
         work.xflow[n2] += flow;
-        system.add_off_diagonal(k, -p);
-        if n1 < junctions {
-            system.add_diagonal(n1, p);
-            system.add_rhs(n1, y);
-        } else if n2 < junctions {
-            system.add_rhs(n2, p * state.head[n1]);
-        }
-        if n2 < junctions {
-            system.add_diagonal(n2, p);
-            system.add_rhs(n2, -y);
-        } else if n1 < junctions {
-            system.add_rhs(n1, p * state.head[n2]);
-        }
+        system.add_link(k, p, y, [n1, n2], &state.head);
     }
 }
 
