@@ -172,6 +172,9 @@ impl Operation {
             "sensor" => sensor.to_string(),
             // Role checks come before the alert is looked up: any id shows them.
             "id" => "1".to_string(),
+            "version" | "job" => "1".to_string(),
+            "subscription" => "sub-0".to_string(),
+            "device" => "no-such-device".to_string(),
             other => panic!("{}: no value for the parameter {other}", self.name()),
         };
         let mut path = self.path.clone();

@@ -136,6 +136,18 @@ fn bad_detection_and_subscription_settings_are_named() {
         stderr.contains("municipality[0].subscriptions[0]"),
         "{stderr}"
     );
+    let stderr = refused("generated-secret", |text| {
+        format!(
+            "{text}\n[[municipality.subscriptions]]\nid = \"hook\"\nevents = [\"raised\"]\n\
+             target = {{ type = \"webhook\", url = \"http://127.0.0.1:9/\", format = \"json\", \
+             secret = \"generated\" }}\n"
+        )
+    });
+    assert!(
+        stderr.contains("municipality[0].subscriptions[0].target.secret")
+            && stderr.contains("over the API"),
+        "{stderr}"
+    );
     let stderr = refused("reserved-id", |text| {
         text.replace("id = \"north\"", "id = \"_platform\"")
     });

@@ -217,7 +217,7 @@ async fn run(total: usize, count: usize) -> Result<(), Box<dyn std::error::Error
     let started = Instant::now();
     let ts = now_ms() - 1000;
     let mut tasks = Vec::new();
-    for device in registry.iter() {
+    for device in registry.all() {
         let handle = handle.clone();
         let device = device.clone();
         tasks.push(tokio::spawn(async move {

@@ -36,13 +36,9 @@ const MAX_ESCALATION_TICK: Duration = Duration::from_secs(30);
 pub enum AlertMsg {
     /// An observation: opens an alert or updates the open one of the same kind and location.
     Raise(AlertInput),
-    /// The condition is over: closes the open alert of this kind and location, if any.
-    Resolve {
-        /// Kind of the alert.
-        kind: AlertKind,
-        /// Its location.
-        location: AlertLocation,
-    },
+    /// The condition is over: closes the open alert of this kind and location, if any, with
+    /// this observation's time and message (its severity and flow are ignored).
+    Resolve(AlertInput),
     /// The recent alerts, oldest first.
     List(RpcReplyPort<Vec<Alert>>),
     /// A person (or the escalation policy) acts on alert `id`; answers the alert as it is
@@ -139,7 +135,7 @@ impl Actor for AlertManager {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             AlertMsg::Raise(input) => state.raise(input),
-            AlertMsg::Resolve { kind, location } => state.resolve(kind, location),
+            AlertMsg::Resolve(cleared) => state.resolve(cleared),
             AlertMsg::List(reply) => {
                 let _ = reply.send(state.history.values().cloned().collect());
             }
@@ -173,24 +169,7 @@ impl AlertState {
                 alert.clone()
             }
             None => {
-                let alert = Alert {
-                    id: self.next_id,
-                    kind: input.kind,
-                    severity: input.severity,
-                    location: input.location,
-                    estimated_flow: input.estimated_flow,
-                    raised_ms: input.time_ms,
-                    last_seen_ms: input.time_ms,
-                    occurrences: 1,
-                    message: input.message,
-                    open: true,
-                    change: AlertChange::Raised,
-                    acknowledged: None,
-                    resolved_by: None,
-                    comments: Vec::new(),
-                    escalations: 0,
-                    last_escalated_ms: None,
-                };
+                let alert = Alert::opened(self.next_id, input);
                 self.next_id += 1;
                 self.open.insert(key, alert.id);
                 self.history.insert(alert.id, alert.clone());
@@ -201,14 +180,16 @@ impl AlertState {
         self.publish(alert);
     }
 
-    fn resolve(&mut self, kind: AlertKind, location: AlertLocation) {
-        let Some(id) = self.open.remove(&(kind, location)) else {
+    fn resolve(&mut self, cleared: AlertInput) {
+        let Some(id) = self.open.remove(&(cleared.kind, cleared.location)) else {
             return;
         };
         let Some(alert) = self.history.get_mut(&id) else {
             return;
         };
         alert.open = false;
+        alert.last_seen_ms = alert.last_seen_ms.max(cleared.time_ms);
+        alert.message = cleared.message;
         alert.change = AlertChange::Resolved;
         let alert = alert.clone();
         self.publish(alert);

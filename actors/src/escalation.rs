@@ -68,29 +68,22 @@ pub fn next_escalation(policy: &EscalationPolicy, alert: &Alert, now_ms: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{AlertAction, AlertChange, AlertKind, AlertLocation};
+    use crate::messages::{AlertAction, AlertInput, AlertKind, AlertLocation};
 
     const MINUTE: i64 = 60_000;
 
     fn alert(severity: Severity) -> Alert {
-        Alert {
-            id: 1,
-            kind: AlertKind::Leak,
-            severity,
-            location: AlertLocation::Link("P1".into()),
-            estimated_flow: Some(2.0),
-            raised_ms: 1_000_000,
-            last_seen_ms: 1_000_000,
-            occurrences: 1,
-            message: "leak".into(),
-            open: true,
-            change: AlertChange::Raised,
-            acknowledged: None,
-            resolved_by: None,
-            comments: Vec::new(),
-            escalations: 0,
-            last_escalated_ms: None,
-        }
+        Alert::opened(
+            1,
+            AlertInput {
+                kind: AlertKind::Leak,
+                severity,
+                location: AlertLocation::Link("P1".into()),
+                estimated_flow: Some(2.0),
+                time_ms: 1_000_000,
+                message: "leak".into(),
+            },
+        )
     }
 
     /// Runs the policy every minute for `minutes`, applying each escalation as the

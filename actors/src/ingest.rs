@@ -165,7 +165,7 @@ impl IngestHandle {
         }
     }
 
-    /// The configured devices.
+    /// The devices (changeable while serving).
     pub fn devices(&self) -> &DeviceRegistry {
         &self.devices
     }
@@ -175,7 +175,8 @@ impl IngestHandle {
         &self.metrics
     }
 
-    /// Submits `readings` of `device`; resolves with the number stored once they are durable.
+    /// Submits `readings` of `device`; resolves with the number stored once they are durable
+    /// (the device is then noted as heard over `gateway`).
     /// Readings for sensors the device does not own make the whole submission fail
     /// ([`RejectReason::Forbidden`]) before anything is stored. Failures are counted here; the
     /// caller only reports them to the device.
@@ -185,9 +186,15 @@ impl IngestHandle {
         device: Arc<Device>,
         readings: Vec<Reading>,
     ) -> Result<usize, IngestError> {
-        let result = self.submit_uncounted(gateway, device, readings).await;
+        let result = self
+            .submit_uncounted(gateway, device.clone(), readings)
+            .await;
         match &result {
-            Ok(count) => self.metrics.accepted(gateway, *count as u64),
+            Ok(count) => {
+                self.metrics.accepted(gateway, *count as u64);
+                self.devices
+                    .heard(&device.id, gateway, crate::gateway::now_ms());
+            }
             Err(err) => self.reject(gateway, err.reason, &err.detail),
         }
         result

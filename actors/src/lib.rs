@@ -11,7 +11,8 @@
 //!   dispatcher, group-commit writer, journal compaction, queries; configured by
 //!   [`config`].
 //! - The actors: [`municipality`] (supervisor), [`sensor`], [`network`], [`pipe`], [`alerts`];
-//!   restart budgets in `supervision`; the serializable data they exchange in [`messages`].
+//!   restart budgets in `supervision`; the serializable data they exchange in [`messages`];
+//!   threshold rules at run time in [`rules`].
 //!   Sensors and pipes are entities hosted by shard actors (`shard`), not an actor each.
 //!
 //! The math the actors call lives in `twin` and `hydraulics`.
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod municipality;
 pub mod network;
 pub mod pipe;
+pub mod rules;
 pub mod runtime;
 pub mod sensor;
 mod shard;

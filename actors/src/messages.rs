@@ -12,10 +12,13 @@
 //! remotely, the dispatcher would send the readings and receive the stored count as the reply.
 
 use serde::{Deserialize, Serialize};
+use twin::detect::threshold::Limit;
 use twin::live::{PeriodState, SensorResidual};
+use twin::{Sensor, SensorKind};
+use utoipa::ToSchema;
 
 /// What kind of event an alert reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// A background leak.
@@ -26,10 +29,14 @@ pub enum AlertKind {
     SensorFault,
     /// A pressure transient.
     Transient,
+    /// A sensor's value past a limit of the municipality's alert rules.
+    Threshold,
 }
 
 /// How urgent an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth a look.
@@ -40,8 +47,9 @@ pub enum Severity {
     Critical,
 }
 
-/// Where an alert is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where an alert is: `{"node": "<id>"}`, `{"link": "<id>"}`, `{"device": "<id>"}` or
+/// `"network"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertLocation {
     /// A node of the network.
@@ -72,7 +80,7 @@ pub struct AlertInput {
 }
 
 /// An alert of a municipality, as stored and broadcast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     /// Unique within the municipality, increasing.
     pub id: u64,
@@ -114,8 +122,32 @@ pub struct Alert {
     pub last_escalated_ms: Option<i64>,
 }
 
+impl Alert {
+    /// The alert `id` opened by its first observation `input`.
+    pub fn opened(id: u64, input: AlertInput) -> Self {
+        Alert {
+            id,
+            kind: input.kind,
+            severity: input.severity,
+            location: input.location,
+            estimated_flow: input.estimated_flow,
+            raised_ms: input.time_ms,
+            last_seen_ms: input.time_ms,
+            occurrences: 1,
+            message: input.message,
+            open: true,
+            change: AlertChange::Raised,
+            acknowledged: None,
+            resolved_by: None,
+            comments: Vec::new(),
+            escalations: 0,
+            last_escalated_ms: None,
+        }
+    }
+}
+
 /// What the latest publication of an alert changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertChange {
     /// Newly opened.
@@ -134,7 +166,7 @@ pub enum AlertChange {
 }
 
 /// Who did something to an alert, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AlertAction {
     /// User name.
     pub by: String,
@@ -143,7 +175,7 @@ pub struct AlertAction {
 }
 
 /// An operator's comment on an alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AlertComment {
     /// User name.
     pub by: String,
@@ -201,7 +233,7 @@ pub struct PipeState {
 }
 
 /// One sensor as the twin currently sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SensorSummary {
     /// The sensor id.
     pub sensor_id: String,
@@ -215,6 +247,174 @@ pub struct SensorSummary {
     pub count: u64,
     /// Of those, readings usable by the twin.
     pub usable: u64,
+}
+
+/// Rules in one municipality's rule set at most.
+pub const MAX_ALERT_RULES: usize = 10_000;
+
+/// A threshold rule of a municipality: a `threshold` alert opens when a sensor of `sensor_kind`
+/// (or only `sensor_id`) reports values past `below` or `above` for `for_readings` readings in
+/// a row and `for_seconds`, and resolves by itself once the value is back inside by
+/// `hysteresis`. Limits are in the network's unit of the kind (the unit of `GET .../state`:
+/// pressure in the network's pressure unit, head and level in its length unit, flow and demand
+/// in its flow unit, valve position in percent, the others in the sensor's unit). A rule naming
+/// a sensor replaces its kind's rule for that sensor. Only usable readings count: one the
+/// quality checks flag (spike, out of range, stuck, duplicate, out of order, ...) neither opens
+/// nor resolves an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// The kind of sensor (`pressure`, `head`, `level`, `flow`, `demand`, `valve_position`,
+    /// `pump_status`, `battery`, `signal`).
+    #[serde(with = "sensor_kind_name")]
+    #[schema(
+        value_type = String,
+        pattern = "^(pressure|head|level|flow|demand|valve_position|pump_status|battery|signal)$",
+        example = "pressure"
+    )]
+    pub sensor_kind: SensorKind,
+    /// Only this sensor (of that kind); absent: every sensor of the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor_id: Option<String>,
+    /// Too low below this.
+    #[serde(default)]
+    pub below: Option<f64>,
+    /// Too high above this.
+    #[serde(default)]
+    pub above: Option<f64>,
+    /// Consecutive readings past the limit before the alert opens (default 1).
+    #[serde(default = "one_reading")]
+    #[schema(minimum = 1)]
+    pub for_readings: u32,
+    /// Seconds past the limit before the alert opens (default 0).
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub for_seconds: f64,
+    /// How far back inside the limit the value must come to resolve the alert (default 0).
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub hysteresis: f64,
+    /// Severity of the alert (default `warning`).
+    #[serde(default = "warning")]
+    pub severity: Severity,
+}
+
+fn one_reading() -> u32 {
+    1
+}
+
+fn warning() -> Severity {
+    Severity::Warning
+}
+
+/// A [`SensorKind`] as its configuration name.
+mod sensor_kind_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use twin::SensorKind;
+
+    pub(super) fn serialize<S: Serializer>(kind: &SensorKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SensorKind, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl AlertRule {
+    /// The rule's limits.
+    pub fn limit(&self) -> Limit {
+        Limit {
+            below: self.below,
+            above: self.above,
+            for_readings: self.for_readings,
+            for_seconds: self.for_seconds,
+            hysteresis: self.hysteresis,
+        }
+    }
+}
+
+/// A municipality's threshold rules, replaced as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRules {
+    /// The rules; at most one per sensor kind and one per sensor.
+    pub rules: Vec<AlertRule>,
+}
+
+/// A rule that is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{field}: {cause}")]
+pub struct RuleError {
+    /// The field, as a path (`rules[2].below`).
+    pub field: String,
+    /// What is wrong.
+    pub cause: String,
+}
+
+impl AlertRules {
+    /// Checks every rule against the municipality's `sensors`; the error names the first
+    /// wrong field.
+    pub fn validate(&self, sensors: &[Sensor]) -> Result<(), RuleError> {
+        if self.rules.len() > MAX_ALERT_RULES {
+            return Err(RuleError {
+                field: "rules".into(),
+                cause: format!("at most {MAX_ALERT_RULES} rules"),
+            });
+        }
+        let mut kinds = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let error = |field: &str, cause: String| RuleError {
+                field: format!("rules[{i}].{field}"),
+                cause,
+            };
+            rule.limit()
+                .validate()
+                .map_err(|err| error(err.field, err.cause))?;
+            let first = match &rule.sensor_id {
+                Some(id) => {
+                    let sensor = sensors
+                        .iter()
+                        .find(|sensor| sensor.id == *id)
+                        .ok_or_else(|| error("sensor_id", format!("no sensor {id}")))?;
+                    if sensor.kind != rule.sensor_kind {
+                        return Err(error(
+                            "sensor_id",
+                            format!("sensor {id} measures {}", sensor.kind.name()),
+                        ));
+                    }
+                    ids.insert(id.as_str())
+                }
+                None => kinds.insert(rule.sensor_kind),
+            };
+            if !first {
+                let field = if rule.sensor_id.is_some() {
+                    "sensor_id"
+                } else {
+                    "sensor_kind"
+                };
+                return Err(error(
+                    field,
+                    "a second rule for the same sensors (one per kind, one per sensor)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rule `sensor` follows: its own, else its kind's.
+    pub fn for_sensor(&self, sensor: &Sensor) -> Option<&AlertRule> {
+        self.rules
+            .iter()
+            .find(|rule| rule.sensor_id.as_deref() == Some(sensor.id.as_str()))
+            .or_else(|| {
+                self.rules
+                    .iter()
+                    .find(|rule| rule.sensor_id.is_none() && rule.sensor_kind == sensor.kind)
+            })
+    }
 }
 
 /// Version byte of [`EncodedState`].
@@ -381,6 +581,90 @@ mod tests {
                 simulated: 40.0,
             }],
             events: Vec::new(),
+        }
+    }
+
+    fn sensors() -> Vec<Sensor> {
+        use twin::Unit;
+        vec![
+            Sensor::new("P1", SensorKind::Pressure, "J1", Unit::Psi).unwrap(),
+            Sensor::new("P2", SensorKind::Pressure, "J2", Unit::Psi).unwrap(),
+            Sensor::new("L1", SensorKind::Level, "T1", Unit::Foot).unwrap(),
+        ]
+    }
+
+    fn rules(json: serde_json::Value) -> Result<AlertRules, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
+    #[test]
+    fn a_sensors_own_rule_replaces_its_kinds() {
+        let set = rules(serde_json::json!({"rules": [
+            {"sensor_kind": "pressure", "below": 20.0},
+            {"sensor_kind": "pressure", "sensor_id": "P2", "above": 80.0, "severity": "info"},
+        ]}))
+        .unwrap();
+        assert_eq!(set.validate(&sensors()), Ok(()));
+        let sensors = sensors();
+        assert_eq!(set.for_sensor(&sensors[0]).unwrap().below, Some(20.0));
+        let own = set.for_sensor(&sensors[1]).unwrap();
+        assert_eq!((own.above, own.severity), (Some(80.0), Severity::Info));
+        assert_eq!(own.for_readings, 1);
+        assert!(set.for_sensor(&sensors[2]).is_none());
+        let text = serde_json::to_value(&set).unwrap();
+        assert_eq!(text["rules"][0]["sensor_kind"], "pressure");
+        assert_eq!(rules(text).unwrap(), set);
+    }
+
+    #[test]
+    fn bad_rules_name_their_field() {
+        let field = |json: serde_json::Value| {
+            rules(serde_json::json!({ "rules": json }))
+                .unwrap()
+                .validate(&sensors())
+                .unwrap_err()
+                .field
+        };
+        let ok = serde_json::json!({"sensor_kind": "level", "below": 1.0});
+        assert_eq!(
+            field(serde_json::json!([ok, {"sensor_kind": "pressure", "below": 3, "above": 2}])),
+            "rules[1].below"
+        );
+        assert_eq!(
+            field(serde_json::json!([{"sensor_kind": "pressure", "sensor_id": "X", "below": 1}])),
+            "rules[0].sensor_id"
+        );
+        assert_eq!(
+            field(serde_json::json!([{"sensor_kind": "level", "sensor_id": "P1", "below": 1}])),
+            "rules[0].sensor_id"
+        );
+        assert_eq!(field(serde_json::json!([ok, ok])), "rules[1].sensor_kind");
+        assert_eq!(
+            field(serde_json::json!([{"sensor_kind": "level", "above": 1, "for_seconds": -1}])),
+            "rules[0].for_seconds"
+        );
+        assert!(rules(serde_json::json!({"rules": [{"sensor_kind": "salinity"}]})).is_err());
+        assert!(
+            rules(serde_json::json!({"rules": [{"sensor_kind": "level", "belo": 1}]})).is_err()
+        );
+    }
+
+    #[test]
+    fn the_documented_sensor_kinds_are_the_twins() {
+        let schema = serde_json::to_value(<AlertRule as utoipa::PartialSchema>::schema()).unwrap();
+        let pattern = schema["properties"]["sensor_kind"]["pattern"]
+            .as_str()
+            .unwrap();
+        let names: Vec<&str> = pattern
+            .trim_start_matches("^(")
+            .trim_end_matches(")$")
+            .split('|')
+            .collect();
+        let kinds: Vec<&str> = SensorKind::ALL.iter().map(|kind| kind.name()).collect();
+        assert_eq!(names, kinds);
+        for name in names {
+            let rule = serde_json::json!({"sensor_kind": name, "below": 1.0});
+            assert!(serde_json::from_value::<AlertRule>(rule).is_ok(), "{name}");
         }
     }
 

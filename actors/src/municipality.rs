@@ -38,6 +38,7 @@ use crate::messages::{Alert, EncodedState};
 use crate::metrics::Metrics;
 use crate::network::{NetworkActor, NetworkArgs, NetworkMsg, STATE};
 use crate::pipe::{PipeActor, PipeMsg};
+use crate::rules::{RuleBook, RulesError};
 use crate::sensor::{SensorActor, SensorMsg};
 use crate::shard::{Entity, EntityRef, Envelope, Shard, ShardArgs, Sharding};
 use crate::supervision::RestartTracker;
@@ -175,6 +176,8 @@ pub struct MunicipalityContext {
     pub(crate) clock: TwinClock,
     pub(crate) detection: Option<WatchConfig>,
     pub(crate) escalation: Option<EscalationPolicy>,
+    /// Threshold rules in force (stored; replaced at run time).
+    pub(crate) rules: RuleBook,
     pub(crate) budget: RestartBudget,
     pub(crate) journal: Arc<ReadingJournal>,
     pub(crate) writer: WriterHandle,
@@ -197,6 +200,9 @@ pub enum ContextError {
     /// A quality override names no configured sensor.
     #[error("quality settings for sensor {0}, which is not configured")]
     UnknownQualitySensor(String),
+    /// The stored threshold rules cannot be read.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
 }
 
 impl MunicipalityContext {
@@ -260,8 +266,11 @@ impl MunicipalityContext {
             members.sensor_shards = vec![None; members.sensors.shards()];
             members.pipe_shards = vec![None; members.pipes.shards()];
         }
+        let tenant = TenantKeys::new(&id);
+        let rules = RuleBook::load(&tenant, journal.store().as_ref())?;
         Ok(Self {
-            tenant: TenantKeys::new(&id),
+            tenant,
+            rules,
             id: id.into(),
             units: NetworkUnits::new(&network.options),
             network,

@@ -27,7 +27,8 @@ use crate::config::RuntimeConfig;
 use crate::devices::DeviceRegistry;
 use crate::ingest::{IngestError, IngestHandle, IngestRequest, RejectReason};
 use crate::messages::{
-    Alert, AlertAction, AlertOperation, AlertOperationError, PipeState, SensorSummary,
+    Alert, AlertAction, AlertOperation, AlertOperationError, AlertRules, PipeState, RuleError,
+    SensorSummary,
 };
 use crate::metrics::Metrics;
 use crate::municipality::{
@@ -36,6 +37,7 @@ use crate::municipality::{
 };
 use crate::network::NetworkMsg;
 use crate::pipe::PipeMsg;
+use crate::rules::RulesError;
 use crate::sensor::{SensorBatch, SensorMsg};
 use crate::supervision::RestartTracker;
 pub use crate::writer::StoredReadings;
@@ -466,6 +468,42 @@ impl TwinRuntime {
             reply,
         })
         .await
+    }
+
+    /// The threshold rules in force.
+    pub fn alert_rules(&self, municipality: &str) -> Result<Arc<AlertRules>, QueryError> {
+        Ok(self.context(municipality)?.rules.current())
+    }
+
+    /// Replaces the threshold rules of `municipality` by `rules` once they are valid
+    /// (`Ok(Err(..))` names the wrong field): stored durably, then sent to every sensor, so
+    /// they apply from the next reading on; the rules in force.
+    pub async fn replace_alert_rules(
+        &self,
+        municipality: &str,
+        rules: AlertRules,
+    ) -> Result<Result<Arc<AlertRules>, RuleError>, QueryError> {
+        let context = self.context(municipality)?.clone();
+        if let Err(err) = rules.validate(&context.sensors) {
+            return Ok(Err(err));
+        }
+        let stored = context.clone();
+        let rules = tokio::task::spawn_blocking(move || {
+            stored
+                .rules
+                .replace(&stored.tenant, stored.journal.store().as_ref(), rules)
+        })
+        .await
+        .map_err(|_| QueryError::Unavailable)?
+        .map_err(|err| match err {
+            RulesError::Store(err) => QueryError::Store(err),
+            RulesError::Corrupt(err) => QueryError::Store(StoreError::backend("alert rules", err)),
+        })?;
+        // A shard that is restarting loads the new rules from the context.
+        for sensor in context.directory.sensors().into_iter().flatten() {
+            let _ = sensor.cast(SensorMsg::RulesChanged);
+        }
+        Ok(Ok(rules))
     }
 
     /// Every estimated state from now on.

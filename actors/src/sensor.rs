@@ -1,8 +1,10 @@
 //! `SensorActor`: one entity per sensor, hosted by a shard (see `crate::shard` for why sensors
 //! are entities rather than ractor actors of their own). Checks the quality of every reading
 //! (`twin::QualityChecker`), converts it to its stored form, hands it to the batching writer,
-//! forwards the latest accepted value (in the network's units) to the `NetworkActor`, and raises
-//! a `sensor_fault` alert when the sensor keeps reporting implausible data.
+//! forwards the latest accepted value (in the network's units) to the `NetworkActor`, raises
+//! a `sensor_fault` alert when the sensor keeps reporting implausible data, and evaluates the
+//! municipality's threshold rules on every usable reading (`threshold` alerts, resolved when
+//! the value comes back: see `crate::rules`).
 //!
 //! On (re)start it reloads its recent readings from the store and replays them through the
 //! quality checker, so a restart neither forgets the window nor flags the next reading as a
@@ -15,9 +17,10 @@ use twin::store::Point;
 use twin::{QualityChecker, QualityFlags, Reading};
 
 use crate::alerts::AlertMsg;
-use crate::messages::{AlertInput, AlertKind, AlertLocation, SensorSummary, Severity};
+use crate::messages::{AlertInput, AlertKind, SensorSummary, Severity};
 use crate::municipality::MunicipalityContext;
 use crate::network::NetworkMsg;
+use crate::rules::{sensor_location, ThresholdWatch};
 use crate::runtime::now_ms;
 use crate::shard::Entity;
 use crate::writer::{Completion, WriteItem};
@@ -40,6 +43,8 @@ pub enum SensorMsg {
     Ingest(SensorBatch),
     /// The sensor as the twin sees it.
     Summary(RpcReplyPort<SensorSummary>),
+    /// The municipality's threshold rules were replaced: follow the ones in force.
+    RulesChanged,
     /// Chaos testing only: makes the actor panic, so tests can watch it being restarted. No
     /// network API sends it.
     InjectPanic,
@@ -61,6 +66,7 @@ pub struct SensorActor {
     usable: u64,
     fault_streak: u32,
     fault_open: bool,
+    threshold: ThresholdWatch,
 }
 
 impl Entity for SensorActor {
@@ -89,6 +95,7 @@ impl Entity for SensorActor {
             checker.check(&mut reading, now);
         }
         Ok(SensorActor {
+            threshold: ThresholdWatch::new(sensor, &context.rules.current(), &context.units),
             last: recent.last().copied(),
             checker,
             count: 0,
@@ -103,6 +110,13 @@ impl Entity for SensorActor {
             SensorMsg::Ingest(batch) => self.ingest(context, index, batch),
             SensorMsg::Summary(reply) => {
                 let _ = reply.send(self.summary(context, index));
+            }
+            SensorMsg::RulesChanged => {
+                let sensor = &context.sensors[index];
+                let rules = context.rules.current();
+                if let Some(change) = self.threshold.set_rules(sensor, &rules, now_ms()) {
+                    send_alert(context, change);
+                }
             }
             SensorMsg::InjectPanic => panic!("chaos: injected panic in a sensor actor"),
         }
@@ -131,6 +145,9 @@ impl SensorActor {
                 if let Ok(value) = sensor.to_network(&reading, &context.units) {
                     self.usable += 1;
                     accepted = Some((point.timestamp, value));
+                    if let Some(change) = self.threshold.observe(sensor, point.timestamp, value) {
+                        send_alert(context, change);
+                    }
                 }
             }
             self.track_fault(context, index, &point);
@@ -169,14 +186,12 @@ impl SensorActor {
             self.fault_streak = 0;
             if self.fault_open {
                 self.fault_open = false;
-                let alert = self.fault_alert(context, index, point);
-                send_alert(
-                    context,
-                    AlertMsg::Resolve {
-                        kind: alert.kind,
-                        location: alert.location,
-                    },
-                );
+                let sensor = &context.sensors[index];
+                let cleared = AlertInput {
+                    message: format!("sensor {} reports usable readings again", sensor.id),
+                    ..self.fault_alert(context, index, point)
+                };
+                send_alert(context, AlertMsg::Resolve(cleared));
             }
         }
     }
@@ -188,15 +203,10 @@ impl SensorActor {
         point: &Point,
     ) -> AlertInput {
         let sensor = &context.sensors[index];
-        let location = match sensor.kind.target_kind() {
-            twin::reading::TargetKind::Node => AlertLocation::Node(sensor.target.clone()),
-            twin::reading::TargetKind::Link => AlertLocation::Link(sensor.target.clone()),
-            twin::reading::TargetKind::Device => AlertLocation::Device(sensor.target.clone()),
-        };
         AlertInput {
             kind: AlertKind::SensorFault,
             severity: Severity::Warning,
-            location,
+            location: sensor_location(sensor),
             estimated_flow: None,
             time_ms: point.timestamp,
             message: format!(

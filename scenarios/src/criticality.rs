@@ -10,7 +10,7 @@ use hydraulics::model::{LinkKind, Network, StatusSpec};
 use hydraulics::{SimOptions, SolverError};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How each pipe fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,18 +159,37 @@ pub fn sweep(
     segments: Option<&Segments>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Report, SolverError> {
+    let never = AtomicBool::new(false);
+    sweep_until(network, elements, settings, segments, progress, &never)?.ok_or_else(|| {
+        SolverError::InvalidNetwork("the sweep stopped without being asked to".into())
+    })
+}
+
+/// [`sweep`] that can be stopped: once `stop` is set, no further failure is started and the
+/// answer is `None` (a planning job cancelled while it runs).
+pub fn sweep_until(
+    network: &Network,
+    elements: &[usize],
+    settings: &Settings,
+    segments: Option<&Segments>,
+    progress: &(dyn Fn(usize) + Sync),
+    stop: &AtomicBool,
+) -> Result<Option<Report>, SolverError> {
     let base = baseline(network, &settings.scenario(Vec::new()));
     let identity: Vec<usize> = (0..network.nodes.len()).collect();
     let required = settings.pda.required_pressure;
     let base_results = hydraulics::simulate(&base, &SimOptions::default())?;
     let base_summary = summarize(network, &base, &base_results, &identity, required);
     let done = AtomicUsize::new(0);
-    let run_one = |&pipe: &usize| -> Result<PipeCriticality, SolverError> {
+    let run_one = |&pipe: &usize| -> Result<Option<PipeCriticality>, SolverError> {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let (failed, map, cut_off) = failure_network(network, &base, pipe, settings, segments);
         let results = hydraulics::simulate(&failed, &SimOptions::default())?;
         let summary = summarize(network, &failed, &results, &map, required);
         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-        Ok(PipeCriticality {
+        Ok(Some(PipeCriticality {
             rank: 0,
             pipe: network.links[pipe].id.clone(),
             unmet_increase_m3: summary.unmet_m3 - base_summary.unmet_m3,
@@ -179,18 +198,22 @@ pub fn sweep(
             node_hours_below_required: summary.node_hours_below_required,
             cut_off_nodes: cut_off,
             halted: results.halted.map(|h| h.message),
-        })
+        }))
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.jobs.max(1))
         .build()
         .map_err(|e| SolverError::InvalidNetwork(format!("cannot start worker threads: {e}")))?;
-    let mut pipes = pool.install(|| {
+    let pipes = pool.install(|| {
         elements
             .par_iter()
             .map(run_one)
             .collect::<Result<Vec<_>, _>>()
     })?;
+    // A failure skipped because of `stop` is `None`: the sweep is incomplete.
+    let Some(mut pipes) = pipes.into_iter().collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
     pipes.sort_by(|a, b| {
         b.unmet_increase_m3
             .total_cmp(&a.unmet_increase_m3)
@@ -203,10 +226,80 @@ pub fn sweep(
     for (rank, pipe) in pipes.iter_mut().enumerate() {
         pipe.rank = rank + 1;
     }
-    Ok(Report {
+    Ok(Some(Report {
         kind: settings.kind.name().to_string(),
         duration_hours: settings.duration as f64 / 3600.0,
         baseline: base_summary,
         pipes,
-    })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loop fed by a reservoir, with a branch: closing pipe 1 cuts everyone off.
+    const LOOP: &str = "
+[JUNCTIONS]
+ A 0 10
+ B 0 10
+ C 0 10
+ D 0 10
+[RESERVOIRS]
+ R 100
+[PIPES]
+ 1 R A 100 10 100
+ 2 A B 100 10 100
+ 3 B C 100 10 100
+ 4 C A 100 10 100
+ 5 C D 100 10 100
+[TIMES]
+ DURATION 2
+[END]
+";
+
+    fn settings(network: &Network) -> Settings {
+        Settings {
+            kind: FailureKind::PipeClosure,
+            duration: 7200,
+            pda: crate::spec::default_pda(network),
+            jobs: 1,
+            burst_area_fraction: 0.1,
+        }
+    }
+
+    #[test]
+    fn a_stopped_sweep_gives_no_report_and_an_unstopped_one_the_sweeps() {
+        let network = hydraulics::read_str(LOOP, "loop.inp").unwrap();
+        let elements = pipes(&network);
+        let settings = settings(&network);
+        let done = AtomicUsize::new(0);
+        let count = |n: usize| {
+            done.fetch_max(n, Ordering::Relaxed);
+        };
+        let running = AtomicBool::new(false);
+        let report = sweep_until(&network, &elements, &settings, None, &count, &running)
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.load(Ordering::Relaxed), elements.len());
+        assert_eq!(
+            report,
+            sweep(&network, &elements, &settings, None, &|_| {}).unwrap()
+        );
+        assert_eq!(report.pipes[0].pipe, "1");
+
+        let stopped = AtomicBool::new(true);
+        let untouched = AtomicUsize::new(0);
+        let none = sweep_until(
+            &network,
+            &elements,
+            &settings,
+            None,
+            &|n| untouched.store(n, Ordering::Relaxed),
+            &stopped,
+        )
+        .unwrap();
+        assert!(none.is_none());
+        assert_eq!(untouched.load(Ordering::Relaxed), 0);
+    }
 }

@@ -225,7 +225,7 @@ impl Mailer {
 
 #[cfg(test)]
 mod tests {
-    use actors::messages::{Alert, AlertChange, AlertKind, AlertLocation, Severity};
+    use actors::messages::{Alert, AlertInput, AlertKind, AlertLocation, Severity};
 
     use super::*;
     use crate::notify::EventKind;
@@ -236,22 +236,18 @@ mod tests {
             event: EventKind::Escalated,
             municipality: "town".into(),
             alert: Alert {
-                id: 42,
-                kind: AlertKind::Burst,
-                severity: Severity::Critical,
-                location: AlertLocation::Link("P<1>".into()),
-                estimated_flow: Some(12.5),
-                raised_ms: 0,
-                last_seen_ms: 0,
                 occurrences: 3,
-                message: "flow & pressure".into(),
-                open: true,
-                change: AlertChange::Raised,
-                acknowledged: None,
-                resolved_by: None,
-                comments: Vec::new(),
-                escalations: 0,
-                last_escalated_ms: None,
+                ..Alert::opened(
+                    42,
+                    AlertInput {
+                        kind: AlertKind::Burst,
+                        severity: Severity::Critical,
+                        location: AlertLocation::Link("P<1>".into()),
+                        estimated_flow: Some(12.5),
+                        time_ms: 0,
+                        message: "flow & pressure".into(),
+                    },
+                )
             },
         };
         let email = render(&notification, Some("https://twin.example.org/"));

@@ -32,6 +32,7 @@ impl AlertFacts {
             AlertKind::Burst => "Burst",
             AlertKind::SensorFault => "Sensor fault",
             AlertKind::Transient => "Transient",
+            AlertKind::Threshold => "Threshold",
         };
         let location = match &alert.location {
             AlertLocation::Node(id) => format!("node {id}"),

@@ -36,7 +36,7 @@ pub use notifier::{Notifier, NotifierConfig, NotifierError};
 pub use subscriptions::{DeliveryAttempt, Subscription, SubscriptionStore, Target};
 
 /// What happened to an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A new alert was opened.

@@ -6,8 +6,11 @@
 //! from the store and hands the notification to one worker task per subscription, each with
 //! its own bounded queue: deliveries to different subscriptions run concurrently, and one
 //! stuck receiver only fills its own queue. A worker delivers its notifications in order, each
-//! with retries ([`RetryPolicy`]), and records every attempt in the delivery history. The
-//! worker of a deleted subscription is stopped at the next notification of its municipality.
+//! with retries ([`RetryPolicy`]), and records every attempt in the delivery history, of which
+//! it keeps the newest [`NotifierConfig::history_per_subscription`] attempts. Subscriptions are
+//! read from the store for every notification, so one created over the API receives the next
+//! one; the worker of a deleted subscription is stopped at the next notification of its
+//! municipality.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +26,7 @@ use tokio_rustls::rustls::{self, ClientConfig};
 use super::email::{self, EmailError, Mailer, SmtpConfig};
 use super::queue::DropOldestQueue;
 use super::retry::RetryPolicy;
+use super::secret::SecretRef;
 use super::subscriptions::{
     DeliveryAttempt, Subscription, SubscriptionStore, Target, WebhookFormat,
 };
@@ -53,6 +57,8 @@ pub struct NotifierConfig {
     pub smtp: Option<SmtpConfig>,
     /// The platform's URL, for links to alerts in messages.
     pub link_base: Option<String>,
+    /// Delivery attempts kept per subscription (the newest; older ones are deleted).
+    pub history_per_subscription: usize,
 }
 
 impl Default for NotifierConfig {
@@ -63,6 +69,7 @@ impl Default for NotifierConfig {
             retry: RetryPolicy::default(),
             smtp: None,
             link_base: None,
+            history_per_subscription: 1_000,
         }
     }
 }
@@ -102,6 +109,7 @@ impl Notifier {
             tls: webhook::tls_config()?,
             mailer,
             link_base: config.link_base,
+            history_per_subscription: config.history_per_subscription.max(1),
         });
         let dropped = Arc::new(AtomicU64::new(0));
         let queue = Arc::new(DropOldestQueue::new(config.queue_capacity, dropped.clone()));
@@ -225,9 +233,17 @@ async fn dispatch(
 }
 
 async fn work(queue: Arc<DropOldestQueue<Job>>, delivery: Arc<Delivery>) {
+    // The history is pruned every tenth of its bound: reading it back costs about ten records
+    // per attempt, and it holds at most 10 % more than the bound.
+    let prune_every = delivery.history_per_subscription.div_ceil(10);
+    let mut recorded_since_prune = prune_every;
     loop {
         let job = queue.pop().await;
-        delivery.deliver(&job).await;
+        recorded_since_prune += delivery.deliver(&job).await;
+        if recorded_since_prune >= prune_every {
+            recorded_since_prune = 0;
+            delivery.prune(&job).await;
+        }
     }
 }
 
@@ -238,6 +254,7 @@ struct Delivery {
     tls: Arc<ClientConfig>,
     mailer: Option<Mailer>,
     link_base: Option<String>,
+    history_per_subscription: usize,
 }
 
 /// The outcome of one attempt.
@@ -268,14 +285,16 @@ fn now_ms() -> i64 {
 
 impl Delivery {
     /// Attempts `job` until it is delivered, refused for good, or out of attempts, recording
-    /// every attempt.
-    async fn deliver(&self, job: &Job) {
+    /// every attempt; how many attempts were made.
+    async fn deliver(&self, job: &Job) -> usize {
         let delivery_id = format!("{:016x}", rand::rng().random::<u64>());
         let attempts = self.retry.attempts.max(1);
         for attempt in 1..=attempts {
             let time_ms = now_ms();
             let started = Instant::now();
             let outcome = self.attempt(job, &delivery_id).await;
+            let retry_after = (!outcome.delivered && outcome.retryable && attempt < attempts)
+                .then(|| self.retry.jittered_backoff(attempt));
             let record = DeliveryAttempt {
                 delivery_id: delivery_id.clone(),
                 subscription_id: job.subscription.id.clone(),
@@ -287,12 +306,30 @@ impl Delivery {
                 status: outcome.status,
                 error: outcome.error,
                 delivered: outcome.delivered,
+                next_retry_ms: retry_after.map(|wait| now_ms() + wait.as_millis() as i64),
             };
             self.record(&job.notification.municipality, record).await;
-            if outcome.delivered || !outcome.retryable || attempt == attempts {
-                break;
-            }
-            tokio::time::sleep(self.retry.jittered_backoff(attempt)).await;
+            let Some(wait) = retry_after else {
+                return attempt as usize;
+            };
+            tokio::time::sleep(wait).await;
+        }
+        attempts as usize
+    }
+
+    /// Deletes `job`'s subscription's attempts beyond the newest `history_per_subscription`.
+    async fn prune(&self, job: &Job) {
+        let store = self.subscriptions.clone();
+        let municipality = job.notification.municipality.clone();
+        let id = job.subscription.id.clone();
+        let keep = self.history_per_subscription;
+        let pruned =
+            tokio::task::spawn_blocking(move || store.prune_history(&municipality, &id, keep))
+                .await;
+        match pruned {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!("delivery history not pruned: {err}"),
+            Err(err) => tracing::warn!("delivery history not pruned: {err}"),
         }
     }
 
@@ -305,6 +342,24 @@ impl Delivery {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::warn!("delivery attempt not recorded: {err}"),
             Err(err) => tracing::warn!("delivery attempt not recorded: {err}"),
+        }
+    }
+
+    /// The signing key of subscription `id`: resolved from its reference, or the generated
+    /// one from the store.
+    fn secret(
+        &self,
+        notification: &Notification,
+        id: &str,
+        secret: &SecretRef,
+    ) -> Result<String, String> {
+        match secret {
+            SecretRef::Generated => self
+                .subscriptions
+                .generated_secret(&notification.municipality, id)
+                .map_err(|err| err.to_string())?
+                .ok_or_else(|| format!("no generated secret stored for subscription {id}")),
+            reference => reference.resolve().map_err(|err| err.to_string()),
         }
     }
 
@@ -328,7 +383,7 @@ impl Delivery {
                 let mut headers =
                     Headers(vec![(webhook::DELIVERY_HEADER, delivery_id.to_string())]);
                 if let Some(secret) = secret {
-                    let key = match secret.resolve() {
+                    let key = match self.secret(notification, &job.subscription.id, secret) {
                         Ok(key) => key,
                         Err(err) => return Outcome::failed(err, false),
                     };
@@ -379,5 +434,105 @@ impl Delivery {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use actors::messages::{Alert, AlertInput, AlertKind, AlertLocation, Severity};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use twin::store::MemoryStore;
+
+    use super::*;
+    use crate::notify::subscriptions::EventFilter;
+
+    /// An HTTP receiver on a free port answering 200 to each request; counts them.
+    async fn receiver() -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let count = count.clone();
+                tokio::spawn(async move {
+                    // One request per connection; its end is the blank line plus the body,
+                    // which is small enough to arrive with it.
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !String::from_utf8_lossy(&request).contains("\r\n\r\n{") {
+                        let read = socket.read(&mut buffer).await.unwrap();
+                        if read == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buffer[..read]);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let answer =
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                    socket.write_all(answer).await.unwrap();
+                    count.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (port, answered)
+    }
+
+    #[tokio::test]
+    async fn the_history_keeps_the_newest_attempts_of_each_subscription() {
+        let (port, answered) = receiver().await;
+        let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
+        let subscription = Subscription {
+            id: "slack".into(),
+            events: vec![EventFilter::Any],
+            target: Target::Webhook {
+                url: format!("http://127.0.0.1:{port}/hook"),
+                secret: None,
+                format: WebhookFormat::Slack,
+            },
+        };
+        store.put("town", &subscription).unwrap();
+        let keep = 5;
+        let config = NotifierConfig {
+            history_per_subscription: keep,
+            ..NotifierConfig::default()
+        };
+        let notifier = Notifier::spawn(config, store.clone()).unwrap();
+        let sent = 23u64;
+        for id in 1..=sent {
+            let input = AlertInput {
+                kind: AlertKind::Threshold,
+                severity: Severity::Warning,
+                location: AlertLocation::Node("J1".into()),
+                estimated_flow: None,
+                time_ms: id as i64,
+                message: format!("alert {id}"),
+            };
+            notifier.send(Notification {
+                event: EventKind::Raised,
+                municipality: "town".into(),
+                alert: Alert::opened(id, input),
+            });
+        }
+        let newest: Vec<u64> = (sent - keep as u64 + 1..=sent).collect();
+        let mut kept = Vec::new();
+        for _ in 0..200 {
+            kept = store
+                .history("town", "slack", 1000)
+                .unwrap()
+                .iter()
+                .map(|attempt| attempt.alert_id)
+                .collect();
+            if answered.load(Ordering::SeqCst) == sent as usize && kept == newest {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(answered.load(Ordering::SeqCst), sent as usize);
+        assert_eq!(kept, newest);
     }
 }

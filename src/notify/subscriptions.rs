@@ -1,22 +1,30 @@
 //! Subscriptions and their delivery history, kept under the tenant prefix:
 //!
 //! - `(tenant, "subscriptions", id)` -> [`Subscription`] (JSON);
+//! - `(tenant, "subscription_secrets", id)` -> the secret the server generated for a
+//!   subscription created over the API (its record says `secret = "generated"`);
 //! - `(tenant, "deliveries", subscription_id, time_ms, delivery_id, attempt)` ->
-//!   [`DeliveryAttempt`] (JSON), so one subscription's history is a range in time order.
+//!   [`DeliveryAttempt`] (JSON), so one subscription's history is a range in time order; the
+//!   notifier keeps the newest attempts of each subscription only ([`SubscriptionStore::prune_history`]).
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use twin::store::tuple::Element;
-use twin::store::{Order, Store, StoreError, TenantKeys};
+use twin::store::{Durability, KeyRange, Order, Store, StoreError, TenantKeys, WriteBatch};
+use utoipa::ToSchema;
 
 use super::secret::SecretRef;
 use super::webhook::WebhookUrl;
 use super::EventKind;
 
 const SUBSCRIPTIONS: &str = "subscriptions";
+const SECRETS: &str = "subscription_secrets";
 const DELIVERIES: &str = "deliveries";
+
+/// Bytes of a generated secret (shown as twice as many hex digits).
+const GENERATED_SECRET_BYTES: usize = 32;
 
 /// Errors of the subscription store.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +102,7 @@ impl From<EventFilter> for String {
 }
 
 /// The body format of a webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// Our notification JSON (`event`, `municipality`, `alert`).
@@ -182,7 +190,7 @@ impl Subscription {
 }
 
 /// One attempt at delivering one notification to one subscription.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryAttempt {
     /// The delivery (the same for every attempt of it).
     pub delivery_id: String,
@@ -204,6 +212,9 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     /// Whether the notification was accepted.
     pub delivered: bool,
+    /// When the next attempt is due (Unix ms), when one will be made.
+    #[serde(default)]
+    pub next_retry_ms: Option<i64>,
 }
 
 /// Subscriptions and delivery history in a store.
@@ -266,13 +277,98 @@ impl SubscriptionStore {
             .collect()
     }
 
-    /// Removes a subscription (its history stays); whether it existed.
+    /// Stores a new subscription of `municipality` whose secret the server generates (when
+    /// its target is a webhook: the subscription's `secret` becomes `generated`); the
+    /// subscription as stored and the secret, to be shown once.
+    pub fn create_with_generated_secret(
+        &self,
+        municipality: &str,
+        mut subscription: Subscription,
+    ) -> Result<(Subscription, Option<String>), SubscriptionError> {
+        let secret = match &mut subscription.target {
+            Target::Webhook { secret, .. } => {
+                *secret = Some(SecretRef::Generated);
+                Some(hex::encode(rand::random::<[u8; GENERATED_SECRET_BYTES]>()))
+            }
+            Target::Email { .. } => None,
+        };
+        subscription.validate()?;
+        let tenant = TenantKeys::new(municipality);
+        let id = Element::from(subscription.id.as_str());
+        let mut batch = WriteBatch::new();
+        if let Some(secret) = &secret {
+            batch.put(
+                tenant.key(&[Element::from(SECRETS), id.clone()]),
+                secret.as_bytes(),
+            );
+        }
+        batch.put(
+            tenant.key(&[Element::from(SUBSCRIPTIONS), id]),
+            encode(&subscription)?,
+        );
+        self.store.write(batch, Durability::Durable)?;
+        Ok((subscription, secret))
+    }
+
+    /// The generated secret of subscription `id`, if it has one.
+    pub fn generated_secret(
+        &self,
+        municipality: &str,
+        id: &str,
+    ) -> Result<Option<String>, SubscriptionError> {
+        let key = TenantKeys::new(municipality).key(&[Element::from(SECRETS), Element::from(id)]);
+        self.store
+            .get(&key)?
+            .map(|value| {
+                String::from_utf8(value).map_err(|err| SubscriptionError::Corrupt {
+                    what: SECRETS,
+                    cause: err.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Removes a subscription with its generated secret and its delivery history; whether it
+    /// existed.
     pub fn delete(&self, municipality: &str, id: &str) -> Result<bool, SubscriptionError> {
-        let key =
-            TenantKeys::new(municipality).key(&[Element::from(SUBSCRIPTIONS), Element::from(id)]);
+        let tenant = TenantKeys::new(municipality);
+        let key = tenant.key(&[Element::from(SUBSCRIPTIONS), Element::from(id)]);
         let existed = self.store.get(&key)?.is_some();
-        self.store.delete(&key)?;
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        batch.delete(tenant.key(&[Element::from(SECRETS), Element::from(id)]));
+        for (history_key, _) in
+            self.store
+                .scan(&history_range(&tenant, id), Order::Forward, None)?
+        {
+            batch.delete(history_key);
+        }
+        self.store.write(batch, Durability::Durable)?;
         Ok(existed)
+    }
+
+    /// Deletes the attempts of subscription `id` older than its newest `keep`; how many.
+    pub fn prune_history(
+        &self,
+        municipality: &str,
+        id: &str,
+        keep: usize,
+    ) -> Result<usize, SubscriptionError> {
+        let range = history_range(&TenantKeys::new(municipality), id);
+        let mut batch = WriteBatch::new();
+        for (key, _) in self
+            .store
+            .scan(&range, Order::Reverse, None)?
+            .into_iter()
+            .skip(keep)
+        {
+            batch.delete(key);
+        }
+        let pruned = batch.len();
+        if pruned > 0 {
+            self.store.write(batch, Durability::Durable)?;
+        }
+        Ok(pruned)
     }
 
     /// Appends an attempt to its subscription's history.
@@ -299,10 +395,7 @@ impl SubscriptionStore {
         subscription_id: &str,
         limit: usize,
     ) -> Result<Vec<DeliveryAttempt>, SubscriptionError> {
-        let range = TenantKeys::new(municipality)
-            .space()
-            .subspace(&[Element::from(DELIVERIES), Element::from(subscription_id)])
-            .range();
+        let range = history_range(&TenantKeys::new(municipality), subscription_id);
         let mut attempts = self
             .store
             .scan(&range, Order::Reverse, Some(limit))?
@@ -312,6 +405,14 @@ impl SubscriptionStore {
         attempts.reverse();
         Ok(attempts)
     }
+}
+
+/// The delivery history of subscription `id`.
+fn history_range(tenant: &TenantKeys, id: &str) -> KeyRange {
+    tenant
+        .space()
+        .subspace(&[Element::from(DELIVERIES), Element::from(id)])
+        .range()
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, SubscriptionError> {
@@ -427,6 +528,7 @@ mod tests {
             status: Some(500),
             error: None,
             delivered: false,
+            next_retry_ms: None,
         };
         for (i, time) in [30, 10, 20].into_iter().enumerate() {
             store
@@ -450,5 +552,64 @@ mod tests {
         assert_eq!(latest, [20, 30]);
         assert_eq!(store.history("t", "ab", 10).unwrap().len(), 1);
         assert!(store.history("u", "a", 10).unwrap().is_empty());
+
+        // Pruning keeps the newest; deleting takes the rest of the history with it.
+        assert_eq!(store.prune_history("t", "a", 2).unwrap(), 1);
+        assert_eq!(store.prune_history("t", "a", 2).unwrap(), 0);
+        let kept: Vec<i64> = store
+            .history("t", "a", 10)
+            .unwrap()
+            .iter()
+            .map(|a| a.time_ms)
+            .collect();
+        assert_eq!(kept, [20, 30]);
+        store.put("t", &webhook("a", &["*"])).unwrap();
+        assert!(store.delete("t", "a").unwrap());
+        assert!(store.history("t", "a", 10).unwrap().is_empty());
+        assert_eq!(store.history("t", "ab", 10).unwrap().len(), 1);
+        assert!(!store.delete("t", "a").unwrap());
+    }
+
+    #[test]
+    fn generated_secrets_are_kept_apart_and_go_with_their_subscription() {
+        let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
+        let mut new = webhook("hook", &["*"]);
+        if let Target::Webhook { secret, .. } = &mut new.target {
+            *secret = None;
+        }
+        let (stored, secret) = store
+            .create_with_generated_secret("town", new.clone())
+            .unwrap();
+        let secret = secret.unwrap();
+        assert_eq!(secret.len(), 2 * GENERATED_SECRET_BYTES);
+        assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
+        let listed = store.get("town", "hook").unwrap().unwrap();
+        assert_eq!(listed, stored);
+        assert!(matches!(
+            listed.target,
+            Target::Webhook {
+                secret: Some(SecretRef::Generated),
+                ..
+            }
+        ));
+        assert!(!serde_json::to_string(&listed).unwrap().contains(&secret));
+        assert_eq!(
+            store.generated_secret("town", "hook").unwrap(),
+            Some(secret.clone())
+        );
+        assert_eq!(store.generated_secret("other", "hook").unwrap(), None);
+        let (_, second) = store.create_with_generated_secret("town", new).unwrap();
+        assert_ne!(second.unwrap(), secret, "every creation draws a new secret");
+        let email = Subscription {
+            id: "mail".into(),
+            events: vec![EventFilter::Any],
+            target: Target::Email {
+                recipients: vec!["ops@example.org".into()],
+            },
+        };
+        let (_, none) = store.create_with_generated_secret("town", email).unwrap();
+        assert_eq!(none, None);
+        assert!(store.delete("town", "hook").unwrap());
+        assert_eq!(store.generated_secret("town", "hook").unwrap(), None);
     }
 }

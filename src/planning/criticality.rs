@@ -16,14 +16,28 @@ use std::time::Instant;
 
 const EPANET_LOOP: &str = include_str!("../../tests/peers/epanet_scenario_criticality.py");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How each pipe fails (`--kind`; the `failure` of the API's criticality jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     PipeClosure,
     Burst,
     Segment,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+impl From<Kind> for FailureKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::PipeClosure => FailureKind::PipeClosure,
+            Kind::Burst => FailureKind::Burst,
+            Kind::Segment => FailureKind::Segment,
+        }
+    }
+}
+
+/// Where the isolation valves are (`--valves`; `valves` of the API's jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Valves {
     /// The model's own valves are the isolation valves.
     Model,
@@ -94,11 +108,7 @@ pub fn run(args: &CriticalityArgs) -> anyhow::Result<()> {
         elements.truncate(limit);
     }
     let settings = Settings {
-        kind: match args.kind {
-            Kind::PipeClosure => FailureKind::PipeClosure,
-            Kind::Burst => FailureKind::Burst,
-            Kind::Segment => FailureKind::Segment,
-        },
+        kind: args.kind.into(),
         duration,
         pda: scenarios::spec::default_pda(&network),
         jobs: args

@@ -10,11 +10,12 @@ use super::{csv_field, is_json, write_csv, write_json};
 use crate::simulate::read_network;
 use crate::BadInput;
 use hydraulics::Network;
-use scenarios::criticality::{sweep, FailureKind, Settings};
+use scenarios::criticality::{sweep_until, FailureKind, Settings};
 use scenarios::impact::{customers, sum_of};
 use scenarios::segments::{base_demand, place_valves, segments, ValvePlacement};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use twin::risk::{self, Dataset, Date, FitOptions, ScoreOptions, Window};
 
 use super::criticality::Valves;
@@ -60,7 +61,7 @@ pub struct RiskArgs {
 
 /// One pipe's risk and the reasons for it.
 #[derive(Debug, Clone, Serialize)]
-struct PipeRiskRow {
+pub struct PipeRiskRow {
     rank: usize,
     pipe: String,
     /// Probability of at least one break over the horizon.
@@ -81,6 +82,41 @@ struct PipeRiskRow {
     factors: Vec<String>,
 }
 
+/// What a risk ranking is computed from: the CSV texts, each with the name its messages use,
+/// and the options of `aquatwin risk` (the API's risk jobs fill them from their JSON body).
+pub struct RiskInputs<'a> {
+    /// Asset register: (name, text).
+    pub assets: (&'a str, &'a str),
+    /// Break history: (name, text).
+    pub breaks: (&'a str, &'a str),
+    /// Twin statistics: (name, text).
+    pub twin_stats: Option<(&'a str, &'a str)>,
+    /// First day the break records cover, `YYYY-MM-DD`.
+    pub window_start: Option<&'a str>,
+    /// Last day the break records cover, `YYYY-MM-DD`.
+    pub window_end: Option<&'a str>,
+    /// Years ahead the likelihood covers.
+    pub horizon: f64,
+    /// Isolation valves of the segments.
+    pub valves: Valves,
+    /// Base demand per customer, to count customers cut off.
+    pub demand_per_customer: Option<f64>,
+    /// Hours each segment closure is simulated.
+    pub duration: f64,
+    /// Worker threads of the consequence sweep.
+    pub jobs: usize,
+}
+
+/// The fitted likelihood model and each pipe's probability of a break.
+pub struct Likelihood {
+    /// The period the break records cover.
+    pub window: Window,
+    /// The Weibull proportional-hazards model.
+    pub model: risk::WeibullPh,
+    /// Each asset's probability over the horizon and its top factors.
+    pub pipes: Vec<risk::PipeRisk>,
+}
+
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path)
         .map_err(|error| BadInput(format!("{}: cannot read: {error}", path.display())).into())
@@ -92,61 +128,40 @@ fn date(text: &str, option: &str) -> anyhow::Result<Date> {
 }
 
 pub fn run(args: &RiskArgs) -> anyhow::Result<()> {
-    let bad = |e: &dyn std::fmt::Display| anyhow::Error::from(BadInput(e.to_string()));
     let network = read_network(&args.network)?;
     let assets_name = args.assets.display().to_string();
-    let assets = risk::parse_assets(&read(&args.assets)?, &assets_name).map_err(|e| bad(&e))?;
-    let unknown: Vec<&str> = assets
-        .iter()
-        .filter(|a| network.link_index(&a.id).is_none())
-        .map(|a| a.id.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        return Err(bad(&format!(
-            "{assets_name}: pipes not in {}: {}",
-            args.network.display(),
-            unknown.join(", ")
-        )));
-    }
+    let assets_text = read(&args.assets)?;
     let breaks_name = args.breaks.display().to_string();
-    let breaks = risk::parse_breaks(&read(&args.breaks)?, &breaks_name).map_err(|e| bad(&e))?;
-    let first = breaks.iter().map(|b| b.date.year()).min();
-    let last = breaks.iter().map(|b| b.date.year()).max();
-    let start = match (&args.window_start, first) {
-        (Some(text), _) => date(text, "--window-start")?,
-        (None, Some(year)) => Date::new(year, 1, 1).ok_or_else(|| bad(&"bad break year"))?,
-        (None, None) => return Err(bad(&format!("{breaks_name}: no breaks to fit on"))),
+    let breaks_text = read(&args.breaks)?;
+    let twin_stats = match &args.twin_stats {
+        Some(path) => Some((path.display().to_string(), read(path)?)),
+        None => None,
     };
-    let end = match (&args.window_end, last) {
-        (Some(text), _) => date(text, "--window-end")?,
-        (None, Some(year)) => Date::new(year, 12, 31).ok_or_else(|| bad(&"bad break year"))?,
-        (None, None) => return Err(bad(&format!("{breaks_name}: no breaks to fit on"))),
+    let inputs = RiskInputs {
+        assets: (&assets_name, &assets_text),
+        breaks: (&breaks_name, &breaks_text),
+        twin_stats: twin_stats
+            .as_ref()
+            .map(|(name, text)| (name.as_str(), text.as_str())),
+        window_start: args.window_start.as_deref(),
+        window_end: args.window_end.as_deref(),
+        horizon: args.horizon,
+        valves: args.valves,
+        demand_per_customer: args.demand_per_customer,
+        duration: args.duration,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
-    let window = Window::new(start, end)
-        .ok_or_else(|| bad(&"the observation window ends before it starts"))?;
-    let mut data = Dataset::new(assets, &breaks, window).map_err(|e| bad(&e))?;
-    if let Some(path) = &args.twin_stats {
-        let stats = risk::parse_twin_stats(&read(path)?, &path.display().to_string())
-            .map_err(|e| bad(&e))?;
-        data = data.with_twin_stats(stats).map_err(|e| bad(&e))?;
-    }
-    let model = risk::fit(&data, &FitOptions::default()).map_err(|e| bad(&e))?;
-    if !(args.horizon.is_finite() && args.horizon > 0.0) {
-        return Err(bad(&format!(
-            "--horizon must be positive, not {}",
-            args.horizon
-        )));
-    }
-    let likelihood = model
-        .score(
-            &data,
-            &ScoreOptions {
-                horizon_years: args.horizon,
-                ..ScoreOptions::default()
-            },
-        )
-        .map_err(|e| bad(&e))?;
-    let rows = consequences_and_rank(args, &network, likelihood)?;
+    let network_name = args.network.display().to_string();
+    let Likelihood {
+        window,
+        model,
+        pipes,
+    } = fit_likelihood(&network, &network_name, &inputs)?;
+    let never = AtomicBool::new(false);
+    let rows = rank(&network, &inputs, pipes, &|_| {}, &never)?
+        .ok_or_else(|| anyhow::anyhow!("the ranking stopped without being asked to"))?;
     println!(
         "risk of {} pipes: Weibull PH fit on {} breaks over {window} (shape {:.2}, scale {:.1} \
          years), {}-year horizon x unmet demand with the segment closed for {} h",
@@ -176,19 +191,89 @@ pub fn run(args: &RiskArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn consequences_and_rank(
-    args: &RiskArgs,
+/// Checks `inputs` against `network` (named `network_name` in messages), fits the likelihood
+/// model on the break history and scores every asset. Every problem with the inputs is a
+/// [`BadInput`].
+pub fn fit_likelihood(
     network: &Network,
-    likelihood: Vec<risk::PipeRisk>,
-) -> anyhow::Result<Vec<PipeRiskRow>> {
-    if !(args.duration.is_finite() && args.duration > 0.0) {
-        return Err(BadInput(format!(
+    network_name: &str,
+    inputs: &RiskInputs,
+) -> anyhow::Result<Likelihood> {
+    let bad = |e: &dyn std::fmt::Display| anyhow::Error::from(BadInput(e.to_string()));
+    if !(inputs.duration.is_finite() && inputs.duration > 0.0) {
+        return Err(bad(&format!(
             "--duration must be positive, not {}",
-            args.duration
-        ))
-        .into());
+            inputs.duration
+        )));
     }
-    let placement: ValvePlacement = args.valves.into();
+    if !(inputs.horizon.is_finite() && inputs.horizon > 0.0) {
+        return Err(bad(&format!(
+            "--horizon must be positive, not {}",
+            inputs.horizon
+        )));
+    }
+    let (assets_name, assets_text) = inputs.assets;
+    let assets = risk::parse_assets(assets_text, assets_name).map_err(|e| bad(&e))?;
+    let unknown: Vec<&str> = assets
+        .iter()
+        .filter(|a| network.link_index(&a.id).is_none())
+        .map(|a| a.id.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(bad(&format!(
+            "{assets_name}: pipes not in {network_name}: {}",
+            unknown.join(", ")
+        )));
+    }
+    let (breaks_name, breaks_text) = inputs.breaks;
+    let breaks = risk::parse_breaks(breaks_text, breaks_name).map_err(|e| bad(&e))?;
+    let first = breaks.iter().map(|b| b.date.year()).min();
+    let last = breaks.iter().map(|b| b.date.year()).max();
+    let start = match (inputs.window_start, first) {
+        (Some(text), _) => date(text, "--window-start")?,
+        (None, Some(year)) => Date::new(year, 1, 1).ok_or_else(|| bad(&"bad break year"))?,
+        (None, None) => return Err(bad(&format!("{breaks_name}: no breaks to fit on"))),
+    };
+    let end = match (inputs.window_end, last) {
+        (Some(text), _) => date(text, "--window-end")?,
+        (None, Some(year)) => Date::new(year, 12, 31).ok_or_else(|| bad(&"bad break year"))?,
+        (None, None) => return Err(bad(&format!("{breaks_name}: no breaks to fit on"))),
+    };
+    let window = Window::new(start, end)
+        .ok_or_else(|| bad(&"the observation window ends before it starts"))?;
+    let mut data = Dataset::new(assets, &breaks, window).map_err(|e| bad(&e))?;
+    if let Some((name, text)) = inputs.twin_stats {
+        let stats = risk::parse_twin_stats(text, name).map_err(|e| bad(&e))?;
+        data = data.with_twin_stats(stats).map_err(|e| bad(&e))?;
+    }
+    let model = risk::fit(&data, &FitOptions::default()).map_err(|e| bad(&e))?;
+    let pipes = model
+        .score(
+            &data,
+            &ScoreOptions {
+                horizon_years: inputs.horizon,
+                ..ScoreOptions::default()
+            },
+        )
+        .map_err(|e| bad(&e))?;
+    Ok(Likelihood {
+        window,
+        model,
+        pipes,
+    })
+}
+
+/// The consequence of each pipe of `likelihood` (its isolation segment closed for
+/// `inputs.duration` hours) and the ranking by probability x consequence; `progress` is called
+/// with the number of segment closures done; `None` once `stop` is set.
+pub fn rank(
+    network: &Network,
+    inputs: &RiskInputs,
+    likelihood: Vec<risk::PipeRisk>,
+    progress: &(dyn Fn(usize) + Sync),
+    stop: &AtomicBool,
+) -> anyhow::Result<Option<Vec<PipeRiskRow>>> {
+    let placement: ValvePlacement = inputs.valves.into();
     let segs = segments(network, place_valves(network, placement));
     let pipes: Vec<usize> = likelihood
         .iter()
@@ -196,21 +281,22 @@ fn consequences_and_rank(
         .collect();
     let settings = Settings {
         kind: FailureKind::Segment,
-        duration: (args.duration * 3600.0).round() as u64,
+        duration: (inputs.duration * 3600.0).round() as u64,
         pda: scenarios::spec::default_pda(network),
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        jobs: inputs.jobs,
         burst_area_fraction: 0.0,
     };
-    let report = sweep(network, &pipes, &settings, Some(&segs), &|_| {})
-        .map_err(|error| BadInput(error.to_string()))?;
+    let Some(report) = sweep_until(network, &pipes, &settings, Some(&segs), progress, stop)
+        .map_err(|error| BadInput(error.to_string()))?
+    else {
+        return Ok(None);
+    };
     let by_pipe: std::collections::HashMap<&str, &scenarios::criticality::PipeCriticality> =
         report.pipes.iter().map(|c| (c.pipe.as_str(), c)).collect();
     let customer_counts = customers(
         network,
         &scenarios::spec::CustomerSettings {
-            demand_per_customer: args.demand_per_customer,
+            demand_per_customer: inputs.demand_per_customer,
             nodes: Default::default(),
         },
     );
@@ -266,7 +352,7 @@ fn consequences_and_rank(
     for (rank, row) in rows.iter_mut().enumerate() {
         row.rank = rank + 1;
     }
-    Ok(rows)
+    Ok(Some(rows))
 }
 
 fn write_rows(out: &Path, rows: &[PipeRiskRow]) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use hydraulics::results::ResultsDocument;
 use hydraulics::{SimOptions, SimResults, SolverError};
 use scenarios::impact::{assess, Impact, RunSummary};
+use scenarios::{BuiltScenario, Scenario};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -40,9 +41,12 @@ pub fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
     let network = read_network(&network_path)?;
     let scenario =
         scenarios::parse(&text, file, &network).map_err(|error| BadInput(error.to_string()))?;
-    let base = scenarios::baseline(&network, &scenario);
-    let built = scenarios::build(&network, &scenario);
-    let (base_results, results) = (solve(&base, file)?, solve(&built.network, file)?);
+    let ScenarioRun {
+        base_results,
+        built,
+        results,
+        impact,
+    } = run_scenario(&network, &scenario, file)?;
     if let Some(path) = &args.write_inp {
         std::fs::write(path, hydraulics::write_string(&built.network))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -51,13 +55,6 @@ pub fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
         let document = ResultsDocument::from_simulation(&built.network, &results, &scenario.name);
         write_json(path, &document)?;
     }
-    let impact = assess(
-        &network,
-        &scenario,
-        (&base, &base_results),
-        &built,
-        &results,
-    );
     print_impact(&impact);
     if let Some(path) = &args.out {
         write_json(path, &impact)?;
@@ -75,6 +72,37 @@ pub fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A scenario run: the baseline's results, the scenario's network and results, the impact.
+pub struct ScenarioRun {
+    /// The baseline's results (same duration and PDA settings, no events).
+    pub base_results: SimResults,
+    /// The network with the events written into it.
+    pub built: BuiltScenario,
+    /// The scenario network's results.
+    pub results: SimResults,
+    /// What `--out` writes.
+    pub impact: Impact,
+}
+
+/// Runs `scenario` (read from `file`, named in errors) and its baseline on `network`, and
+/// assesses the impact: what `aquatwin scenario` and the API's scenario jobs report.
+pub fn run_scenario(
+    network: &hydraulics::Network,
+    scenario: &Scenario,
+    file: &Path,
+) -> anyhow::Result<ScenarioRun> {
+    let base = scenarios::baseline(network, scenario);
+    let built = scenarios::build(network, scenario);
+    let (base_results, results) = (solve(&base, file)?, solve(&built.network, file)?);
+    let impact = assess(network, scenario, (&base, &base_results), &built, &results);
+    Ok(ScenarioRun {
+        base_results,
+        built,
+        results,
+        impact,
+    })
 }
 
 fn solve(network: &hydraulics::Network, file: &Path) -> anyhow::Result<SimResults> {

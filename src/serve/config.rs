@@ -21,6 +21,9 @@
 //! burst = 4000                           # requests a caller may send at once
 //! body_limit_bytes = 1048576             # every route but ingest (see [http])
 //!
+//! [devices]
+//! silence_after_seconds = 900            # not heard for longer: `silent` (default 15 min)
+//!
 //! [chirpstack]                           # optional: the ChirpStack MQTT integration's login
 //! username = "chirpstack"
 //! key_sha256 = "<hex SHA-256 of its password>"
@@ -45,6 +48,11 @@
 //! nwk_s_key = "env:DEV1_NWK_S_KEY"       # secrets: env:VAR or file:PATH, never literal
 //! app_s_key = "file:keys/dev1.app"
 //! ```
+//!
+//! Devices registered or changed through the API (`/api/v1/municipalities/{m}/devices`) are
+//! kept in the store: on start, a stored device overrides the device of the same id here (its
+//! sensors, key and active flag; its LoRaWAN session stays the one configured here). To undo a
+//! change made through the API, make it again through the API.
 //!
 //! Every error names the file, the place (`municipality[0].devices[2].key_sha256`) and the cause.
 
@@ -169,6 +177,8 @@ pub struct ServeConfig {
     pub link_base: Option<String>,
     /// The HTTP API's rate and size limits.
     pub limits: Limits,
+    /// A device not heard for longer is `silent`.
+    pub silence_after: Duration,
 }
 
 /// The HTTP API's guards (`[limits]`).
@@ -208,7 +218,15 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsSection,
     #[serde(default)]
+    devices: DevicesSection,
+    #[serde(default)]
     municipality: Vec<MunicipalitySection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DevicesSection {
+    silence_after_seconds: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -325,6 +343,16 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
         return Err(error("http.body_limit_bytes", "must be positive".into()));
     }
     let limits = limits(&file.limits).map_err(|(place, cause)| error(&place, cause))?;
+    let silence_after = match file.devices.silence_after_seconds {
+        None => super::devices::DEFAULT_SILENCE_AFTER,
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Duration::from_secs_f64(seconds),
+        Some(seconds) => {
+            return Err(error(
+                "devices.silence_after_seconds",
+                format!("{seconds} is not a positive number of seconds"),
+            ))
+        }
+    };
     let mqtt = mqtt_source(&file.mqtt, base).map_err(|(place, cause)| error(&place, cause))?;
     let lorawan_listen = socket_addr(
         file.lorawan
@@ -378,6 +406,19 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
             subscription
                 .validate()
                 .map_err(|cause| error(&sub_place, cause.to_string()))?;
+            if let Target::Webhook {
+                secret: Some(SecretRef::Generated),
+                ..
+            } = &subscription.target
+            {
+                // Only the server makes generated secrets, for subscriptions made over the API.
+                return Err(error(
+                    &format!("{sub_place}.target.secret"),
+                    "`generated` is for subscriptions created over the API: use env:VAR or \
+                     file:PATH"
+                        .to_string(),
+                ));
+            }
             if setup.subscriptions.iter().any(|s| s.id == subscription.id) {
                 return Err(error(
                     &format!("{sub_place}.id"),
@@ -416,6 +457,7 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
         }),
         link_base: file.link_base,
         limits,
+        silence_after,
     })
 }
 

@@ -20,6 +20,10 @@
 //! - `GET /api/v1/stream` (WebSocket, [`super::stream`]) and
 //!   `GET /api/v1/municipalities/{m}/network` ([`super::networks`]).
 //! - `POST /api/v1/admin/backup` (super_admin: a consistent snapshot, streamed; [`super::admin`]).
+//! - `GET/PUT .../{m}/alert-rules` (threshold rules, [`super::rules`]) and `.../{m}/subscriptions`
+//!   with their delivery history ([`super::subscriptions`]).
+//! - Devices: `/api/v1/municipalities/{m}/devices[/{device}[/rotate-key|deactivate|activate]]`
+//!   ([`super::devices`]).
 //! - `GET /api/v1/openapi.json` and `GET /api/v1/docs` ([`super::openapi`]): every route is
 //!   registered with `routes!` and so documented, with the roles it allows.
 
@@ -29,7 +33,7 @@ use std::time::Instant;
 
 use actors::gateway::payload;
 use actors::ingest::{Gateway, IngestHandle, RejectReason};
-use actors::messages::{AlertAction, AlertOperation, AlertOperationError};
+use actors::messages::{Alert, AlertAction, AlertOperation, AlertOperationError};
 use actors::runtime::{QueryError, TwinRuntime};
 use aquatwin::auth::http::{role_names, AccountsState, ApiError, Caller, ErrorBody};
 use aquatwin::auth::users::Accounts;
@@ -71,6 +75,12 @@ pub struct AppState {
     pub networks: HashMap<String, Arc<hydraulics::Network>>,
     /// The open WebSocket streams (closed on shutdown).
     pub streams: Arc<stream::Streams>,
+    /// Settings and sensors of the device routes.
+    pub devices: super::devices::DeviceSettings,
+    /// Each municipality's network versions (the configured one and uploads).
+    pub versions: Arc<super::networks::Versions>,
+    /// Planning jobs (scenarios, criticality, risk) and their worker.
+    pub jobs: Arc<super::jobs::Jobs>,
 }
 
 /// Node and link ids of a network, in its order.
@@ -116,6 +126,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(super::audit::routes())
         .merge(stream::routes())
         .merge(networks::routes())
+        .merge(super::jobs::routes())
+        .merge(super::devices::routes())
         .merge(openapi::routes())
         .routes(routes!(health))
         .routes(routes!(ready))
@@ -123,6 +135,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(metrics))
         .routes(routes!(ingest))
         .merge(readings::routes())
+        .merge(super::rules::routes())
+        .merge(super::subscriptions::routes())
         .routes(routes!(twin_state))
         .routes(routes!(sensors))
         .routes(routes!(alerts))
@@ -203,8 +217,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     metrics.set_gauge(
         "aquatwin_devices",
-        "Devices configured.",
-        state.ingest.devices().iter().count() as f64,
+        "Devices registered.",
+        state.ingest.devices().len() as f64,
     );
     metrics.set_gauge(
         "aquatwin_notifications_dropped",
@@ -564,8 +578,7 @@ pub(super) fn period_fields(period: &PeriodState) -> PeriodFields {
 struct Sensors {
     /// The municipality.
     municipality: String,
-    /// Each sensor's configuration, last reading and quality.
-    #[schema(value_type = Vec<Object>)]
+    /// Each sensor's last reading and quality.
     sensors: Vec<actors::messages::SensorSummary>,
 }
 
@@ -600,7 +613,6 @@ struct Alerts {
     /// The municipality.
     municipality: String,
     /// Open and resolved alerts with their history.
-    #[schema(value_type = Vec<Object>)]
     alerts: Vec<actors::messages::Alert>,
 }
 
@@ -666,7 +678,7 @@ async fn operate(
     tag = "alerts",
     params(("municipality" = String, Path), ("id" = u64, Path, description = "The alert")),
     responses(
-        (status = 200, description = "The alert, acknowledged", body = Object),
+        (status = 200, description = "The alert, acknowledged", body = Alert),
         (status = 404, description = "No such municipality or alert", body = ErrorBody),
         (status = 409, description = "The alert is resolved", body = ErrorBody),
         (status = 422, description = "An id that is not a number", body = ErrorBody),
@@ -694,7 +706,7 @@ async fn acknowledge_alert(
     tag = "alerts",
     params(("municipality" = String, Path), ("id" = u64, Path, description = "The alert")),
     responses(
-        (status = 200, description = "The alert, resolved", body = Object),
+        (status = 200, description = "The alert, resolved", body = Alert),
         (status = 404, description = "No such municipality or alert", body = ErrorBody),
         (status = 409, description = "The alert is already resolved", body = ErrorBody),
         (status = 422, description = "An id that is not a number", body = ErrorBody),
@@ -724,7 +736,7 @@ struct CommentBody {
     params(("municipality" = String, Path), ("id" = u64, Path, description = "The alert")),
     request_body = CommentBody,
     responses(
-        (status = 200, description = "The alert, with the comment", body = Object),
+        (status = 200, description = "The alert, with the comment", body = Alert),
         (status = 404, description = "No such municipality or alert", body = ErrorBody),
         (status = 409, description = "The alert is resolved", body = ErrorBody),
         (status = 422, description = "A malformed body or id, or an empty comment",

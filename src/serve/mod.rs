@@ -11,12 +11,16 @@
 mod admin;
 mod audit;
 pub mod config;
+mod devices;
 mod hardening;
 mod http;
+mod jobs;
 mod networks;
 mod openapi;
 mod readings;
+mod rules;
 mod stream;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -211,9 +215,20 @@ impl Server {
         let store = twin::store::RedbStore::open(&config.data_dir)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let store: Arc<dyn twin::Store> = Arc::new(store);
+        let municipality_ids: Vec<String> =
+            config.municipalities.iter().map(|m| m.id.clone()).collect();
         let devices = Arc::new(
-            DeviceRegistry::new(config.devices.clone()).map_err(|err| BadInput(err.to_string()))?,
+            DeviceRegistry::open(config.devices.clone(), store.clone(), &municipality_ids)
+                .map_err(|err| BadInput(err.to_string()))?,
         );
+        let device_settings = devices::DeviceSettings {
+            silence_after: config.silence_after,
+            sensors: config
+                .municipalities
+                .iter()
+                .map(|m| (m.id.clone(), m.sensors.clone()))
+                .collect(),
+        };
         let metrics = Arc::new(Metrics::default());
         // Battery and signal sensors name their device: `.../status` messages feed them.
         let mut health_sensors: HashMap<String, HealthSensors> = HashMap::new();
@@ -320,7 +335,13 @@ impl Server {
         let http = listener.local_addr()?;
         let accounts = Arc::new(Accounts::new(store.clone(), Some(jwt_key)));
         let streams = Arc::new(stream::Streams::default());
+        let versions = Arc::new(networks::Versions::new(store.clone(), &networks));
+        let served: Vec<String> = networks.keys().cloned().collect();
+        let jobs = jobs::Jobs::start(store.clone(), versions.clone(), &served)
+            .context("cannot start the planning jobs")?;
         let state = Arc::new(http::AppState {
+            versions,
+            jobs: Arc::new(jobs),
             runtime: runtime.clone(),
             ingest,
             body_limit: config.body_limit,
@@ -331,6 +352,7 @@ impl Server {
             networks,
             streams: streams.clone(),
             store,
+            devices: device_settings,
         });
         let (http_stop, stopped) = oneshot::channel::<()>();
         let audited = audit::wrap(http::router(state.clone()), &state, metrics.clone());

@@ -1,9 +1,30 @@
-//! `GET /api/v1/municipalities/{m}/network?format=inp|geojson`: a municipality's network as
-//! configured, for viewers and tools (any reader of the municipality; another municipality is
-//! 404 like one that does not exist).
+//! A municipality's networks, for viewers, tools and planning (another municipality is 404
+//! like one that does not exist).
 //!
-//! - `inp` (the default): EPANET `.inp` text from the hydraulics writer; it reads back to an
-//!   equal network.
+//! - `GET /api/v1/municipalities/{m}/network?format=inp|geojson` (readers): the network the
+//!   live twin runs on, as configured.
+//! - `POST /api/v1/municipalities/{m}/networks` (`super_admin`, `municipality_admin`): the
+//!   body is `.inp` text (at most the API's body limit, `[limits] body_limit_bytes`). It is
+//!   read with the hydraulics reader, whose checks are EPANET's: a malformed file is 422 and
+//!   the detail names each problem's line, section and cause. A good one is stored as the next
+//!   version (1, 2, ...) with who uploaded it, when, the SHA-256 of the text, its node and link
+//!   counts, and the text itself; 201 with that record. Uploading does not change the live
+//!   twin: it keeps running on its configured network (switching it live is not supported);
+//!   versions are for planning jobs ([`super::jobs`]) and for sharing.
+//! - `GET .../networks` (readers): every version, oldest first; version 0 (`live`) is the
+//!   configured network (its SHA-256 is that of the writer's `.inp` text of it).
+//! - `GET .../networks/{version}?format=inp|geojson` (readers): one version (`live` or `0`, or
+//!   its number); `inp` is the text as uploaded.
+//! - `GET .../network/elements?kind=nodes|links&limit=&after=` (readers): every node (head,
+//!   pressure, demand) or link (flow, velocity, headloss, status: 0 closed, 1 open, 2 active)
+//!   of the live network with the twin's latest estimated state and that period's time;
+//!   values are `null` before the first period and where not finite. A page holds `limit`
+//!   elements (default 10 000, at most 100 000) in the network's order; `next_after`, when
+//!   present, is the id to pass as `after` for the next page.
+//!
+//! Formats:
+//! - `inp` (the default): EPANET `.inp` text; the configured network's is the hydraulics
+//!   writer's, which reads back to an equal network.
 //! - `geojson`: a FeatureCollection in the file's own x/y (no projection is assumed): nodes as
 //!   Points (`id`, `type`, `elevation`: a reservoir's is its head), links as LineStrings from
 //!   the start node through their vertices to the end node (`id`, `type`, `diameter`,
@@ -11,26 +32,251 @@
 //!   `missing_coordinates`; links that touch one are left out and counted in
 //!   `links_without_coordinates`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aquatwin::auth::http::{role_names, ApiError, Caller, ErrorBody};
-use axum::extract::rejection::QueryRejection;
+use aquatwin::auth::Role;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use hydraulics::model::{LinkKind, NodeKind};
 use hydraulics::Network;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::IntoParams;
+use sha2::{Digest as _, Sha256};
+use twin::store::tuple::Element;
+use twin::store::{Durability, Order, TenantKeys, WriteBatch};
+use twin::StoreError;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::http::{AppState, READERS};
+use super::http::{malformed_request, path_parameters, query_error, AppState, READERS};
+
+/// Who may upload network versions.
+const UPLOADERS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin];
+
+/// Record family of the versions' descriptions, by version.
+const VERSIONS: &str = "network_versions";
+/// Record family of the versions' `.inp` texts, by version.
+const VERSION_TEXTS: &str = "network_inp";
+
+/// The name of the configured network's version (version 0).
+pub(super) const LIVE: &str = "live";
+
+/// Elements per page unless `limit` says otherwise, and at most.
+const DEFAULT_ELEMENTS: usize = 10_000;
+const MAX_ELEMENTS: usize = 100_000;
 
 /// The network routes.
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(network))
+    OpenApiRouter::new()
+        .routes(routes!(network))
+        .routes(routes!(list_versions, upload_version))
+        .routes(routes!(get_version))
+        .routes(routes!(elements))
+}
+
+/// A network version, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+struct NetworkVersion {
+    /// 0 for the configured network the live twin runs on; 1, 2, ... for uploads.
+    version: u64,
+    /// Whether the live twin runs on it (version 0 only).
+    live: bool,
+    /// Who uploaded it (`null` for the configured network).
+    uploaded_by: Option<String>,
+    /// When, Unix ms (`null` for the configured network).
+    uploaded_at_ms: Option<i64>,
+    /// SHA-256 of its `.inp` text, hex.
+    sha256: String,
+    /// The first line of its `[TITLE]`.
+    title: Option<String>,
+    /// Nodes.
+    nodes: usize,
+    /// Links.
+    links: usize,
+}
+
+impl NetworkVersion {
+    fn of(version: u64, network: &Network, text: &str) -> Self {
+        Self {
+            version,
+            live: version == 0,
+            uploaded_by: None,
+            uploaded_at_ms: None,
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            title: network.title.first().cloned(),
+            nodes: network.nodes.len(),
+            links: network.links.len(),
+        }
+    }
+}
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+enum UploadError {
+    /// Not a network the hydraulics reader accepts.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The network versions of every municipality: the configured (live) ones and the uploads in
+/// the store.
+pub(super) struct Versions {
+    store: Arc<dyn twin::Store>,
+    live: HashMap<String, (Arc<Network>, NetworkVersion)>,
+    /// Held while a version number is taken and written, so that each is taken once.
+    uploading: Mutex<()>,
+}
+
+impl Versions {
+    /// The versions of `store`, with `live` as each municipality's version 0.
+    pub(super) fn new(store: Arc<dyn twin::Store>, live: &HashMap<String, Arc<Network>>) -> Self {
+        let live = live
+            .iter()
+            .map(|(municipality, network)| {
+                let text = hydraulics::inp::write_string(network);
+                let description = NetworkVersion::of(0, network, &text);
+                (municipality.clone(), (network.clone(), description))
+            })
+            .collect();
+        Self {
+            store,
+            live,
+            uploading: Mutex::new(()),
+        }
+    }
+
+    /// Whether `municipality` is served.
+    pub(super) fn serves(&self, municipality: &str) -> bool {
+        self.live.contains_key(municipality)
+    }
+
+    fn key(municipality: &str, family: &str, version: u64) -> Vec<u8> {
+        TenantKeys::new(municipality).key(&[Element::from(family), version_element(version)])
+    }
+
+    /// Every version of `municipality`, oldest first (none when it is not served).
+    fn list(&self, municipality: &str) -> Result<Vec<NetworkVersion>, StoreError> {
+        let Some((_, live)) = self.live.get(municipality) else {
+            return Ok(Vec::new());
+        };
+        let range = TenantKeys::new(municipality)
+            .space()
+            .subspace(&[Element::from(VERSIONS)])
+            .range();
+        let mut versions = vec![live.clone()];
+        for (_, value) in self.store.scan(&range, Order::Forward, None)? {
+            versions.push(decode(&value)?);
+        }
+        Ok(versions)
+    }
+
+    /// Reads `text` and stores it as the next version of `municipality`, uploaded by `by`.
+    fn upload(
+        &self,
+        municipality: &str,
+        by: &str,
+        text: &str,
+    ) -> Result<NetworkVersion, UploadError> {
+        let network = hydraulics::read_str(text, "network.inp")
+            .map_err(|err| UploadError::Invalid(err.to_string()))?;
+        let _taking = self
+            .uploading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let range = TenantKeys::new(municipality)
+            .space()
+            .subspace(&[Element::from(VERSIONS)])
+            .range();
+        let last = match self.store.scan(&range, Order::Reverse, Some(1))?.first() {
+            Some((_, value)) => decode(value)?.version,
+            None => 0,
+        };
+        let version = NetworkVersion {
+            uploaded_by: Some(by.to_string()),
+            uploaded_at_ms: Some(crate::fleet::unix_ms()),
+            live: false,
+            ..NetworkVersion::of(last + 1, &network, text)
+        };
+        let description = serde_json::to_vec(&version)
+            .map_err(|err| StoreError::backend("encode network version", err))?;
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Self::key(municipality, VERSIONS, version.version),
+            description,
+        );
+        batch.put(
+            Self::key(municipality, VERSION_TEXTS, version.version),
+            text.as_bytes(),
+        );
+        self.store.write(batch, Durability::Durable)?;
+        Ok(version)
+    }
+
+    /// The `.inp` text of a version (`None` when there is no such version).
+    fn text(&self, municipality: &str, version: u64) -> Result<Option<String>, StoreError> {
+        if version == 0 {
+            return Ok(self
+                .live
+                .get(municipality)
+                .map(|(network, _)| hydraulics::inp::write_string(network)));
+        }
+        let Some(bytes) = self
+            .store
+            .get(&Self::key(municipality, VERSION_TEXTS, version))?
+        else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|err| StoreError::backend("decode network text", err))
+    }
+
+    /// The network of a version (`None` when there is no such version); an upload is read
+    /// again from its text.
+    pub(super) fn network(
+        &self,
+        municipality: &str,
+        version: u64,
+    ) -> Result<Option<Arc<Network>>, StoreError> {
+        if version == 0 {
+            return Ok(self
+                .live
+                .get(municipality)
+                .map(|(network, _)| network.clone()));
+        }
+        let Some(text) = self.text(municipality, version)? else {
+            return Ok(None);
+        };
+        hydraulics::read_str(&text, "network.inp")
+            .map(|network| Some(Arc::new(network)))
+            .map_err(|err| StoreError::backend("read a stored network", err))
+    }
+}
+
+fn version_element(version: u64) -> Element {
+    Element::Int(i64::try_from(version).unwrap_or(i64::MAX))
+}
+
+fn decode(value: &[u8]) -> Result<NetworkVersion, StoreError> {
+    serde_json::from_slice(value).map_err(|err| StoreError::backend("decode network version", err))
+}
+
+/// A version named in a path or a job: `live` (or `0`) or a number.
+pub(super) fn parse_version(text: &str) -> Option<u64> {
+    if text == LIVE {
+        return Some(0);
+    }
+    text.parse().ok()
 }
 
 /// The format asked for.
@@ -61,6 +307,39 @@ impl Format {
             )),
         }
     }
+
+    fn of(query: Result<Query<FormatQuery>, QueryRejection>) -> Result<Self, ApiError> {
+        let Query(query) = query.map_err(|e| malformed_request(e.body_text()))?;
+        Self::parse(query.format.as_deref())
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Inp => "text/plain; charset=utf-8",
+            Format::GeoJson => "application/geo+json",
+        }
+    }
+}
+
+/// 404 unless `municipality` is served (a `super_admin` may name any).
+pub(super) fn served(state: &AppState, municipality: &str) -> Result<(), ApiError> {
+    if state.versions.serves(municipality) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no municipality {municipality}"
+        )))
+    }
+}
+
+/// Runs store work off the async threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
 }
 
 /// The network as configured: EPANET `.inp` text or GeoJSON.
@@ -81,9 +360,7 @@ async fn network(
     query: Result<Query<FormatQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.allow(READERS, Some(&municipality))?;
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed", e.body_text()))?;
-    let format = Format::parse(query.format.as_deref())?;
+    let format = Format::of(query)?;
     let network = state
         .networks
         .get(&municipality)
@@ -96,11 +373,291 @@ async fn network(
     })
     .await
     .map_err(ApiError::internal)?;
-    let content_type = match format {
-        Format::Inp => "text/plain; charset=utf-8",
-        Format::GeoJson => "application/geo+json",
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The network versions of a municipality.
+#[derive(Serialize, ToSchema)]
+struct VersionList {
+    /// The municipality.
+    municipality: String,
+    /// Oldest first; version 0 is the configured network the live twin runs on.
+    versions: Vec<NetworkVersion>,
+}
+
+/// The network versions: the configured one (0, `live`) and the uploads.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/networks", tag = "networks",
+    params(("municipality" = String, Path)),
+    responses((status = 200, description = "The versions", body = VersionList)),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
+async fn list_versions(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(municipality): Path<String>,
+) -> Result<Json<VersionList>, ApiError> {
+    caller.allow(READERS, Some(&municipality))?;
+    served(&state, &municipality)?;
+    let versions = state.versions.clone();
+    let name = municipality.clone();
+    let versions = blocking(move || versions.list(&name)).await?;
+    Ok(Json(VersionList {
+        municipality,
+        versions,
+    }))
+}
+
+/// Uploads a network (`.inp` text) as the next version. The live twin keeps its configured
+/// network.
+#[utoipa::path(post, path = "/api/v1/municipalities/{municipality}/networks", tag = "networks",
+    params(("municipality" = String, Path)),
+    request_body(content = String, content_type = "text/plain",
+        description = "EPANET `.inp` text"),
+    responses(
+        (status = 201, description = "Stored as the next version", body = NetworkVersion),
+        (status = 413, description = "Body over the API's limit", body = ErrorBody),
+        (status = 422, description = "Not a valid network: each problem with its line, \
+            section and cause", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(UPLOADERS)))))]
+async fn upload_version(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(municipality): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.allow(UPLOADERS, Some(&municipality))?;
+    served(&state, &municipality)?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|err| malformed_request(format!("body: not UTF-8 text: {err}")))?;
+    let versions = state.versions.clone();
+    let by = caller.0.subject.clone();
+    let uploaded = tokio::task::spawn_blocking(move || versions.upload(&municipality, &by, &text))
+        .await
+        .map_err(ApiError::internal)?;
+    match uploaded {
+        Ok(version) => Ok((StatusCode::CREATED, Json(version)).into_response()),
+        Err(UploadError::Invalid(detail)) => Err(malformed_request(detail)),
+        Err(UploadError::Store(err)) => Err(ApiError::internal(err)),
+    }
+}
+
+/// One network version: EPANET `.inp` text (as uploaded) or GeoJSON.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/networks/{version}",
+    tag = "networks",
+    params(("municipality" = String, Path),
+        ("version" = String, Path, description = "`live` (or 0), or a version number"),
+        FormatQuery),
+    responses(
+        (status = 200, description = "The network", content(
+            (String = "text/plain; charset=utf-8"),
+            (Object = "application/geo+json"),
+        )),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 422, description = "An unknown format", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
+async fn get_version(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<FormatQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (municipality, version) = path_parameters(path)?;
+    caller.allow(READERS, Some(&municipality))?;
+    served(&state, &municipality)?;
+    let format = Format::of(query)?;
+    let number = parse_version(&version)
+        .ok_or_else(|| ApiError::not_found(format!("no network version {version}")))?;
+    let versions = state.versions.clone();
+    let body = blocking(move || {
+        let Some(text) = versions.text(&municipality, number)? else {
+            return Ok(None);
+        };
+        match format {
+            Format::Inp => Ok(Some(text)),
+            Format::GeoJson => {
+                let network = hydraulics::read_str(&text, "network.inp")
+                    .map_err(|err| StoreError::backend("read a stored network", err))?;
+                Ok(Some(geojson(&network).to_string()))
+            }
+        }
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no network version {version}")))?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The query of the elements route.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ElementsQuery {
+    /// `nodes` or `links`.
+    #[param(pattern = "^(nodes|links)$")]
+    kind: String,
+    /// Elements per page (default 10 000).
+    #[param(minimum = 1, maximum = 100_000)]
+    limit: Option<i64>,
+    /// The id of the last element of the previous page.
+    after: Option<String>,
+}
+
+/// A node and its estimated state.
+#[derive(Serialize, ToSchema)]
+struct NodeState {
+    id: String,
+    /// `junction`, `reservoir` or `tank`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    head: Option<f64>,
+    pressure: Option<f64>,
+    demand: Option<f64>,
+}
+
+/// A link and its estimated state.
+#[derive(Serialize, ToSchema)]
+struct LinkState {
+    id: String,
+    /// `pipe`, `pump` or `valve`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    flow: Option<f64>,
+    velocity: Option<f64>,
+    headloss: Option<f64>,
+    /// 0 closed, 1 open, 2 active.
+    status: Option<u8>,
+}
+
+/// A page of elements with their estimated state.
+#[derive(Serialize, ToSchema)]
+struct ElementsPage {
+    municipality: String,
+    /// `nodes` or `links`.
+    kind: String,
+    /// The period of the state, Unix ms (`null` before the first period).
+    timestamp_ms: Option<i64>,
+    /// Seconds into the simulation of that period.
+    sim_seconds: Option<u64>,
+    /// Nodes (`kind=nodes`) or links, in the network's order.
+    #[schema(value_type = Vec<Object>)]
+    elements: Value,
+    /// Present when elements remain: pass as `after` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<String>,
+}
+
+/// Every node or link of the live network with its latest estimated state.
+#[utoipa::path(get, path = "/api/v1/municipalities/{municipality}/network/elements",
+    tag = "twin",
+    params(("municipality" = String, Path), ElementsQuery),
+    responses(
+        (status = 200, description = "A page of elements", body = ElementsPage),
+        (status = 422, description = "A bad kind, limit or after", body = ErrorBody),
+        (status = 503, description = "The twin cannot answer now: retry", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(READERS)))))]
+async fn elements(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(municipality): Path<String>,
+    query: Result<Query<ElementsQuery>, QueryRejection>,
+) -> Result<Json<ElementsPage>, ApiError> {
+    caller.allow(READERS, Some(&municipality))?;
+    let Query(query) = query.map_err(|e| malformed_request(e.body_text()))?;
+    let network = state
+        .networks
+        .get(&municipality)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no municipality {municipality}")))?;
+    let nodes = match query.kind.as_str() {
+        "nodes" => true,
+        "links" => false,
+        other => {
+            return Err(malformed_request(format!(
+                "kind: `{other}` is not nodes or links"
+            )))
+        }
     };
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    let limit = match query.limit {
+        None => DEFAULT_ELEMENTS,
+        Some(limit) => usize::try_from(limit)
+            .ok()
+            .filter(|limit| (1..=MAX_ELEMENTS).contains(limit))
+            .ok_or_else(|| {
+                malformed_request(format!("limit: must be between 1 and {MAX_ELEMENTS}"))
+            })?,
+    };
+    let ids: Vec<&str> = if nodes {
+        network.nodes.iter().map(|n| n.id.as_str()).collect()
+    } else {
+        network.links.iter().map(|l| l.id.as_str()).collect()
+    };
+    let first = match &query.after {
+        None => 0,
+        Some(after) => {
+            ids.iter()
+                .position(|id| id == after)
+                .ok_or_else(|| malformed_request(format!("after: no {} `{after}`", query.kind)))?
+                + 1
+        }
+    };
+    let end = ids.len().min(first.saturating_add(limit));
+    let period = state
+        .runtime
+        .latest_state(&municipality)
+        .await
+        .map_err(query_error)?;
+    let period = period.as_deref();
+    let finite = |values: Option<&Vec<f64>>, i: usize| {
+        values
+            .and_then(|values| values.get(i))
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    let elements = if nodes {
+        let rows: Vec<NodeState> = (first..end)
+            .map(|i| NodeState {
+                id: ids[i].to_string(),
+                kind: match network.nodes[i].kind {
+                    NodeKind::Junction(_) => "junction",
+                    NodeKind::Reservoir(_) => "reservoir",
+                    NodeKind::Tank(_) => "tank",
+                },
+                head: finite(period.map(|p| &p.head), i),
+                pressure: finite(period.map(|p| &p.pressure), i),
+                demand: finite(period.map(|p| &p.demand), i),
+            })
+            .collect();
+        serde_json::to_value(rows)
+    } else {
+        let rows: Vec<LinkState> = (first..end)
+            .map(|i| LinkState {
+                id: ids[i].to_string(),
+                kind: link_kind(&network.links[i].kind),
+                flow: finite(period.map(|p| &p.flow), i),
+                velocity: finite(period.map(|p| &p.velocity), i),
+                headloss: finite(period.map(|p| &p.headloss), i),
+                status: period.and_then(|p| p.status.get(i).copied()),
+            })
+            .collect();
+        serde_json::to_value(rows)
+    }
+    .map_err(ApiError::internal)?;
+    Ok(Json(ElementsPage {
+        municipality,
+        kind: query.kind,
+        timestamp_ms: period.map(|p| p.timestamp_ms),
+        sim_seconds: period.map(|p| p.sim_seconds),
+        elements,
+        next_after: (end < ids.len() && end > 0).then(|| ids[end - 1].to_string()),
+    }))
+}
+
+fn link_kind(kind: &LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Pipe(_) => "pipe",
+        LinkKind::Pump(_) => "pump",
+        LinkKind::Valve(_) => "valve",
+    }
 }
 
 /// The GeoJSON FeatureCollection of `network` (see the module documentation).

@@ -120,9 +120,9 @@ fn uplink_readings(
     let timestamp = event_time(&event)
         .map_err(|err| malformed(format!("device {}: {err}", device.id)))?
         .unwrap_or_else(now_ms);
-    let readings = codec::decode(device, port, &bytes, timestamp)
+    let readings = codec::decode(&device, port, &bytes, timestamp)
         .map_err(|err| malformed(format!("device {}: payload {err}", device.id)))?;
-    Ok((device.clone(), readings))
+    Ok((device, readings))
 }
 
 /// The event's time, if it carries one.

@@ -234,11 +234,15 @@ impl FrameDecoder {
         // DevAddr travels least significant byte first.
         let dev_addr = u32::from_le_bytes(addr_bytes);
         let frame_fcnt = fhdr.fcnt();
-        let devices = self.ingest.devices();
-        let (device, session) = devices
+        let (device, session) = self
+            .ingest
+            .devices()
             .by_dev_addr(dev_addr)
             .filter(|device| device.active)
-            .and_then(|device| Some((device.clone(), device.lorawan.clone()?)))
+            .and_then(|device| {
+                let session = device.lorawan.clone()?;
+                Some((device, session))
+            })
             .ok_or_else(|| {
                 IngestError::new(
                     RejectReason::Unauthenticated,

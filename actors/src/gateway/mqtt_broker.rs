@@ -10,7 +10,9 @@
 //!   CONNACK "not authorized" and counted `unauthenticated`. The configured ChirpStack
 //!   integration user ([`BrokerOptions::chirpstack_user`]) may publish uplink events only.
 //!   Sessions are not kept (`session present` is always 0), retained messages and QoS 2 are not
-//!   supported (a QoS 2 publish closes the connection, counted `malformed`).
+//!   supported (a QoS 2 publish closes the connection, counted `malformed`). A device's
+//!   connection is closed as soon as its key is rotated or it is deactivated
+//!   ([`crate::devices::DeviceRegistry::changes`]): the old key stops working at once.
 //! - PUBLISH `aquatwin/<municipality>/sensors/<sensor_id>/data`: JSON readings
 //!   ([`super::payload`]). QoS 1: PUBACK after durable storage; many publishes may be in
 //!   flight per connection ([`BrokerOptions::max_inflight`]), PUBACKs leave in publish order.
@@ -21,7 +23,7 @@
 //!   failure (`unavailable`: the twin could not store) is not acknowledged: the connection is
 //!   closed, and the device resends the unacknowledged publishes when it reconnects.
 //! - `.../status` (`{"battery": .., "signal": ..}`) and `.../heartbeat`: device health. The
-//!   device's last-seen time is kept ([`BrokerHandle::last_seen`]); battery and signal become
+//!   device is noted as heard ([`BrokerHandle::last_seen`]); battery and signal become
 //!   readings of the device's battery and signal sensors when it has them
 //!   ([`BrokerOptions::health_sensors`]), else they are only counted.
 //! - SUBSCRIBE: a device may subscribe inside `aquatwin/<its municipality>/` only, the
@@ -39,7 +41,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
@@ -130,9 +132,11 @@ impl BrokerHandle {
         self.shared.forward(topic, payload.into())
     }
 
-    /// When `device_id` last sent a status or heartbeat.
+    /// When `device_id` was last heard: a status, a heartbeat or readings stored (through any
+    /// gateway).
     pub fn last_seen(&self, device_id: &str) -> Option<SystemTime> {
-        self.shared.last_seen.lock().ok()?.get(device_id).copied()
+        let heard = self.shared.ingest.devices().last_heard(device_id)?;
+        Some(UNIX_EPOCH + Duration::from_millis(u64::try_from(heard.at_ms).ok()?))
     }
 
     /// Status and heartbeat messages received so far.
@@ -169,7 +173,6 @@ pub async fn start_mqtt_broker(
         options,
         subscriptions: Mutex::new(Vec::new()),
         subscription_count: AtomicUsize::new(0),
-        last_seen: Mutex::new(HashMap::new()),
         health_messages: AtomicU64::new(0),
         next_connection: AtomicU64::new(0),
     });
@@ -230,7 +233,6 @@ struct Shared {
     subscriptions: Mutex<Vec<Subscription>>,
     /// Lets publishers skip the lock when nobody subscribed (the common case).
     subscription_count: AtomicUsize,
-    last_seen: Mutex<HashMap<String, SystemTime>>,
     health_messages: AtomicU64,
     next_connection: AtomicU64,
 }
@@ -576,6 +578,7 @@ impl Session {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let max_packet_size = self.shared.options.max_packet_size;
+        let mut changes = self.shared.ingest.devices().changes();
         loop {
             let next = async {
                 let read = read_packet(&mut reader, &mut buffer, max_packet_size);
@@ -587,6 +590,7 @@ impl Session {
             let packet = tokio::select! {
                 () = stopped(&mut shutdown) => return,
                 () = self.kick.notified() => return,
+                () = self.revoked(&mut changes) => return,
                 packet = next => packet,
             };
             let packet = match packet {
@@ -655,6 +659,23 @@ impl Session {
 
     fn reject(&self, reason: RejectReason, detail: &str) {
         self.shared.ingest.reject(Gateway::Mqtt, reason, detail);
+    }
+
+    /// Resolves once the connected device's key was rotated or it was deactivated (never for
+    /// the integration user).
+    async fn revoked(&self, changes: &mut watch::Receiver<u64>) {
+        if let Client::Device(device) = &self.client {
+            while changes.changed().await.is_ok() {
+                if !self.shared.ingest.devices().still_valid(device) {
+                    tracing::info!(
+                        device = device.id,
+                        "key rotated or device deactivated: disconnecting"
+                    );
+                    return;
+                }
+            }
+        }
+        std::future::pending().await
     }
 
     /// Handles a PUBLISH; `Err` closes the connection.
@@ -740,9 +761,10 @@ impl Session {
 
     fn on_health(&self, device: Arc<Device>, heartbeat: bool, payload: &[u8]) -> Work {
         self.shared.health_messages.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last_seen) = self.shared.last_seen.lock() {
-            last_seen.insert(device.id.clone(), SystemTime::now());
-        }
+        self.shared
+            .ingest
+            .devices()
+            .heard(&device.id, Gateway::Mqtt, now_ms());
         if heartbeat {
             return Work::Done(Disposition::Ack);
         }

@@ -18,7 +18,6 @@
 //! aquatwin maps the topic's sensor to the device that owns it (each sensor has one device)
 //! and still checks the municipality.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +26,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{chirpstack, stopped, submit_json, GatewayError, Topic, CHIRPSTACK_UPLINKS};
-use crate::devices::Device;
 use crate::ingest::{Gateway, IngestError, IngestHandle, RejectReason};
 
 /// The topic filter of readings.
@@ -121,13 +119,12 @@ pub fn start_mqtt_external(
     // Room for every acknowledgement in flight, so the ack task never waits on the event loop
     // while the event loop waits on it.
     let (client, event_loop) = AsyncClient::new(mqtt, 2 * MAX_INFLIGHT);
-    let owners = sensor_owners(ingest.devices().iter());
     let (subscribed_tx, subscribed) = watch::channel(false);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(run(
         client,
         event_loop,
-        Router { ingest, owners },
+        Router { ingest },
         subscribed_tx,
         shutdown_rx,
     ));
@@ -136,20 +133,6 @@ pub fn start_mqtt_external(
         shutdown,
         task,
     })
-}
-
-/// The device that reports for each sensor.
-fn sensor_owners<'a>(
-    devices: impl Iterator<Item = &'a Arc<Device>>,
-) -> HashMap<String, Arc<Device>> {
-    devices
-        .flat_map(|device| {
-            device
-                .sensors
-                .iter()
-                .map(move |sensor| (sensor.clone(), device.clone()))
-        })
-        .collect()
 }
 
 async fn run(
@@ -252,10 +235,9 @@ async fn ack_in_order(
     }
 }
 
-/// Maps messages to devices and submits them.
+/// Maps messages to devices (the registry's current ones) and submits them.
 struct Router {
     ingest: IngestHandle,
-    owners: HashMap<String, Arc<Device>>,
 }
 
 impl Router {
@@ -269,7 +251,8 @@ impl Router {
                 municipality,
                 sensor_id,
             } => {
-                let Some(device) = self.owners.get(sensor_id) else {
+                let Some(device) = self.ingest.devices().reporting_for(municipality, sensor_id)
+                else {
                     return refuse(
                         Gateway::Mqtt,
                         RejectReason::UnknownSensor,
@@ -293,7 +276,7 @@ impl Router {
                 submit_json(
                     &self.ingest,
                     Gateway::Mqtt,
-                    device.clone(),
+                    device,
                     sensor_id,
                     &publish.payload,
                 )

@@ -55,6 +55,7 @@ mod monitor;
 mod night_flow;
 mod profile;
 pub mod stats;
+pub mod threshold;
 mod transient;
 mod watch;
 
