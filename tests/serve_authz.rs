@@ -5,7 +5,8 @@
 //! and devices) and users of every user role in each. For every operation of the document that
 //! needs an access token (it names its roles in `x-roles`), with path parameters filled with
 //! real ids of the target municipality, and each municipality in turn as the target:
-//! - no token, a malformed token, a tampered one and an expired one are 401;
+//! - no token, a malformed token, a tampered one, an expired one and a device's key (the
+//!   `device` role: devices authenticate with keys, which open only the ingest routes) are 401;
 //! - every user role NOT in `x-roles`, with a token of the target municipality, is 403;
 //! - every role in `x-roles` of the target municipality gets neither 401 nor 403;
 //! - every role in `x-roles` of the OTHER municipality is 404, with a body identical to the
@@ -330,11 +331,16 @@ fn every_operation_checks_token_role_and_tenant() {
     let valid = &tokens[1][3].1;
     let last = if valid.ends_with('x') { "y" } else { "x" };
     let tampered = format!("{}{last}", &valid[..valid.len() - 1]);
-    let bad_tokens: [(&str, Vec<String>); 4] = [
+    // The `device` role: a device's key (with its id, as devices send it) opens no route
+    // meant for people.
+    let mut device_key = bearer(NORTH.device.1);
+    device_key.push(format!("X-Device-Id: {}", NORTH.device.0));
+    let bad_tokens: [(&str, Vec<String>); 5] = [
         ("no token", vec![]),
         ("malformed token", bearer("not-a-token")),
         ("tampered token", bearer(&tampered)),
         ("expired token", bearer(&expired)),
+        ("device key", device_key),
     ];
 
     let mut checked = 0;
