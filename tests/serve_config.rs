@@ -148,6 +148,16 @@ fn bad_detection_and_subscription_settings_are_named() {
             && stderr.contains("over the API"),
         "{stderr}"
     );
+    let stderr = refused("alert-rule", |text| {
+        format!(
+            "{text}\n[[municipality.alert_rules]]\nsensor_kind = \"pressure\"\n\
+             below = 40.0\nabove = 30.0\n"
+        )
+    });
+    assert!(
+        stderr.contains("municipality[0].alert_rules[0].below"),
+        "{stderr}"
+    );
     let stderr = refused("reserved-id", |text| {
         text.replace("id = \"north\"", "id = \"_platform\"")
     });

@@ -548,3 +548,57 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
         alerts.len() > before && alerts.last().is_some_and(|a| a["open"] == true)
     });
 }
+
+/// Rules in the configuration are in force from the start, until a set is stored over the API,
+/// which then wins over them, across restarts too.
+#[test]
+fn configured_rules_apply_until_rules_are_set_over_the_api() {
+    let dir = TempDir::new("serve-configured-rules");
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[[municipality.alert_rules]]\nsensor_kind = \"pressure\"\n\
+             sensor_id = \"P-123\"\nbelow = 30.0\nfor_readings = 2\n"
+        ),
+    )
+    .unwrap();
+    let mut serve = Serve::start(&config, &[]);
+    let (status, rules) = serve.get(&rules_path());
+    assert_eq!(status, 200, "{rules}");
+    assert_eq!(rules["rules"][0]["sensor_id"], "P-123", "{rules}");
+    assert_eq!(rules["rules"][0]["below"], 30.0, "{rules}");
+
+    let mut clock = Clock::new();
+    let down = ramp(40.0, 24.0, -2.0);
+    publish(&serve, "P-123", &clock.timed(&down));
+    let opened_at = opening_value(&down, 30.0, true, 2);
+    wait_alerts(
+        &serve,
+        "123",
+        "the configured rule raised nothing",
+        |alerts| alerts.iter().any(|a| a["open"] == true),
+    );
+    let alert = threshold_alerts(&serve, "123").pop().unwrap();
+    let message = alert["message"].as_str().unwrap();
+    assert!(message.contains(&opened_at.to_string()), "{message}");
+
+    // An empty set stored over the API replaces the configured one, after a restart too.
+    let (status, text) = send(
+        &serve,
+        "PUT",
+        &rules_path(),
+        &serve.token,
+        r#"{"rules": []}"#,
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(serve
+        .terminate(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+    drop(serve);
+    let serve = Serve::start(&config, &[]);
+    let (status, rules) = serve.get(&rules_path());
+    assert_eq!(status, 200, "{rules}");
+    assert_eq!(rules["rules"], serde_json::json!([]), "{rules}");
+}

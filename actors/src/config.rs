@@ -9,6 +9,7 @@ use twin::live::TwinClock;
 use twin::{QualityConfig, Sensor};
 
 use crate::escalation::EscalationPolicy;
+use crate::messages::AlertRules;
 
 /// How many restarts of children a supervisor allows within a window before it gives up and
 /// escalates the failure to its own parent.
@@ -50,6 +51,8 @@ pub struct MunicipalityConfig {
     pub detection: Option<WatchConfig>,
     /// When unacknowledged alerts are escalated; `None`: never.
     pub escalation: Option<EscalationPolicy>,
+    /// Threshold rules in force until rules are stored over the API (the stored set wins).
+    pub alert_rules: Option<AlertRules>,
 }
 
 impl MunicipalityConfig {
@@ -70,6 +73,7 @@ impl MunicipalityConfig {
             quality: HashMap::new(),
             detection: None,
             escalation: None,
+            alert_rules: None,
         }
     }
 }

@@ -226,6 +226,7 @@ impl MunicipalityContext {
             mut quality,
             detection,
             escalation,
+            alert_rules,
         } = config;
         let mut sensor_index = HashMap::with_capacity(sensors.len());
         for (index, sensor) in sensors.iter().enumerate() {
@@ -267,7 +268,7 @@ impl MunicipalityContext {
             members.pipe_shards = vec![None; members.pipes.shards()];
         }
         let tenant = TenantKeys::new(&id);
-        let rules = RuleBook::load(&tenant, journal.store().as_ref())?;
+        let rules = RuleBook::load(&tenant, journal.store().as_ref(), alert_rules)?;
         Ok(Self {
             tenant,
             rules,

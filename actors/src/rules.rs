@@ -40,11 +40,16 @@ fn key(tenant: &TenantKeys) -> Vec<u8> {
 }
 
 impl RuleBook {
-    /// The rules `store` keeps for `tenant` (none stored: no rules).
-    pub(crate) fn load(tenant: &TenantKeys, store: &dyn Store) -> Result<Self, RulesError> {
+    /// The rules `store` keeps for `tenant`; none stored: `configured` (else no rules). The
+    /// configured set is not stored, so it applies until a set is stored over the API.
+    pub(crate) fn load(
+        tenant: &TenantKeys,
+        store: &dyn Store,
+        configured: Option<AlertRules>,
+    ) -> Result<Self, RulesError> {
         let rules = match store.get(&key(tenant))? {
             Some(value) => serde_json::from_slice(&value)?,
-            None => AlertRules::default(),
+            None => configured.unwrap_or_default(),
         };
         Ok(Self {
             current: RwLock::new(Arc::new(rules)),
@@ -316,14 +321,23 @@ mod tests {
         let store = MemoryStore::new();
         let (north, south) = (TenantKeys::new("north"), TenantKeys::new("south"));
         let set = rules(serde_json::json!({"rules": [{"sensor_kind": "level", "above": 9.5}]}));
-        let book = RuleBook::load(&north, &store).unwrap();
+        let configured =
+            rules(serde_json::json!({"rules": [{"sensor_kind": "pressure", "below": 20.0}]}));
+        let book = RuleBook::load(&north, &store, None).unwrap();
         assert_eq!(*book.current(), AlertRules::default());
+        // The configuration's set applies while none is stored ...
+        let book = RuleBook::load(&north, &store, Some(configured.clone())).unwrap();
+        assert_eq!(*book.current(), configured);
+        // ... and a stored set wins over it from then on, an empty one too.
         book.replace(&north, &store, set.clone()).unwrap();
         assert_eq!(*book.current(), set);
-        assert_eq!(*RuleBook::load(&north, &store).unwrap().current(), set);
+        let load = |tenant, configured| RuleBook::load(tenant, &store, configured).unwrap();
+        assert_eq!(*load(&north, Some(configured.clone())).current(), set);
+        book.replace(&north, &store, AlertRules::default()).unwrap();
         assert_eq!(
-            *RuleBook::load(&south, &store).unwrap().current(),
+            *load(&north, Some(configured.clone())).current(),
             AlertRules::default()
         );
+        assert_eq!(*load(&south, None).current(), AlertRules::default());
     }
 }

@@ -37,6 +37,11 @@
 //! detection_training_days = 7            # leak-free learning after the clock origin; 0: off
 //! escalation = { unacknowledged_after_minutes = 30, max_escalations = 3 }   # optional
 //!
+//! [[municipality.alert_rules]]           # optional threshold rules (the API's alert-rules)
+//! sensor_kind = "pressure"
+//! below = 20.0                           # in the network's unit of the kind
+//! for_readings = 3
+//!
 //! [[municipality.devices]]
 //! id = "dev-1"
 //! sensors = ["P-10", "F-20"]
@@ -54,6 +59,9 @@
 //! sensors, key and active flag; its LoRaWAN session stays the one configured here). To undo a
 //! change made through the API, make it again through the API.
 //!
+//! Threshold rules given here apply while none were set through the API
+//! (`PUT /api/v1/municipalities/{m}/alert-rules`); once set there, the stored set wins.
+//!
 //! Every error names the file, the place (`municipality[0].devices[2].key_sha256`) and the cause.
 
 use std::net::SocketAddr;
@@ -62,6 +70,7 @@ use std::time::Duration;
 
 use actors::devices::{Device, LorawanSession};
 use actors::escalation::EscalationPolicy;
+use actors::messages::{AlertRule, AlertRules};
 use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::secret::SecretRef;
 use aquatwin::notify::subscriptions::{Subscription, Target};
@@ -148,6 +157,8 @@ pub struct MunicipalitySetup {
     pub detection: Option<WatchConfig>,
     /// Escalation of unacknowledged alerts (`None`: never).
     pub escalation: Option<EscalationPolicy>,
+    /// Threshold rules in force until rules are set over the API (`None`: none given).
+    pub alert_rules: Option<AlertRules>,
     /// Who is notified of its alerts (secret files resolved against the configuration).
     pub subscriptions: Vec<Subscription>,
 }
@@ -277,6 +288,8 @@ struct MunicipalitySection {
     clock_origin: Option<toml::Value>,
     detection_training_days: Option<f64>,
     escalation: Option<EscalationPolicy>,
+    #[serde(default)]
+    alert_rules: Vec<AlertRule>,
     #[serde(default)]
     devices: Vec<DeviceSection>,
     #[serde(default)]
@@ -614,6 +627,15 @@ fn municipality(
     // The twin refuses sensors that name no element of the network: say so here, with the place.
     twin::live::NetworkTwin::new(network.clone(), sensors.clone(), TwinClock { origin_ms })
         .map_err(|err| ("sensors".to_string(), format!("{err}")))?;
+    let alert_rules = (!section.alert_rules.is_empty()).then(|| AlertRules {
+        rules: section.alert_rules.clone(),
+    });
+    if let Some(rules) = &alert_rules {
+        // The rule error's field is `rules[i].x`: here the rules are `alert_rules[i]`.
+        rules
+            .validate(&sensors)
+            .map_err(|err| (format!("alert_{}", err.field), err.cause))?;
+    }
     Ok(MunicipalitySetup {
         id: section.id.clone(),
         network,
@@ -622,6 +644,7 @@ fn municipality(
         clock: TwinClock { origin_ms },
         detection,
         escalation: section.escalation,
+        alert_rules,
         subscriptions: Vec::new(),
     })
 }

@@ -261,6 +261,7 @@ impl Server {
             .map(|m| MunicipalityConfig {
                 detection: m.detection,
                 escalation: m.escalation,
+                alert_rules: m.alert_rules,
                 ..MunicipalityConfig::new(m.id, m.network, m.sensors, m.period, m.clock)
             })
             .collect();
