@@ -171,7 +171,11 @@ async fn readings_from_an_external_broker_are_acknowledged_after_storage() {
     .await;
     let readings = twin.wait_readings(4).await;
     assert_eq!(readings[3], Reading::new("lp1", 3500, 12.5));
-    assert_eq!(twin.metrics.accepted_count(Gateway::Chirpstack), 1);
+    // The counter follows the store's answer: wait for it, do not race it.
+    eventually("the ChirpStack reading counted", || {
+        twin.metrics.accepted_count(Gateway::Chirpstack) == 1
+    })
+    .await;
 
     // The sensor of another municipality, an unknown sensor, malformed JSON: counted.
     publish(
