@@ -17,22 +17,9 @@ const NORTH_ADMIN: (&str, &str) = ("north-admin", "password-of-the-north-admin")
 const SOUTH_ADMIN: (&str, &str) = ("south-admin", "password-of-the-south-admin");
 const WRONG_PASSWORD: &str = "a-wrong-password-for-the-audit";
 
-/// `curl -X METHOD` of `path` with a JSON `body` and, if any, a bearer `token`.
-fn send(serve: &Serve, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let auth = token.map(|token| format!("Authorization: Bearer {token}"));
-    let mut args = vec!["-X", method, "-H", "Content-Type: application/json"];
-    if let Some(auth) = &auth {
-        args.extend(["-H", auth.as_str()]);
-    }
-    let url = serve.url(path);
-    args.extend(["--data-binary", body, &url]);
-    curl(&args)
-}
-
 /// Logs in; returns the answer (access and refresh tokens).
 fn login_tokens(serve: &Serve, (name, password): (&str, &str)) -> Value {
-    let body = json!({"username": name, "password": password}).to_string();
-    let (status, text) = send(serve, "POST", "/api/v1/auth/login", None, &body);
+    let (status, text) = try_login(serve.http, name, password);
     assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap()
 }
@@ -90,10 +77,9 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
         create_user(&data, name, password, role, Some(municipality));
     }
     let started_ms = now_ms();
-    let mut serve = Serve::start(&config, &[]);
+    let serve = Serve::start(&config, &[]);
 
-    let body = json!({"username": OPERATOR.0, "password": WRONG_PASSWORD}).to_string();
-    let (status, text) = send(&serve, "POST", "/api/v1/auth/login", None, &body);
+    let (status, text) = try_login(serve.http, OPERATOR.0, WRONG_PASSWORD);
     assert_eq!(status, 401, "{text}");
     let tokens = login_tokens(&serve, OPERATOR);
     let access = tokens["access_token"].as_str().unwrap().to_string();
@@ -115,20 +101,14 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
     let alert_id = alert_id.unwrap();
     let alert_path = format!("{alerts_path}/{alert_id}");
     let acknowledge = format!("{alert_path}/acknowledge");
-    let (status, text) = send(&serve, "POST", &acknowledge, Some(&access), "{}");
+    let (status, text) = serve.send_json("POST", &acknowledge, &access, "{}");
     assert_eq!(status, 200, "{text}");
     let comments = format!("{alert_path}/comments");
     let comment = json!({"text": "pressure sensor checked on site"}).to_string();
-    let (status, text) = send(&serve, "POST", &comments, Some(&access), &comment);
+    let (status, text) = serve.send_json("POST", &comments, &access, &comment);
     assert_eq!(status, 200, "{text}");
     let logout = json!({"refresh_token": refresh}).to_string();
-    let (status, text) = send(
-        &serve,
-        "POST",
-        "/api/v1/auth/logout",
-        Some(&access),
-        &logout,
-    );
+    let (status, text) = serve.send_json("POST", "/api/v1/auth/logout", &access, &logout);
     assert_eq!(status, 204, "{text}");
 
     // Recording happens after the answer: wait until the last change is on record.
@@ -144,69 +124,49 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
     );
     let log = platform_log(&serve);
     let ended_ms = now_ms();
-    let mut expected = vec![
-        json!([
-            ADMIN.0,
-            "super_admin",
-            null,
-            "POST",
-            "/api/v1/auth/login",
-            "/api/v1/auth/login",
+    // Every change, oldest first, each a POST: (who, role, municipality), route, path, status,
+    // alert id.
+    let login_route = "/api/v1/auth/login";
+    let logout_route = "/api/v1/auth/logout";
+    let alert_route = "/api/v1/municipalities/{municipality}/alerts/{id}";
+    let (acknowledge_route, comments_route) = (
+        format!("{alert_route}/acknowledge"),
+        format!("{alert_route}/comments"),
+    );
+    let operator = (OPERATOR.0, Some("operator"), Some(MUNICIPALITY));
+    let changes = [
+        (
+            (ADMIN.0, Some("super_admin"), None),
+            login_route,
+            login_route,
             200,
-            null
-        ]),
-        json!([
-            OPERATOR.0,
-            null,
-            null,
-            "POST",
-            "/api/v1/auth/login",
-            "/api/v1/auth/login",
+            None,
+        ),
+        (
+            (OPERATOR.0, None, None),
+            login_route,
+            login_route,
             401,
-            null
-        ]),
-        json!([
-            OPERATOR.0,
-            "operator",
-            MUNICIPALITY,
-            "POST",
-            "/api/v1/auth/login",
-            "/api/v1/auth/login",
+            None,
+        ),
+        (operator, login_route, login_route, 200, None),
+        (
+            operator,
+            &acknowledge_route,
+            &acknowledge,
             200,
-            null
-        ]),
-        json!([
-            OPERATOR.0,
-            "operator",
-            MUNICIPALITY,
-            "POST",
-            "/api/v1/municipalities/{municipality}/alerts/{id}/acknowledge",
-            acknowledge,
-            200,
-            alert_id
-        ]),
-        json!([
-            OPERATOR.0,
-            "operator",
-            MUNICIPALITY,
-            "POST",
-            "/api/v1/municipalities/{municipality}/alerts/{id}/comments",
-            comments,
-            200,
-            alert_id
-        ]),
-        json!([
-            OPERATOR.0,
-            "operator",
-            MUNICIPALITY,
-            "POST",
-            "/api/v1/auth/logout",
-            "/api/v1/auth/logout",
-            204,
-            null
-        ]),
+            Some(alert_id),
+        ),
+        (operator, &comments_route, &comments, 200, Some(alert_id)),
+        (operator, logout_route, logout_route, 204, None),
     ];
-    expected.reverse();
+    let expected: Vec<Value> = changes
+        .iter()
+        .rev()
+        .map(|((who, role, municipality), route, path, status, alert)| {
+            json!([who, role, municipality, "POST", route, path, status, alert])
+        })
+        .collect();
     let summaries: Vec<Value> = log.iter().map(summary).collect();
     assert_eq!(summaries, expected, "{log:#?}");
     let times: Vec<i64> = log.iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
@@ -286,7 +246,7 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
     // Nothing changes or deletes an entry.
     for method in ["PUT", "DELETE", "PATCH"] {
         for path in ["/api/v1/audit", scoped_path.as_str()] {
-            let (status, body) = send(&serve, method, path, Some(&serve.token), "{}");
+            let (status, body) = serve.send_json(method, path, &serve.token, "{}");
             assert_eq!(status, 405, "{method} {path}: {body}");
         }
     }
@@ -294,9 +254,7 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
 
     // Durable: after a restart every entry is there, unchanged.
     let before_restart = platform_log(&serve);
-    let status = serve.terminate(Duration::from_secs(20));
-    assert!(status.is_some_and(|s| s.success()), "{}", serve.log());
-    let serve = Serve::start(&config, &[]);
+    let serve = serve.restart(&config, &[]);
     // The new server's own admin login comes on top.
     let mut after_restart = Vec::new();
     let grown = serve.wait_for(Duration::from_secs(10), || {
@@ -310,4 +268,83 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
         after_restart[0]["at_ms"].as_i64() >= before_restart[0]["at_ms"].as_i64(),
         "{after_restart:#?}"
     );
+}
+
+/// Changes answered outside the routes are on record once each, without a route template: an
+/// unknown route (404), a method the route does not take (405), a body over the guards' limit
+/// (413). Rate-limited requests (429) are only counted.
+#[test]
+fn answers_of_the_guards_and_fallbacks_are_recorded_but_rate_limits() {
+    let dir = TempDir::new("serve-audit-guards");
+    let limits = "[limits]\nbody_limit_bytes = 2048\nrequests_per_second = 0.01\nburst = 8\n";
+    let config = write_config(dir.path(), &format!("{EMBEDDED_MQTT}\n\n{limits}"));
+    let serve = Serve::start(&config, &[]);
+    // Another token of the admin reads the log: its own bucket, never rate limited here.
+    let reader = login(serve.http, ADMIN.0, ADMIN.1);
+    let jobs = format!("/api/v1/municipalities/{MUNICIPALITY}/jobs");
+    let oversized = json!({"kind": "risk", "assets": "x".repeat(4096)}).to_string();
+    let mut answers = vec![
+        (
+            "DELETE",
+            "/api/v1/audit",
+            serve
+                .send_json("DELETE", "/api/v1/audit", &serve.token, "")
+                .0,
+        ),
+        (
+            "POST",
+            jobs.as_str(),
+            serve.send_json("POST", &jobs, &serve.token, &oversized).0,
+        ),
+    ];
+    for _ in 0..12 {
+        let status = serve
+            .send_json("POST", "/api/v1/no-such-route", &serve.token, "{}")
+            .0;
+        answers.push(("POST", "/api/v1/no-such-route", status));
+    }
+    assert_eq!(answers[0].2, 405, "{answers:?}");
+    assert_eq!(answers[1].2, 413, "{answers:?}");
+    let limited = answers
+        .iter()
+        .filter(|(_, _, status)| *status == 429)
+        .count();
+    // The burst of 8: the two above and six 404s, then 429s.
+    assert_eq!(limited, 6, "{answers:?}");
+    assert_eq!(serve.metric("aquatwin_http_rate_limited_total"), 6.0);
+
+    let recorded: Vec<(String, String, u16)> = answers
+        .iter()
+        .filter(|(_, _, status)| *status != 429)
+        .map(|(method, path, status)| (method.to_string(), path.to_string(), *status))
+        .collect();
+    let guarded = |entries: &[Value]| -> Vec<(String, String, u16)> {
+        entries
+            .iter()
+            .rev()
+            .filter(|e| e["path"] != "/api/v1/auth/login")
+            .map(|e| {
+                assert_eq!(e["who"], ADMIN.0, "{e}");
+                assert_eq!(e["role"], "super_admin", "{e}");
+                assert_eq!(e["ip"], "127.0.0.1", "{e}");
+                let method = e["method"].as_str().unwrap().to_string();
+                let path = e["path"].as_str().unwrap().to_string();
+                (method, path, e["status"].as_u64().unwrap() as u16)
+            })
+            .collect()
+    };
+    let mut log = Vec::new();
+    let complete = serve.wait_for(Duration::from_secs(10), || {
+        let (status, page) = serve.get_as(&reader, "/api/v1/audit?limit=1000");
+        assert_eq!(status, 200, "{page}");
+        log = page["entries"].as_array().unwrap().clone();
+        guarded(&log).len() >= recorded.len()
+    });
+    assert!(complete, "{log:#?}");
+    assert_eq!(guarded(&log), recorded, "{log:#?}");
+    let unknown = log
+        .iter()
+        .find(|e| e["path"] == "/api/v1/no-such-route")
+        .unwrap();
+    assert_eq!(unknown["route"], Value::Null, "{unknown}");
 }

@@ -11,14 +11,13 @@ mod serve_support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use serve_support::*;
 
 const OPERATOR: (&str, &str) = ("north-operator", "password-of-the-north-operator");
-const VIEWER: (&str, &str) = ("north-viewer", "password-of-the-north-viewer");
 const NEW_DEVICE: &str = "dev-new";
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -32,55 +31,26 @@ fn device_path(device: &str) -> String {
 
 /// `curl -X POST` of `path` with a JSON `body` as `token`; status and parsed answer.
 fn post(serve: &Serve, token: &str, path: &str, body: &str) -> (u16, Value) {
-    let auth = format!("Authorization: Bearer {token}");
-    let url = serve.url(path);
-    let (status, text) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &auth,
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        &url,
-    ]);
+    let (status, text) = serve.send_json("POST", path, token, body);
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// `mosquitto_pub -q 1` of `message` on `sensor`'s `kind` topic as `device` with `key`.
-fn mosquitto_pub(serve: &Serve, (device, key): (&str, &str), topic: &str, message: &str) -> Output {
-    let port = serve.mqtt.expect("embedded broker").port().to_string();
-    let topic = format!("aquatwin/{MUNICIPALITY}/sensors/{topic}");
-    Command::new("timeout")
-        .args([
-            "20",
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-q",
-            "1",
-        ])
-        .args(["-u", device, "-P", key, "-i", &format!("pub-{device}")])
-        .args(["-t", &topic, "-m", message])
-        .output()
-        .expect("mosquitto_pub is installed (apt install mosquitto-clients)")
+/// `mosquitto_pub` of `message` on P-10's `kind` topic as `login` (device, key).
+fn publish_p10(serve: &Serve, login: (&str, &str), kind: &str, message: &str) -> Output {
+    let port = serve.mqtt.expect("embedded broker").port();
+    mosquitto_pub(port, Some(login), &sensor_topic("P-10", kind), message)
 }
 
 /// Publishes a reading of P-10 at `ts`; whether `mosquitto_pub` succeeded.
 fn publish_reading(serve: &Serve, login: (&str, &str), ts: i64, value: f64) -> bool {
     let message = format!(r#"{{"ts": {ts}, "value": {value}}}"#);
-    mosquitto_pub(serve, login, "P-10/data", &message)
-        .status
-        .success()
+    publish_p10(serve, login, "data", &message).status.success()
 }
 
 /// `mosquitto_pub` is refused at CONNECT, saying it is not authorized.
 fn assert_refused(serve: &Serve, login: (&str, &str), ts: i64) {
     let message = format!(r#"{{"ts": {ts}, "value": 1.0}}"#);
-    let output = mosquitto_pub(serve, login, "P-10/data", &message);
+    let output = publish_p10(serve, login, "data", &message);
     let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
     assert!(!output.status.success(), "{login:?} was accepted");
     assert!(stderr.contains("not authori"), "{stderr}");
@@ -134,18 +104,11 @@ fn mqtt_connection(serve: &Serve, device: &str, key: &str) -> TcpStream {
 /// Sends HTTP ingest of one P-123 reading as configured device A with `key`; the status.
 fn ingest_as_device_a(serve: &Serve, key: &str, ts: i64) -> u16 {
     let body = format!(r#"{{"sensor_id": "P-123", "ts": {ts}, "value": 55.5}}"#);
-    curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Device-Id: {}", DEVICE_A.0),
-        "-H",
-        &format!("Authorization: Bearer {key}"),
-        "--data-binary",
-        &body,
-        &serve.url("/api/v1/ingest"),
-    ])
-    .0
+    let headers = [
+        format!("X-Device-Id: {}", DEVICE_A.0),
+        format!("Authorization: Bearer {key}"),
+    ];
+    curl_with_body("POST", &serve.url("/api/v1/ingest"), &headers, &body).0
 }
 
 #[test]
@@ -178,16 +141,16 @@ unit = "dBm"
     ));
     std::fs::write(&sensors, text).unwrap();
     let data = dir.path().join("data");
-    for (user, role) in [(OPERATOR, "operator"), (VIEWER, "viewer")] {
+    for (user, role) in [(OPERATOR, "operator"), (NORTH_VIEWER, "viewer")] {
         create_user(&data, user.0, user.1, role, Some(MUNICIPALITY));
     }
-    let mut serve = Serve::start(&config, &[]);
+    let serve = Serve::start(&config, &[]);
     let admin = serve.token.clone();
     let registration = json!({"id": NEW_DEVICE, "sensors": ["P-10", "B-NEW", "S-NEW"]});
     let registration = registration.to_string();
 
     // Operators and viewers read devices but may not register them.
-    for user in [OPERATOR, VIEWER] {
+    for user in [OPERATOR, NORTH_VIEWER] {
         let token = login(serve.http, user.0, user.1);
         let (status, body) = post(&serve, &token, &devices_path(), &registration);
         assert_eq!(status, 403, "{user:?}: {body}");
@@ -266,10 +229,10 @@ unit = "dBm"
     );
 
     // A status message: battery and signal readings of its health sensors.
-    let output = mosquitto_pub(
+    let output = publish_p10(
         &serve,
         (NEW_DEVICE, &first_key),
-        "P-10/status",
+        "status",
         r#"{"battery": 3.55, "signal": -91}"#,
     );
     assert!(output.status.success(), "{output:?}");
@@ -364,11 +327,7 @@ unit = "dBm"
     );
     assert_eq!(status, 200);
     let listed_before = serve.get(&devices_path()).1["devices"].clone();
-    let status = serve
-        .terminate(Duration::from_secs(30))
-        .expect("serve stops");
-    assert!(status.success(), "{status:?}");
-    let serve = Serve::start(&config, &[]);
+    let serve = serve.restart(&config, &[]);
     let admin = serve.token.clone();
     let listed_after = serve.get(&devices_path()).1["devices"].clone();
     let identity = |list: &Value| -> Vec<Value> {

@@ -158,15 +158,9 @@ fn callers_are_rate_limited_one_by_one() {
         dir.path(),
         &format!("{EMBEDDED_MQTT}\n\n[limits]\nrequests_per_second = 0.25\nburst = 5\n"),
     );
-    create_user(
-        &dir.path().join("data"),
-        "viewer",
-        "password-of-the-viewer",
-        "viewer",
-        Some(MUNICIPALITY),
-    );
+    create_viewer(&dir.path().join("data"), NORTH_VIEWER, MUNICIPALITY);
     let serve = Serve::start(&config, &[]);
-    let viewer = login(serve.http, "viewer", "password-of-the-viewer");
+    let viewer = login(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
     let sensors = serve.url(&format!("/api/v1/municipalities/{MUNICIPALITY}/sensors"));
     let as_admin = format!("Authorization: Bearer {}", serve.token);
 

@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 use serve_support::*;
 
 const NET3: &str = "hydraulics/networks/Net3.inp";
-const VIEWER: (&str, &str) = ("north-viewer", "password-of-the-north-viewer");
 const NEW_DIAMETER: &str = "20";
 
 /// Net3 with pipe 60 (24 in) narrowed to [`NEW_DIAMETER`] in.
@@ -50,62 +49,29 @@ fn modified_net3() -> String {
     lines.join("\n") + "\n"
 }
 
-/// `curl -X METHOD` of `path` with `body` (through a file: any size) of `content_type`.
-fn send(
-    serve: &Serve,
-    token: &str,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &str,
-) -> (u16, String) {
-    let file = serve.stderr.with_file_name(format!(
-        "body-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::write(&file, body).unwrap();
-    let auth = format!("Authorization: Bearer {token}");
-    let content = format!("Content-Type: {content_type}");
-    let data = format!("@{}", file.display());
-    let url = serve.url(path);
-    let answer = curl(&[
-        "-X",
-        method,
-        "-H",
-        &auth,
-        "-H",
-        &content,
-        "--data-binary",
-        &data,
-        &url,
-    ]);
-    std::fs::remove_file(&file).unwrap();
-    answer
-}
-
-/// `GET` as the admin: status and body text.
-fn get_text(serve: &Serve, path: &str) -> (u16, String) {
-    let auth = format!("Authorization: Bearer {}", serve.token);
-    curl(&["-H", &auth, &serve.url(path)])
-}
-
 fn route(rest: &str) -> String {
     format!("/api/v1/municipalities/{MUNICIPALITY}{rest}")
 }
 
+/// Uploads the network `text` as `token`: status and answer.
+fn upload(serve: &Serve, token: &str, text: &str) -> (u16, String) {
+    serve.send("POST", &route("/networks"), Some(token), "text/plain", text)
+}
+
+/// Submits the job `body` as `token`: status and answer.
+fn post_job(serve: &Serve, token: &str, body: &Value) -> (u16, String) {
+    serve.send_json("POST", &route("/jobs"), token, &body.to_string())
+}
+
+/// Cancels job `id` as the admin: status and answer.
+fn cancel(serve: &Serve, id: u64) -> (u16, String) {
+    let path = route(&format!("/jobs/{id}/cancel"));
+    serve.send_json("POST", &path, &serve.token, "")
+}
+
 /// Submits a job as the admin; its id.
 fn submit(serve: &Serve, job: &Value) -> u64 {
-    let (status, body) = send(
-        serve,
-        &serve.token,
-        "POST",
-        &route("/jobs"),
-        "application/json",
-        &job.to_string(),
-    );
+    let (status, body) = post_job(serve, &serve.token, job);
     assert_eq!(status, 202, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     let id = answer["id"].as_u64().unwrap();
@@ -140,7 +106,7 @@ fn finished(record: &Value) -> bool {
 }
 
 fn result_text(serve: &Serve, id: u64) -> String {
-    let (status, text) = get_text(serve, &route(&format!("/jobs/{id}/result")));
+    let (status, text) = serve.get_text(&route(&format!("/jobs/{id}/result")));
     assert_eq!(status, 200, "{text}");
     text
 }
@@ -162,9 +128,9 @@ fn aquatwin(args: &[&str]) {
 fn start(dir: &Path) -> (Serve, String) {
     let config = write_config(dir, EMBEDDED_MQTT);
     let data = dir.join("data");
-    create_user(&data, VIEWER.0, VIEWER.1, "viewer", Some(MUNICIPALITY));
+    create_viewer(&data, NORTH_VIEWER, MUNICIPALITY);
     let serve = Serve::start(&config, &[]);
-    let viewer = login(serve.http, VIEWER.0, VIEWER.1);
+    let viewer = login(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
     (serve, viewer)
 }
 
@@ -177,14 +143,7 @@ fn network_versions_are_uploaded_listed_and_served() {
     let expected = hydraulics::read_str(&text, "modified.inp").unwrap();
     assert_ne!(original, expected);
 
-    let (status, body) = send(
-        &serve,
-        &serve.token,
-        "POST",
-        &route("/networks"),
-        "text/plain",
-        &text,
-    );
+    let (status, body) = upload(&serve, &serve.token, &text);
     assert_eq!(status, 201, "{body}");
     let uploaded: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(uploaded["version"], 1);
@@ -193,14 +152,7 @@ fn network_versions_are_uploaded_listed_and_served() {
     assert_eq!(uploaded["nodes"], expected.nodes.len());
     assert_eq!(uploaded["links"], expected.links.len());
 
-    let (status, _) = send(
-        &serve,
-        &viewer,
-        "POST",
-        &route("/networks"),
-        "text/plain",
-        &text,
-    );
+    let (status, _) = upload(&serve, &viewer, &text);
     assert_eq!(status, 403);
 
     // A malformed file: the problem's line and section are named.
@@ -208,14 +160,7 @@ fn network_versions_are_uploaded_listed_and_served() {
     let pipes = lines.iter().position(|l| l.trim() == "[PIPES]").unwrap();
     lines.insert(pipes + 2, "BROKEN\t3\tno-such-node\t100\t12\t100\t0\tOpen");
     let malformed = lines.join("\n");
-    let (status, body) = send(
-        &serve,
-        &serve.token,
-        "POST",
-        &route("/networks"),
-        "text/plain",
-        &malformed,
-    );
+    let (status, body) = upload(&serve, &serve.token, &malformed);
     assert_eq!(status, 422, "{body}");
     let detail = serde_json::from_str::<Value>(&body).unwrap()["detail"]
         .as_str()
@@ -236,13 +181,13 @@ fn network_versions_are_uploaded_listed_and_served() {
     assert_eq!(versions[0]["nodes"], original.nodes.len());
     assert_eq!(versions[1], uploaded);
 
-    let (status, inp) = get_text(&serve, &route("/networks/1?format=inp"));
+    let (status, inp) = serve.get_text(&route("/networks/1?format=inp"));
     assert_eq!(status, 200);
     assert_eq!(hydraulics::read_str(&inp, "back.inp").unwrap(), expected);
-    let (status, live) = get_text(&serve, &route("/networks/live"));
+    let (status, live) = serve.get_text(&route("/networks/live"));
     assert_eq!(status, 200);
     assert_eq!(hydraulics::read_str(&live, "live.inp").unwrap(), original);
-    let (status, _) = get_text(&serve, &route("/networks/7"));
+    let (status, _) = serve.get_text(&route("/networks/7"));
     assert_eq!(status, 404);
 
     let (status, geojson) = serve.get(&route("/networks/1?format=geojson"));
@@ -319,14 +264,7 @@ fn planning_jobs_run_cancel_and_survive_a_restart() {
     let text = modified_net3();
     let network_file = dir.path().join("net3-narrow.inp");
     std::fs::write(&network_file, &text).unwrap();
-    let (status, body) = send(
-        &serve,
-        &serve.token,
-        "POST",
-        &route("/networks"),
-        "text/plain",
-        &text,
-    );
+    let (status, body) = upload(&serve, &serve.token, &text);
     assert_eq!(status, 201, "{body}");
 
     // A burst scenario on the upload, and the same file run by `aquatwin scenario`.
@@ -379,37 +317,24 @@ fn planning_jobs_run_cancel_and_survive_a_restart() {
     ] {
         let bad = json!({"kind": "scenario", "network": 1,
             "scenario": {"duration_hours": 24, "events": [event]}});
-        let (status, body) = send(
-            &serve,
-            &serve.token,
-            "POST",
-            &route("/jobs"),
-            "application/json",
-            &bad.to_string(),
-        );
+        let (status, body) = post_job(&serve, &serve.token, &bad);
         assert_eq!(status, 422, "{body}");
         assert!(
             body.contains("events[0]") && body.contains(&format!("`{field}`")),
             "{body}"
         );
     }
-    let (status, body) = send(
+    let (status, body) = post_job(
         &serve,
         &serve.token,
-        "POST",
-        &route("/jobs"),
-        "application/json",
-        &json!({"kind": "scenario", "network": 9, "scenario": scenario}).to_string(),
+        &json!({"kind": "scenario", "network": 9, "scenario": scenario}),
     );
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("network"), "{body}");
-    let (status, _) = send(
+    let (status, _) = post_job(
         &serve,
         &viewer,
-        "POST",
-        &route("/jobs"),
-        "application/json",
-        &json!({"kind": "scenario", "scenario": scenario}).to_string(),
+        &json!({"kind": "scenario", "scenario": scenario}),
     );
     assert_eq!(status, 403);
 
@@ -493,42 +418,21 @@ fn planning_jobs_run_cancel_and_survive_a_restart() {
     let long = json!({"kind": "criticality", "duration_hours": hours});
     let running = submit(&serve, &long);
     let queued = submit(&serve, &json!({"kind": "scenario", "scenario": scenario}));
-    let (status, body) = send(
-        &serve,
-        &serve.token,
-        "POST",
-        &route(&format!("/jobs/{queued}/cancel")),
-        "application/json",
-        "",
-    );
+    let (status, body) = cancel(&serve, queued);
     assert_eq!(status, 200, "{body}");
     assert_eq!(job(&serve, queued)["status"], "cancelled");
     poll(&serve, running, Duration::from_secs(60), |r| {
         r["progress"].as_f64() > Some(0.0)
     });
-    let (status, body) = send(
-        &serve,
-        &serve.token,
-        "POST",
-        &route(&format!("/jobs/{running}/cancel")),
-        "application/json",
-        "",
-    );
+    let (status, body) = cancel(&serve, running);
     assert_eq!(status, 202, "{body}");
     let seen = poll(&serve, running, Duration::from_secs(60), finished);
     let last = seen.last().unwrap();
     assert_eq!(last["status"], "cancelled", "{last}");
     assert!(last["progress"].as_f64().unwrap() < 1.0, "{last}");
-    let (status, _) = get_text(&serve, &route(&format!("/jobs/{running}/result")));
+    let (status, _) = serve.get_text(&route(&format!("/jobs/{running}/result")));
     assert_eq!(status, 409);
-    let (status, _) = send(
-        &serve,
-        &serve.token,
-        "POST",
-        &route(&format!("/jobs/{running}/cancel")),
-        "application/json",
-        "",
-    );
+    let (status, _) = cancel(&serve, running);
     assert_eq!(status, 409);
 
     // One more long sweep, running when the server stops.

@@ -148,35 +148,14 @@ fn chirpstack_uplinks_through_the_embedded_broker() {
     );
     let config = write_config(dir.path(), &extra);
     let serve = Serve::start(&config, &[]);
-    let port = serve.mqtt.unwrap().port().to_string();
+    let port = serve.mqtt.unwrap().port();
     let topic = format!(
         "application/7/device/{}/event/up",
         DEVICE_C_EUI.to_lowercase()
     );
     let publish = |password: &str, event: &str| {
-        Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-q",
-                "1",
-                "-i",
-                "chirpstack-test",
-            ])
-            .args([
-                "-u",
-                "chirpstack",
-                "-P",
-                password,
-                "-t",
-                &topic,
-                "-m",
-                event,
-            ])
-            .status()
-            .unwrap()
+        mosquitto_pub(port, Some(("chirpstack", password)), &topic, event)
+            .status
             .success()
     };
     let data = base64::engine::general_purpose::STANDARD.encode(records(&[(1, 18.25)]));

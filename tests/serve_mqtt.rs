@@ -10,42 +10,28 @@ use std::time::Duration;
 
 use serve_support::*;
 
-fn topic(sensor: &str) -> String {
-    format!("aquatwin/{MUNICIPALITY}/sensors/{sensor}/data")
-}
-
-/// `mosquitto_pub -q 1` to `port` as `login` (none: anonymous); returns whether it succeeded.
-fn mosquitto_pub(port: u16, login: Option<(&str, &str)>, topic: &str, message: &str) -> bool {
-    let mut command = Command::new("mosquitto_pub");
-    command.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"]);
-    command.args(["-t", topic, "-m", message]);
-    if let Some((user, password)) = login {
-        command.args(["-u", user, "-P", password, "-i", &format!("pub-{user}")]);
-    }
-    command
-        .status()
-        .expect("mosquitto_pub is installed (apt install mosquitto-clients)")
-        .success()
-}
-
 #[test]
 fn embedded_broker_with_mosquitto_pub_and_paho() {
     let dir = TempDir::new("serve-mqtt");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
     let serve = Serve::start(&config, &[]);
     let port = serve.mqtt.expect("embedded broker").port();
+    let publish = |login: (&str, &str), sensor: &str, message: &str| {
+        let topic = sensor_topic(sensor, "data");
+        mosquitto_pub(port, Some(login), &topic, message)
+            .status
+            .success()
+    };
     let t = now_ms();
 
-    assert!(mosquitto_pub(
-        port,
-        Some(DEVICE_A),
-        &topic("P-123"),
+    assert!(publish(
+        DEVICE_A,
+        "P-123",
         &format!(r#"{{"ts": {t}, "value": 60.5}}"#)
     ));
-    assert!(mosquitto_pub(
-        port,
-        Some(DEVICE_A),
-        &topic("P-149"),
+    assert!(publish(
+        DEVICE_A,
+        "P-149",
         &format!(
             r#"[{{"ts": {t}, "value": 50.25, "unit": "psi"}}, {{"ts": {}, "value": 50.5}}]"#,
             t + 500
@@ -56,24 +42,13 @@ fn embedded_broker_with_mosquitto_pub_and_paho() {
     assert_eq!(serve.readings("P-149"), vec![(t, 50.25), (t + 500, 50.5)]);
 
     // Refused: wrong password (CONNACK refused), malformed JSON, another device's sensor.
-    assert!(!mosquitto_pub(
-        port,
-        Some((DEVICE_A.0, "wrong")),
-        &topic("P-123"),
+    assert!(!publish(
+        (DEVICE_A.0, "wrong"),
+        "P-123",
         r#"{"ts": 1, "value": 1}"#
     ));
-    mosquitto_pub(
-        port,
-        Some(DEVICE_A),
-        &topic("P-123"),
-        r#"{"ts": 1, "value": "#,
-    );
-    mosquitto_pub(
-        port,
-        Some(DEVICE_B),
-        &topic("P-123"),
-        r#"{"ts": 1, "value": 2}"#,
-    );
+    publish(DEVICE_A, "P-123", r#"{"ts": 1, "value": "#);
+    publish(DEVICE_B, "P-123", r#"{"ts": 1, "value": 2}"#);
     let series = |reason: &str| {
         format!("aquatwin_messages_rejected_total{{gateway=\"mqtt\",reason=\"{reason}\"}}")
     };
@@ -91,7 +66,7 @@ fn embedded_broker_with_mosquitto_pub_and_paho() {
     let output = Command::new("python3")
         .arg(format!("{ROOT}/actors/tests/peers/paho_publish.py"))
         .args(["127.0.0.1", &port.to_string(), DEVICE_B.0, DEVICE_B.1])
-        .args([&topic("F-101"), &count.to_string(), "10"])
+        .args([&sensor_topic("F-101", "data"), &count.to_string(), "10"])
         .output()
         .expect("python3 with paho-mqtt");
     assert!(
@@ -126,19 +101,20 @@ fn external_mosquitto_broker_with_mqtt_url() {
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let serve = Serve::start(&config, &["--mqtt-url", &url]);
     assert!(serve.mqtt.is_none(), "no embedded broker");
+    let publish = |message: &str| {
+        let topic = sensor_topic("L-T2", "data");
+        mosquitto_pub(broker.port, None, &topic, message)
+            .status
+            .success()
+    };
     let t = now_ms();
     // The external broker authenticates devices (here it allows anyone); serve maps the topic's
     // sensor to its device.
-    assert!(mosquitto_pub(
-        broker.port,
-        None,
-        &topic("L-T2"),
-        &format!(
-            r#"[{{"ts": {t}, "value": 21.5}}, {{"ts": {}, "value": 21.75}}]"#,
-            t + 1
-        )
-    ));
-    assert!(mosquitto_pub(broker.port, None, &topic("L-T2"), "not json"));
+    assert!(publish(&format!(
+        r#"[{{"ts": {t}, "value": 21.5}}, {{"ts": {}, "value": 21.75}}]"#,
+        t + 1
+    )));
+    assert!(publish("not json"));
     assert!(
         serve.wait_for(Duration::from_secs(10), || serve.readings("L-T2").len()
             == 2),

@@ -20,7 +20,7 @@ const SOUTH: &str = "south";
 /// Readings posted per ingest request (the test configuration's body limit is 4 KiB).
 const PER_BATCH: usize = 50;
 
-/// The server with `north` and `south`, and a viewer of `north` (name, password).
+/// The server with `north` and `south`, and an access token of a viewer of `north`.
 fn start(dir: &TempDir) -> (Serve, String) {
     let config = write_config(dir.path(), EMBEDDED_MQTT);
     std::fs::write(
@@ -35,16 +35,9 @@ fn start(dir: &TempDir) -> (Serve, String) {
          sensors = \"south-sensors.toml\"\nperiod_seconds = 0.5\n"
     ));
     std::fs::write(&config, text).unwrap();
-    let viewer = ("viewer-of-north", "password-of-the-viewer");
-    create_user(
-        &dir.path().join("data"),
-        viewer.0,
-        viewer.1,
-        "viewer",
-        Some(MUNICIPALITY),
-    );
+    create_viewer(&dir.path().join("data"), NORTH_VIEWER, MUNICIPALITY);
     let serve = Serve::start(&config, &[]);
-    let token = login(serve.http, viewer.0, viewer.1);
+    let token = login(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
     (serve, token)
 }
 
@@ -160,15 +153,6 @@ fn steps_of(body: &Value) -> BTreeMap<i64, (f64, f64, f64, u64)> {
         .collect()
 }
 
-fn points_of(body: &Value) -> Vec<(i64, f64)> {
-    body["readings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["ts"].as_i64().unwrap(), r["value"].as_f64().unwrap()))
-        .collect()
-}
-
 #[test]
 fn readings_as_json_csv_steps_and_pages() {
     let dir = TempDir::new("serve-readings");
@@ -181,7 +165,7 @@ fn readings_as_json_csv_steps_and_pages() {
     // JSON without new parameters: today's fields, every reading.
     let (status, json) = serve.get(&readings_path(&range));
     assert_eq!(status, 200, "{json}");
-    assert_eq!(points_of(&json), posted);
+    assert_eq!(readings_of(&json), posted);
     assert!(json.get("next_from").is_none(), "{json}");
     let object = json.as_object().unwrap();
     assert_eq!(
@@ -272,7 +256,7 @@ fn readings_as_json_csv_steps_and_pages() {
         loop {
             let (status, body) = serve.get(&readings_path(&format!("from={from}&limit={limit}")));
             assert_eq!(status, 200, "{body}");
-            let page = points_of(&body);
+            let page = readings_of(&body);
             assert!(page.len() <= limit, "limit {limit}: {}", page.len());
             seen.extend(page);
             pages += 1;

@@ -7,14 +7,11 @@
 
 mod serve_support;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use serve_support::*;
-
-const VIEWER: (&str, &str) = ("rules-viewer", "password-of-the-rules-viewer");
 
 /// Validates answers against the 200 schema of their GET operation: arguments are the OpenAPI
 /// document, then `PATH=ANSWER_FILE` pairs.
@@ -29,64 +26,6 @@ for pair in sys.argv[2:]:
     jsonschema.Draft202012Validator(root).validate(json.load(open(answer)))
 "#;
 
-/// The Python webhook receiver, killed on drop.
-struct Receiver(Child);
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port free now (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the receiver on `port`, checking signatures with `secret`.
-fn start_receiver(port: u16, secret: &str, log: &std::path::Path) -> Receiver {
-    let mut child = Command::new("python3")
-        .arg(format!("{ROOT}/tests/peers/webhook_receiver.py"))
-        .args(["--port", &port.to_string(), "--secret", secret, "--log"])
-        .arg(log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the webhook receiver");
-    let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
-    assert_eq!(line.trim(), format!("READY {port}"));
-    Receiver(child)
-}
-
-/// The receiver's log, one JSON value per request.
-fn received(log: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
-/// A request with `token` and a JSON `body`; status and body.
-fn send(serve: &Serve, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    curl(&[
-        "-X",
-        method,
-        "-H",
-        &format!("Authorization: Bearer {token}"),
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        &serve.url(path),
-    ])
-}
-
 /// `mosquitto_pub -q 1` of `readings` (`[(ts, value)]`, one JSON array) for `sensor` as
 /// device A.
 fn publish(serve: &Serve, sensor: &str, readings: &[(i64, f64)]) {
@@ -94,18 +33,11 @@ fn publish(serve: &Serve, sensor: &str, readings: &[(i64, f64)]) {
         .iter()
         .map(|(ts, value)| json!({"ts": ts, "value": value}))
         .collect();
-    let port = serve.mqtt.expect("embedded broker").port().to_string();
-    let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
-        .args(["-u", DEVICE_A.0, "-P", DEVICE_A.1, "-i", "rules-test"])
-        .args([
-            "-t",
-            &format!("aquatwin/{MUNICIPALITY}/sensors/{sensor}/data"),
-        ])
-        .args(["-m", &Value::Array(items).to_string()])
-        .status()
-        .expect("mosquitto_pub is installed (apt install mosquitto-clients)");
-    assert!(status.success());
+    let port = serve.mqtt.expect("embedded broker").port();
+    let topic = sensor_topic(sensor, "data");
+    let message = Value::Array(items).to_string();
+    let output = mosquitto_pub(port, Some(DEVICE_A), &topic, &message);
+    assert!(output.status.success(), "{output:?}");
 }
 
 /// Reading times one second apart, each after the last (so none is out of order).
@@ -191,8 +123,7 @@ fn subscribe(serve: &Serve, port: u16) -> (String, String) {
         "target": {"type": "webhook", "url": format!("http://127.0.0.1:{port}/hook"),
                    "format": "json"},
     });
-    let (status, text) = send(
-        serve,
+    let (status, text) = serve.send_json(
         "POST",
         &subscriptions_path(),
         &serve.token,
@@ -218,10 +149,9 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
     let dir = TempDir::new("serve-rules");
     let log = dir.path().join("webhook.jsonl");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
-    let data = config.with_file_name("data");
-    create_user(&data, VIEWER.0, VIEWER.1, "viewer", Some(MUNICIPALITY));
-    let mut serve = Serve::start(&config, &[]);
-    let viewer = login(serve.http, VIEWER.0, VIEWER.1);
+    create_viewer(&config.with_file_name("data"), NORTH_VIEWER, MUNICIPALITY);
+    let serve = Serve::start(&config, &[]);
+    let viewer = login(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
     let mut clock = Clock::new();
 
     // Pressure in Net3's unit (psi), like P-123's readings.
@@ -230,7 +160,7 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
         "for_readings": count, "hysteresis": hysteresis, "severity": "critical"}]});
 
     // Viewers read the rules but may not change them; nothing changed.
-    let (status, text) = send(&serve, "PUT", &rules_path(), &viewer, &low_rule.to_string());
+    let (status, text) = serve.send_json("PUT", &rules_path(), &viewer, &low_rule.to_string());
     assert_eq!(status, 403, "{text}");
     let (status, rules) = serve.get_as(&viewer, &rules_path());
     assert_eq!(status, 200, "{rules}");
@@ -266,7 +196,7 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
         (json!([{"sensor_kind": "pressure"}]), "rules[0].below"),
     ] {
         let body = json!({ "rules": rules }).to_string();
-        let (status, text) = send(&serve, "PUT", &rules_path(), &serve.token, &body);
+        let (status, text) = serve.send_json("PUT", &rules_path(), &serve.token, &body);
         assert_eq!(status, 422, "{body}: {text}");
         let error: Value = serde_json::from_str(&text).unwrap();
         assert!(
@@ -290,8 +220,7 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
             "events",
         ),
     ] {
-        let (status, text) = send(
-            &serve,
+        let (status, text) = serve.send_json(
             "POST",
             &subscriptions_path(),
             &serve.token,
@@ -311,15 +240,9 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
         listed["subscriptions"][0]["target"]["signed"], true,
         "{listed}"
     );
-    let _receiver = start_receiver(port, &secret, &log);
+    let _receiver = WebhookReceiver::start(port, &secret, &log);
 
-    let (status, text) = send(
-        &serve,
-        "PUT",
-        &rules_path(),
-        &serve.token,
-        &low_rule.to_string(),
-    );
+    let (status, text) = serve.send_json("PUT", &rules_path(), &serve.token, &low_rule.to_string());
     assert_eq!(status, 200, "{text}");
 
     // Down below the limit: the alert opens at the third reading under it.
@@ -350,9 +273,11 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
     assert!(message.contains(&cleared_at.to_string()), "{message}");
 
     // The receiver heard of both, signed with the generated secret.
-    let heard = serve.wait_for(Duration::from_secs(15), || received(&log).len() >= 2);
-    assert!(heard, "{:?}\n{}", received(&log), serve.log());
-    let calls = received(&log);
+    let heard = serve.wait_for(Duration::from_secs(15), || {
+        webhook_requests(&log).len() >= 2
+    });
+    assert!(heard, "{:?}\n{}", webhook_requests(&log), serve.log());
+    let calls = webhook_requests(&log);
     let events: Vec<(String, Value)> = calls
         .iter()
         .map(|call| {
@@ -382,13 +307,8 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
     // An edit applies at once: P-149 alone now alarms above 50 psi, the kind's rule is gone.
     let high_rule = json!({"rules": [{"sensor_kind": "pressure", "sensor_id": "P-149",
         "above": 50.0}]});
-    let (status, text) = send(
-        &serve,
-        "PUT",
-        &rules_path(),
-        &serve.token,
-        &high_rule.to_string(),
-    );
+    let (status, text) =
+        serve.send_json("PUT", &rules_path(), &serve.token, &high_rule.to_string());
     assert_eq!(status, 200, "{text}");
     let rise = ramp(40.0, 56.0, 2.0);
     publish(&serve, "P-149", &clock.timed(&rise));
@@ -423,7 +343,7 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
         ("comments", r#"{"text": "crew sent"}"#),
     ] {
         let path = format!("{alert_path}/{action}");
-        let (status, text) = send(&serve, "POST", &path, &serve.token, body);
+        let (status, text) = serve.send_json("POST", &path, &serve.token, body);
         assert_eq!(status, 200, "{text}");
     }
     let (_, document) = curl(&[&serve.url("/api/v1/openapi.json")]);
@@ -497,7 +417,7 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
         "the retry came before its time: {attempts:?}"
     );
     let dead_path = format!("{}/{dead_hook}", subscriptions_path());
-    let (status, text) = send(&serve, "DELETE", &dead_path, &serve.token, "");
+    let (status, text) = serve.send_json("DELETE", &dead_path, &serve.token, "");
     assert_eq!(status, 204, "{text}");
     let (status, _) = serve.get(&dead_path);
     assert_eq!(status, 404);
@@ -533,11 +453,7 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
     assert!(audited, "not every change audited: {:?}", audited_routes());
 
     // After a restart the edited rules are in force.
-    assert!(serve
-        .terminate(Duration::from_secs(20))
-        .is_some_and(|s| s.success()));
-    drop(serve);
-    let serve = Serve::start(&config, &[]);
+    let serve = serve.restart(&config, &[]);
     let (status, rules) = serve.get(&rules_path());
     assert_eq!(status, 200, "{rules}");
     assert_eq!(rules["rules"][0]["sensor_id"], "P-149", "{rules}");
@@ -564,7 +480,7 @@ fn configured_rules_apply_until_rules_are_set_over_the_api() {
         ),
     )
     .unwrap();
-    let mut serve = Serve::start(&config, &[]);
+    let serve = Serve::start(&config, &[]);
     let (status, rules) = serve.get(&rules_path());
     assert_eq!(status, 200, "{rules}");
     assert_eq!(rules["rules"][0]["sensor_id"], "P-123", "{rules}");
@@ -585,19 +501,9 @@ fn configured_rules_apply_until_rules_are_set_over_the_api() {
     assert!(message.contains(&opened_at.to_string()), "{message}");
 
     // An empty set stored over the API replaces the configured one, after a restart too.
-    let (status, text) = send(
-        &serve,
-        "PUT",
-        &rules_path(),
-        &serve.token,
-        r#"{"rules": []}"#,
-    );
+    let (status, text) = serve.send_json("PUT", &rules_path(), &serve.token, r#"{"rules": []}"#);
     assert_eq!(status, 200, "{text}");
-    assert!(serve
-        .terminate(Duration::from_secs(20))
-        .is_some_and(|s| s.success()));
-    drop(serve);
-    let serve = Serve::start(&config, &[]);
+    let serve = serve.restart(&config, &[]);
     let (status, rules) = serve.get(&rules_path());
     assert_eq!(status, 200, "{rules}");
     assert_eq!(rules["rules"], serde_json::json!([]), "{rules}");

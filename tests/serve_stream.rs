@@ -17,7 +17,7 @@ mod serve_support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use serve_support::*;
 
 /// The Python `websockets` client, killed on drop.
 struct Peer {
-    child: Child,
+    _child: KilledOnDrop,
     stdin: Option<ChildStdin>,
     events: mpsc::Receiver<Value>,
 }
@@ -55,7 +55,7 @@ impl Peer {
         });
         Peer {
             stdin: child.stdin.take(),
-            child,
+            _child: KilledOnDrop(child),
             events,
         }
     }
@@ -104,13 +104,6 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn stream_url(serve: &Serve, query: &str) -> String {
     format!("ws://{}/api/v1/stream?{query}", serve.http)
 }
@@ -123,16 +116,9 @@ fn net3() -> hydraulics::Network {
 fn a_viewer_streams_readings_states_and_alerts() {
     let dir = TempDir::new("serve-stream");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
-    let data = config.with_file_name("data");
-    create_user(
-        &data,
-        "viewer-north",
-        "password-of-north-viewer",
-        "viewer",
-        Some(MUNICIPALITY),
-    );
+    create_viewer(&config.with_file_name("data"), NORTH_VIEWER, MUNICIPALITY);
     let mut serve = Serve::start(&config, &[]);
-    let token = login(serve.http, "viewer-north", "password-of-north-viewer");
+    let token = login(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
     // A browser's way: the token in the query.
     let mut peer = Peer::start(
         &stream_url(
@@ -216,15 +202,10 @@ fn a_viewer_streams_readings_states_and_alerts() {
 
     // Readings over MQTT: P-149 is not subscribed, P-123 is; mosquitto_pub returns after the
     // PUBACK, which comes once stored.
-    let port = serve.mqtt.unwrap().port().to_string();
+    let port = serve.mqtt.unwrap().port();
     let publish = |sensor: &str, message: &str| {
-        let topic = format!("aquatwin/{MUNICIPALITY}/sensors/{sensor}/data");
-        let status = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-t", &topic])
-            .args(["-m", message, "-u", DEVICE_A.0, "-P", DEVICE_A.1])
-            .status()
-            .expect("mosquitto_pub is installed");
-        assert!(status.success());
+        let output = mosquitto_pub(port, Some(DEVICE_A), &sensor_topic(sensor, "data"), message);
+        assert!(output.status.success(), "{output:?}");
     };
     let t = now_ms();
     publish("P-149", &format!(r#"{{"ts": {t}, "value": 55.25}}"#));
@@ -288,10 +269,7 @@ fn a_viewer_streams_readings_states_and_alerts() {
     let query = format!("municipality={MUNICIPALITY}&access_token={token}");
     let watcher = Peer::start(&stream_url(&serve, &query), &[]);
     watcher.message(Duration::from_secs(5), "hello", |_| true);
-    let status = serve
-        .terminate(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("serve did not stop on SIGTERM:\n{}", serve.log()));
-    assert!(status.success(), "{status:?}\n{}", serve.log());
+    serve.stop(Duration::from_secs(20));
     let closing = watcher.message(Duration::from_secs(5), "closing", |_| true);
     assert_eq!(closing["data"]["reason"], "server shutting down");
     let closed = watcher.wait_for(Duration::from_secs(5), |e| e["event"] == "closed");
@@ -303,16 +281,9 @@ fn a_viewer_streams_readings_states_and_alerts() {
 fn refusals_come_before_the_upgrade() {
     let dir = TempDir::new("serve-stream-refusals");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
-    let data = config.with_file_name("data");
-    create_user(
-        &data,
-        "viewer-south",
-        "password-of-south-viewer",
-        "viewer",
-        Some("south"),
-    );
+    create_viewer(&config.with_file_name("data"), SOUTH_VIEWER, "south");
     let serve = Serve::start(&config, &[]);
-    let south = login(serve.http, "viewer-south", "password-of-south-viewer");
+    let south = login(serve.http, SOUTH_VIEWER.0, SOUTH_VIEWER.1);
     let admin = serve.token.clone();
     let cases = [
         (format!("municipality={MUNICIPALITY}"), None, 401, ""),
@@ -471,31 +442,23 @@ fn a_slow_consumer_is_closed_and_the_others_go_on() {
 fn the_network_as_inp_and_geojson() {
     let dir = TempDir::new("serve-network");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
-    let data = config.with_file_name("data");
-    create_user(
-        &data,
-        "viewer-south",
-        "password-of-south-viewer",
-        "viewer",
-        Some("south"),
-    );
+    create_viewer(&config.with_file_name("data"), SOUTH_VIEWER, "south");
     let serve = Serve::start(&config, &[]);
     let route = format!("/api/v1/municipalities/{MUNICIPALITY}/network");
-    let auth = format!("Authorization: Bearer {}", serve.token);
     let network = net3();
 
     // .inp (the default): reads back with the hydraulics reader to the same network.
-    let (status, text) = curl(&["-H", &auth, &serve.url(&route)]);
+    let (status, text) = serve.get_text(&route);
     assert_eq!(status, 200);
     let read_back = hydraulics::read_str(&text, "served.inp").unwrap();
     assert_eq!(read_back.nodes.len(), network.nodes.len());
     assert_eq!(read_back.links.len(), network.links.len());
     assert_eq!(read_back, network);
-    let (status, same) = curl(&["-H", &auth, &serve.url(&format!("{route}?format=inp"))]);
+    let (status, same) = serve.get_text(&format!("{route}?format=inp"));
     assert_eq!((status, same), (200, text));
 
     // GeoJSON: a point per node with coordinates, a line per link whose ends have them.
-    let (status, body) = curl(&["-H", &auth, &serve.url(&format!("{route}?format=geojson"))]);
+    let (status, body) = serve.get_text(&format!("{route}?format=geojson"));
     assert_eq!(status, 200);
     let geojson: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(geojson["type"], "FeatureCollection");
@@ -541,7 +504,7 @@ fn the_network_as_inp_and_geojson() {
         body["detail"].as_str().unwrap().starts_with("format"),
         "{body}"
     );
-    let south = login(serve.http, "viewer-south", "password-of-south-viewer");
+    let south = login(serve.http, SOUTH_VIEWER.0, SOUTH_VIEWER.1);
     assert_eq!(serve.get_as(&south, &route).0, 404);
     assert_eq!(curl(&[&serve.url(&route)]).0, 401);
 }

@@ -8,6 +8,13 @@
 //! for alert operations, the alert id. Device ingest is telemetry, not an action: it is not
 //! recorded. Nothing secret is kept: no body, password or token.
 //!
+//! Changes answered outside the routes are recorded too, without a route template: refused by
+//! the guards around the routes ([`super::hardening`]: a body over the limit, 413), for a path
+//! no route has (404) or a method the route does not take (405), or a handler's panic (500).
+//! Rate-limited requests (429) are not: they are counted in
+//! `aquatwin_http_rate_limited_total`, and recording each would turn a flood the rate limit
+//! holds off into a flood of durable writes.
+//!
 //! Recording never holds a request up: the answer is decided first, then the record goes
 //! through a bounded queue to one writer thread that resolves the caller and commits batches
 //! durably, a few tens of milliseconds later. When the queue is full the record is dropped and
@@ -138,17 +145,46 @@ struct AuditPage {
 /// A request as the middleware saw it; the writer turns it into an [`AuditEntry`].
 struct Answered {
     at_ms: i64,
+    asked: Asked,
+    /// The user name a login tried.
+    login_name: Option<String>,
+    route: Option<String>,
+    status: u16,
+}
+
+/// What a request says of itself before it is answered.
+struct Asked {
     /// The access token that authenticates the caller (for a login or a refresh: the one
     /// issued). Only resolved to its user, never stored.
     token: Option<String>,
-    /// The user name a login tried.
-    login_name: Option<String>,
     method: String,
-    route: Option<String>,
+    /// Without the query.
     path: String,
-    status: u16,
     ip: Option<String>,
 }
+
+impl Asked {
+    fn of(request: &Request) -> Self {
+        Self {
+            token: bearer_token(request),
+            method: request.method().to_string(),
+            path: request.uri().path().to_string(),
+            ip: request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip().to_string()),
+        }
+    }
+
+    /// Whether the request changes something and is not telemetry.
+    fn is_recorded(request: &Request) -> bool {
+        is_change(request.method()) && request.uri().path() != INGEST_ROUTE
+    }
+}
+
+/// Marks an answer [`record`] put on record, so that [`record_unrouted`] leaves it.
+#[derive(Clone, Copy)]
+struct Recorded;
 
 /// Lost records: counted, and published as a metric.
 struct Losses {
@@ -195,9 +231,15 @@ impl Drop for AuditLog {
     }
 }
 
-/// `router` with every change it answers recorded in the audit log of `state`'s store; lost
-/// records are counted in `metrics`.
-pub(super) fn wrap(router: Router, state: &Arc<AppState>, metrics: Arc<Metrics>) -> Router {
+/// `router` with every change it answers recorded in the audit log of `state`'s store, then
+/// `guards` put around it, and the changes answered outside the routes recorded as well (see
+/// the module documentation); lost records are counted in `metrics`.
+pub(super) fn wrap(
+    router: Router,
+    state: &Arc<AppState>,
+    metrics: Arc<Metrics>,
+    guards: impl FnOnce(Router) -> Router,
+) -> Router {
     let losses = Arc::new(Losses {
         metrics,
         total: Mutex::new(0),
@@ -225,7 +267,8 @@ pub(super) fn wrap(router: Router, state: &Arc<AppState>, metrics: Arc<Metrics>)
         writer,
         losses,
     });
-    router.layer(axum::middleware::from_fn_with_state(log, record))
+    let routes = router.layer(axum::middleware::from_fn_with_state(log.clone(), record));
+    guards(routes).layer(axum::middleware::from_fn_with_state(log, record_unrouted))
 }
 
 /// Whether a request with `method` changes something.
@@ -260,16 +303,10 @@ async fn record(State(log): State<Arc<AuditLog>>, request: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map(|matched| matched.as_str().to_string());
-    if !is_change(request.method()) || route.as_deref() == Some(INGEST_ROUTE) {
+    if !Asked::is_recorded(&request) {
         return next.run(request).await;
     }
-    let method = request.method().to_string();
-    let path = request.uri().path().to_string();
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip().to_string());
-    let mut token = bearer_token(&request);
+    let mut asked = Asked::of(&request);
     let mut login_name = None;
     let request = if route.as_deref() == Some(LOGIN_ROUTE) {
         let (parts, body) = request.into_parts();
@@ -293,21 +330,45 @@ async fn record(State(log): State<Arc<AuditLog>>, request: Request, next: Next) 
         let bytes = axum::body::to_bytes(body, TOKENS_BODY_LIMIT)
             .await
             .unwrap_or_default();
-        token = serde_json::from_slice::<IssuedTokens>(&bytes)
+        asked.token = serde_json::from_slice::<IssuedTokens>(&bytes)
             .ok()
             .map(|tokens| tokens.access_token);
         response = Response::from_parts(parts, Body::from(bytes));
     }
     log.record(Answered {
         at_ms: crate::fleet::unix_ms(),
-        token,
+        asked,
         login_name,
-        method,
         route,
-        path,
         status: response.status().as_u16(),
-        ip,
     });
+    response.extensions_mut().insert(Recorded);
+    response
+}
+
+/// Records the changes answered outside the routes, which [`record`] did not see (see the
+/// module documentation; 429s are left out).
+async fn record_unrouted(
+    State(log): State<Arc<AuditLog>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !Asked::is_recorded(&request) {
+        return next.run(request).await;
+    }
+    let asked = Asked::of(&request);
+    let response = next.run(request).await;
+    let status = response.status();
+    if response.extensions().get::<Recorded>().is_none() && status != StatusCode::TOO_MANY_REQUESTS
+    {
+        log.record(Answered {
+            at_ms: crate::fleet::unix_ms(),
+            asked,
+            login_name: None,
+            route: None,
+            status: status.as_u16(),
+        });
+    }
     response
 }
 
@@ -374,37 +435,37 @@ impl Writer {
     }
 
     fn entry(&self, request: Answered, sequence: i64) -> AuditEntry {
-        let caller: Option<Principal> = request.token.as_deref().and_then(|token| {
+        let Answered {
+            at_ms,
+            asked,
+            login_name,
+            route,
+            status,
+        } = request;
+        let caller: Option<Principal> = asked.token.as_deref().and_then(|token| {
             self.accounts
-                .authenticate(token, request.at_ms.div_euclid(1000))
+                .authenticate(token, at_ms.div_euclid(1000))
                 .ok()
         });
-        let template = request.route.as_deref().unwrap_or_default();
-        let municipality = path_parameter(template, &request.path, MUNICIPALITY_PARAMETER)
+        let template = route.as_deref().unwrap_or_default();
+        let municipality = path_parameter(template, &asked.path, MUNICIPALITY_PARAMETER)
             .map(str::to_string)
             .or_else(|| caller.as_ref().and_then(|c| c.municipality.clone()));
         let alert_id = template
             .contains(ALERT_PARAMETER)
-            .then(|| {
-                path_parameter(template, &request.path, "{id}")?
-                    .parse()
-                    .ok()
-            })
+            .then(|| path_parameter(template, &asked.path, "{id}")?.parse().ok())
             .flatten();
         AuditEntry {
-            cursor: format!("{}-{sequence}", request.at_ms),
-            at_ms: request.at_ms,
-            who: caller
-                .as_ref()
-                .map(|c| c.subject.clone())
-                .or(request.login_name),
+            cursor: format!("{at_ms}-{sequence}"),
+            at_ms,
+            who: caller.as_ref().map(|c| c.subject.clone()).or(login_name),
             role: caller.as_ref().map(|c| c.role.name().to_string()),
             municipality,
-            method: request.method,
-            route: request.route,
-            path: request.path,
-            status: request.status,
-            ip: request.ip,
+            method: asked.method,
+            route,
+            path: asked.path,
+            status,
+            ip: asked.ip,
             alert_id,
         }
     }
@@ -609,13 +670,15 @@ mod tests {
         for status in [200, 201, 202, 203, 204] {
             log.record(Answered {
                 at_ms: 1,
-                token: None,
+                asked: Asked {
+                    token: None,
+                    method: "POST".into(),
+                    path: "/".into(),
+                    ip: None,
+                },
                 login_name: None,
-                method: "POST".into(),
                 route: None,
-                path: "/".into(),
                 status,
-                ip: None,
             });
         }
         assert!(metrics

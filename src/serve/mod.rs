@@ -356,8 +356,8 @@ impl Server {
             devices: device_settings,
         });
         let (http_stop, stopped) = oneshot::channel::<()>();
-        let audited = audit::wrap(http::router(state.clone()), &state, metrics.clone());
-        let app = hardening::wrap(audited, &config.limits, metrics.clone())
+        let guards = |routes| hardening::wrap(routes, &config.limits, metrics.clone());
+        let app = audit::wrap(http::router(state.clone()), &state, metrics.clone(), guards)
             .into_make_service_with_connect_info::<SocketAddr>();
         let http_task = tokio::spawn(async move {
             axum::serve(listener, app)

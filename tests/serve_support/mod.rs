@@ -1,13 +1,13 @@
 //! Shared by the `serve_*` and `fleet_*` tests: temporary directories, a configuration with
 //! known devices on Net3, `aquatwin serve` as a process (killed on drop), and peers (`curl`,
-//! Mosquitto) driven as users drive them.
+//! Mosquitto and `mosquitto_pub`, the Python webhook receiver) driven as users drive them.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -18,6 +18,10 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const ADMIN: (&str, &str) = ("admin", "password-of-the-test-admin");
 /// The secret the tests' servers sign access tokens with.
 pub const JWT_SECRET: &str = "jwt-secret-of-the-tests-0123456789abcdef";
+/// A viewer of the test municipality (name, password).
+pub const NORTH_VIEWER: (&str, &str) = ("viewer-north", "password-of-north-viewer");
+/// A viewer of another municipality, `south` (name, password).
+pub const SOUTH_VIEWER: (&str, &str) = ("viewer-south", "password-of-south-viewer");
 /// DevEUI of device C (ChirpStack names devices by it).
 pub const DEVICE_C_EUI: &str = "0004A30B001C0530";
 /// The municipality of the test configuration.
@@ -253,6 +257,22 @@ impl Serve {
         }
     }
 
+    /// Stops it with SIGTERM, which must end it cleanly within `limit`.
+    pub fn stop(&mut self, limit: Duration) {
+        let status = self
+            .terminate(limit)
+            .unwrap_or_else(|| panic!("serve did not stop on SIGTERM:\n{}", self.log()));
+        assert!(status.success(), "{status:?}\n{}", self.log());
+    }
+
+    /// Stops it cleanly ([`Serve::stop`]) and starts `aquatwin serve --config CONFIG ARGS...`
+    /// again: a restart on the same data.
+    pub fn restart(mut self, config: &Path, args: &[&str]) -> Serve {
+        self.stop(Duration::from_secs(30));
+        drop(self);
+        Serve::start(config, args)
+    }
+
     /// The value of the Prometheus sample `series` (exact series text with labels).
     pub fn metric(&self, series: &str) -> f64 {
         let (_, text) = curl(&[&self.url("/metrics")]);
@@ -271,12 +291,42 @@ impl Serve {
 
     /// `GET` of a route with the access token `token`; returns status and parsed JSON.
     pub fn get_as(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
-        let auth = format!("Authorization: Bearer {token}");
-        let (status, body) = curl(&["-H", &auth, &self.url(path)]);
+        let (status, body) = self.get_text_as(token, path);
         (
             status,
             serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// `GET` of a route as the admin; returns status and body text.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        self.get_text_as(&self.token, path)
+    }
+
+    /// `GET` of a route with the access token `token`; returns status and body text.
+    pub fn get_text_as(&self, token: &str, path: &str) -> (u16, String) {
+        let auth = format!("Authorization: Bearer {token}");
+        curl(&["-H", &auth, &self.url(path)])
+    }
+
+    /// `curl -X METHOD` of a route with `body` of `content_type`, with the access token
+    /// `token` (`None`: without one); returns status and body text.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let mut headers = vec![format!("Content-Type: {content_type}")];
+        headers.extend(token.map(|token| format!("Authorization: Bearer {token}")));
+        curl_with_body(method, &self.url(path), &headers, body)
+    }
+
+    /// [`Serve::send`] of a JSON `body` with the access token `token`.
+    pub fn send_json(&self, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+        self.send(method, path, Some(token), "application/json", body)
     }
 
     /// Stored readings of `sensor` (`[(ts, value)]`).
@@ -285,12 +335,7 @@ impl Serve {
             "/api/v1/municipalities/{MUNICIPALITY}/sensors/{sensor}/readings?from=0"
         ));
         assert_eq!(status, 200, "{body}");
-        body["readings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (r["ts"].as_i64().unwrap(), r["value"].as_f64().unwrap()))
-            .collect()
+        readings_of(&body)
     }
 
     /// Waits until `condition` holds (checked every 50 ms, at most `limit`).
@@ -335,10 +380,15 @@ pub fn create_user(
     );
 }
 
-/// Logs in over HTTP (curl) and returns the access token.
-pub fn login(http: SocketAddr, name: &str, password: &str) -> String {
+/// Creates the viewer `user` (name, password) of `municipality` in `data`.
+pub fn create_viewer(data: &Path, (name, password): (&str, &str), municipality: &str) {
+    create_user(data, name, password, "viewer", Some(municipality));
+}
+
+/// `POST /api/v1/auth/login` of `name` and `password` (curl); status and answer.
+pub fn try_login(http: SocketAddr, name: &str, password: &str) -> (u16, String) {
     let body = serde_json::json!({"username": name, "password": password}).to_string();
-    let (status, text) = curl(&[
+    curl(&[
         "-X",
         "POST",
         "-H",
@@ -346,7 +396,12 @@ pub fn login(http: SocketAddr, name: &str, password: &str) -> String {
         "-d",
         &body,
         &format!("http://{http}/api/v1/auth/login"),
-    ]);
+    ])
+}
+
+/// Logs in over HTTP (curl) and returns the access token.
+pub fn login(http: SocketAddr, name: &str, password: &str) -> String {
+    let (status, text) = try_login(http, name, password);
     assert_eq!(status, 200, "login of {name}: {text}");
     let tokens: serde_json::Value = serde_json::from_str(&text).unwrap();
     tokens["access_token"].as_str().unwrap().to_string()
@@ -371,6 +426,35 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     (status.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// `curl -X METHOD URL` with `headers` and `body`; the body goes through a file, so bodies of
+/// any size fit. Returns status and body text.
+pub fn curl_with_body(method: &str, url: &str, headers: &[String], body: &str) -> (u16, String) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("body-{}-{number}", std::process::id()));
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    let mut args = vec!["-X", method];
+    for header in headers {
+        args.extend(["-H", header.as_str()]);
+    }
+    args.extend(["--data-binary", &data, url]);
+    let answer = curl(&args);
+    let _ = std::fs::remove_file(&file);
+    answer
+}
+
+/// The `(ts, value)` pairs of a readings answer (`{"readings": [{"ts", "value"}, ...]}`).
+pub fn readings_of(body: &serde_json::Value) -> Vec<(i64, f64)> {
+    body["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["ts"].as_i64().unwrap(), r["value"].as_f64().unwrap()))
+        .collect()
+}
+
 /// Readings of `sensor` as an ingest batch (a JSON array of `{sensor_id, ts, value}`).
 pub fn readings_batch(sensor: &str, readings: impl IntoIterator<Item = (i64, f64)>) -> String {
     let items: Vec<String> = readings
@@ -386,43 +470,59 @@ pub fn fault_batch(start_ms: i64) -> String {
     readings_batch("P-123", (0..15).map(|i| (start_ms + i * 1000, 1e6)))
 }
 
-/// `curl` POST of the JSON batch `body` to `ingest_url` as `device` (id, key); the body goes
-/// through a file, so batches of any size fit. It must be stored (200).
+/// `curl` POST of the JSON batch `body` to `ingest_url` as `device` (id, key), any size. It
+/// must be stored (200).
 pub fn post_batch(ingest_url: &str, device: (&str, &str), body: &str) {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("batch-{}-{number}.json", std::process::id()));
-    std::fs::write(&file, body).unwrap();
-    let (status, answer) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Device-Id: {}", device.0),
-        "-H",
-        &format!("Authorization: Bearer {}", device.1),
-        "--data-binary",
-        &format!("@{}", file.display()),
-        ingest_url,
-    ]);
-    let _ = std::fs::remove_file(&file);
+    let headers = [
+        format!("X-Device-Id: {}", device.0),
+        format!("Authorization: Bearer {}", device.1),
+    ];
+    let (status, answer) = curl_with_body("POST", ingest_url, &headers, body);
     assert_eq!(status, 200, "{answer}");
+}
+
+/// The topic of `sensor`'s messages of `kind` (`data`, `status`, `heartbeat`) in the test
+/// municipality.
+pub fn sensor_topic(sensor: &str, kind: &str) -> String {
+    format!("aquatwin/{MUNICIPALITY}/sensors/{sensor}/{kind}")
+}
+
+/// `mosquitto_pub -q 1` of `message` on `topic` to the broker on 127.0.0.1:`port`, logged in as
+/// `login` (user, password; `None`: anonymous) with the client id `pub-<user>`. It returns
+/// after the PUBACK; `timeout 20` ends it if none comes, so a broker that never acknowledges
+/// fails the test instead of hanging it.
+pub fn mosquitto_pub(port: u16, login: Option<(&str, &str)>, topic: &str, message: &str) -> Output {
+    let mut command = Command::new("timeout");
+    command.args(["20", "mosquitto_pub", "-h", "127.0.0.1", "-q", "1"]);
+    command.args(["-p", &port.to_string(), "-t", topic, "-m", message]);
+    if let Some((user, password)) = login {
+        command.args(["-u", user, "-P", password, "-i", &format!("pub-{user}")]);
+    }
+    command
+        .output()
+        .expect("mosquitto_pub is installed (apt install mosquitto-clients)")
+}
+
+/// A child process, killed (SIGKILL) and reaped on drop.
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A `mosquitto` broker on a free port, killed on drop.
 pub struct Mosquitto {
-    child: Child,
+    _child: KilledOnDrop,
     pub port: u16,
     _dir: TempDir,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = TempDir::new("mosquitto");
         let config = dir.path().join("mosquitto.conf");
         std::fs::write(
@@ -443,18 +543,57 @@ impl Mosquitto {
             std::thread::sleep(Duration::from_millis(20));
         }
         Mosquitto {
-            child,
+            _child: KilledOnDrop(child),
             port,
             _dir: dir,
         }
     }
 }
 
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The Python webhook receiver (`tests/peers/webhook_receiver.py`), killed on drop.
+pub struct WebhookReceiver {
+    _child: KilledOnDrop,
+    pub port: u16,
+}
+
+impl WebhookReceiver {
+    /// Starts the receiver on `port` (0: a free one), checking signatures with `secret`; it
+    /// logs every request to `log` ([`webhook_requests`]).
+    pub fn start(port: u16, secret: &str, log: &Path) -> WebhookReceiver {
+        let mut child = Command::new("python3")
+            .arg(format!("{ROOT}/tests/peers/webhook_receiver.py"))
+            .args(["--port", &port.to_string(), "--secret", secret, "--log"])
+            .arg(log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the webhook receiver");
+        let stdout = child.stdout.take().unwrap();
+        let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+        let listening: u16 = line.strip_prefix("READY ").unwrap().trim().parse().unwrap();
+        assert!(port == 0 || listening == port, "{line}");
+        WebhookReceiver {
+            _child: KilledOnDrop(child),
+            port: listening,
+        }
     }
+}
+
+/// The requests a [`WebhookReceiver`] logged to `log`, one JSON value each, oldest first.
+pub fn webhook_requests(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// A port free now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Unix ms now.

@@ -36,11 +36,16 @@
 //!   packets over [`BrokerOptions::max_packet_size`] (counted `too_large`) and malformed
 //!   packets (counted `malformed`) close the connection; the broker and other connections are
 //!   unaffected.
+//!
+//! [`sessions`] keeps who each connection is, closes a device's session when its key stops
+//! being valid, and holds the subscriptions; this file reads and answers the packets.
+
+mod sessions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -55,8 +60,9 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use twin::Reading;
 
+use self::sessions::{Client, Subscription, Subscriptions};
 use super::{chirpstack, now_ms, payload, stopped, submit_json, GatewayError, Topic};
-use crate::devices::{key_digest, Device};
+use crate::devices::Device;
 use crate::ingest::{Gateway, IngestError, IngestHandle, RejectReason};
 
 /// How long shutdown waits for publishes being stored before closing their connections.
@@ -129,7 +135,7 @@ impl BrokerHandle {
     /// Publishes `payload` on `topic` to every matching subscriber (QoS 0); returns how many
     /// connections it was queued for.
     pub fn publish(&self, topic: &str, payload: impl Into<Bytes>) -> usize {
-        self.shared.forward(topic, payload.into())
+        self.shared.subscriptions.forward(topic, payload.into())
     }
 
     /// When `device_id` was last heard: a status, a heartbeat or readings stored (through any
@@ -171,8 +177,7 @@ pub async fn start_mqtt_broker(
     let shared = Arc::new(Shared {
         ingest,
         options,
-        subscriptions: Mutex::new(Vec::new()),
-        subscription_count: AtomicUsize::new(0),
+        subscriptions: Subscriptions::default(),
         health_messages: AtomicU64::new(0),
         next_connection: AtomicU64::new(0),
     });
@@ -219,111 +224,13 @@ async fn accept_loop(
     }
 }
 
-struct Subscription {
-    connection: u64,
-    filter: String,
-    outbox: mpsc::Sender<Publish>,
-    kick: Arc<Notify>,
-}
-
 #[derive(Debug)]
 struct Shared {
     ingest: IngestHandle,
     options: BrokerOptions,
-    subscriptions: Mutex<Vec<Subscription>>,
-    /// Lets publishers skip the lock when nobody subscribed (the common case).
-    subscription_count: AtomicUsize,
+    subscriptions: Subscriptions,
     health_messages: AtomicU64,
     next_connection: AtomicU64,
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Subscription({}, {})", self.connection, self.filter)
-    }
-}
-
-impl Shared {
-    fn forward(&self, topic: &str, payload: Bytes) -> usize {
-        if self.subscription_count.load(Ordering::Relaxed) == 0 {
-            return 0;
-        }
-        let Ok(mut subscriptions) = self.subscriptions.lock() else {
-            return 0;
-        };
-        let mut delivered: Vec<u64> = Vec::new();
-        let mut too_slow: Vec<u64> = Vec::new();
-        for sub in subscriptions.iter() {
-            if delivered.contains(&sub.connection)
-                || too_slow.contains(&sub.connection)
-                || !mqttbytes::matches(topic, &sub.filter)
-            {
-                continue;
-            }
-            let message = Publish::from_bytes(topic, QoS::AtMostOnce, payload.clone());
-            match sub.outbox.try_send(message) {
-                Ok(()) => delivered.push(sub.connection),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(
-                        connection = sub.connection,
-                        "subscriber too slow, disconnecting"
-                    );
-                    sub.kick.notify_one();
-                    too_slow.push(sub.connection);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => too_slow.push(sub.connection),
-            }
-        }
-        if !too_slow.is_empty() {
-            subscriptions.retain(|sub| !too_slow.contains(&sub.connection));
-            self.subscription_count
-                .store(subscriptions.len(), Ordering::Relaxed);
-        }
-        delivered.len()
-    }
-
-    fn subscribe(&self, subscription: Subscription) {
-        if let Ok(mut subscriptions) = self.subscriptions.lock() {
-            subscriptions.retain(|s| {
-                s.connection != subscription.connection || s.filter != subscription.filter
-            });
-            subscriptions.push(subscription);
-            self.subscription_count
-                .store(subscriptions.len(), Ordering::Relaxed);
-        }
-    }
-
-    fn unsubscribe(&self, connection: u64, filter: Option<&str>) {
-        if let Ok(mut subscriptions) = self.subscriptions.lock() {
-            subscriptions
-                .retain(|s| s.connection != connection || filter.is_some_and(|f| f != s.filter));
-            self.subscription_count
-                .store(subscriptions.len(), Ordering::Relaxed);
-        }
-    }
-}
-
-/// Who is connected.
-enum Client {
-    Device(Arc<Device>),
-    Integration(String),
-}
-
-impl Client {
-    fn name(&self) -> &str {
-        match self {
-            Client::Device(device) => &device.id,
-            Client::Integration(user) => user,
-        }
-    }
-
-    /// Topic prefix the client may subscribe under.
-    fn subscribe_prefix(&self) -> String {
-        match self {
-            Client::Device(device) => format!("aquatwin/{}/", device.municipality),
-            Client::Integration(_) => "application/".to_string(),
-        }
-    }
 }
 
 /// Whether an acknowledged publish may be acknowledged.
@@ -424,7 +331,9 @@ async fn serve_connection(
             return;
         }
     };
-    let client = match authenticate(&shared, connect.login.as_ref()) {
+    let integration = shared.options.chirpstack_user.as_ref();
+    let login = connect.login.as_ref();
+    let client = match Client::authenticate(integration, ingest.devices(), login) {
         Some(client) => client,
         None => {
             let user = connect.login.as_ref().map_or("", |login| &login.username);
@@ -461,7 +370,7 @@ async fn serve_connection(
     session
         .read_loop(reader, buffer, keep_alive, shutdown)
         .await;
-    shared.unsubscribe(connection, None);
+    shared.subscriptions.unsubscribe(connection, None);
     let _ = writer_task.await;
     tracing::debug!(%peer, "MQTT client disconnected");
 }
@@ -480,22 +389,6 @@ fn count_read_error(ingest: &IngestHandle, peer: SocketAddr, err: ReadError) {
             &format!("{peer}: {detail}"),
         ),
     }
-}
-
-fn authenticate(shared: &Shared, login: Option<&mqttbytes::v4::Login>) -> Option<Client> {
-    let login = login?;
-    if let Some(integration) = &shared.options.chirpstack_user {
-        if login.username == integration.user {
-            return (key_digest(&login.password) == integration.key_sha256)
-                .then(|| Client::Integration(login.username.clone()));
-        }
-    }
-    shared
-        .ingest
-        .devices()
-        .authenticate(&login.username, &login.password)
-        .ok()
-        .map(Client::Device)
 }
 
 /// Sends responses in order (awaiting each PUBACK's storage), interleaved with messages for
@@ -590,7 +483,7 @@ impl Session {
             let packet = tokio::select! {
                 () = stopped(&mut shutdown) => return,
                 () = self.kick.notified() => return,
-                () = self.revoked(&mut changes) => return,
+                () = self.client.revoked(self.shared.ingest.devices(), &mut changes) => return,
                 packet = next => packet,
             };
             let packet = match packet {
@@ -626,7 +519,7 @@ impl Session {
                                 );
                                 return SubscribeReasonCode::Failure;
                             }
-                            self.shared.subscribe(Subscription {
+                            self.shared.subscriptions.subscribe(Subscription {
                                 connection: self.connection,
                                 filter: filter.path,
                                 outbox: self.outbox.clone(),
@@ -639,7 +532,9 @@ impl Session {
                 }
                 Packet::Unsubscribe(unsubscribe) => {
                     for filter in &unsubscribe.topics {
-                        self.shared.unsubscribe(self.connection, Some(filter));
+                        self.shared
+                            .subscriptions
+                            .unsubscribe(self.connection, Some(filter));
                     }
                     Response::Packet(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
                 }
@@ -659,23 +554,6 @@ impl Session {
 
     fn reject(&self, reason: RejectReason, detail: &str) {
         self.shared.ingest.reject(Gateway::Mqtt, reason, detail);
-    }
-
-    /// Resolves once the connected device's key was rotated or it was deactivated (never for
-    /// the integration user).
-    async fn revoked(&self, changes: &mut watch::Receiver<u64>) {
-        if let Client::Device(device) = &self.client {
-            while changes.changed().await.is_ok() {
-                if !self.shared.ingest.devices().still_valid(device) {
-                    tracing::info!(
-                        device = device.id,
-                        "key rotated or device deactivated: disconnecting"
-                    );
-                    return;
-                }
-            }
-        }
-        std::future::pending().await
     }
 
     /// Handles a PUBLISH; `Err` closes the connection.
@@ -745,7 +623,9 @@ impl Session {
             self.reject(RejectReason::Forbidden, &detail);
             return Work::Done(Disposition::Ack);
         }
-        self.shared.forward(&publish.topic, publish.payload.clone());
+        self.shared
+            .subscriptions
+            .forward(&publish.topic, publish.payload.clone());
         match topic {
             Topic::Data { sensor_id, .. } => {
                 let sensor_id = sensor_id.to_string();
