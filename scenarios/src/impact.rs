@@ -5,6 +5,7 @@ use crate::build::{node_elevation, BuiltScenario, OutletRole};
 use crate::segments::{base_demand, place_valves, segments};
 use crate::spec::{CustomerSettings, EventKind, Scenario};
 use hydraulics::model::{LinkKind, Network, NodeKind};
+use hydraulics::solver::StepResult;
 use hydraulics::units::{UnitFactors, M3_PER_FT3};
 use hydraulics::SimResults;
 use serde::Serialize;
@@ -197,13 +198,13 @@ pub fn customers(network: &Network, settings: &CustomerSettings) -> Vec<f64> {
 
 /// The full (PDA) demand of every node of `network` at time `t`, flow units: base demands
 /// times their pattern and the demand multiplier; zero for tanks and reservoirs.
-pub struct DemandSchedule<'a> {
+struct DemandSchedule<'a> {
     network: &'a Network,
     default_pattern: Option<usize>,
 }
 
 impl<'a> DemandSchedule<'a> {
-    pub fn new(network: &'a Network) -> Self {
+    fn new(network: &'a Network) -> Self {
         let default_pattern = network.default_pattern_index();
         Self {
             network,
@@ -211,13 +212,17 @@ impl<'a> DemandSchedule<'a> {
         }
     }
 
-    /// Full demand of `node` at `t` seconds.
-    pub fn demand(&self, node: usize, t: u64) -> f64 {
+    /// The pattern period that time `t` (seconds) falls in.
+    fn period(&self, t: u64) -> usize {
+        let times = &self.network.times;
+        ((t + times.pattern_start) / times.pattern_step.max(1)) as usize
+    }
+
+    /// Full demand of `node` in pattern period `period`.
+    fn demand(&self, node: usize, period: usize) -> f64 {
         let NodeKind::Junction(junction) = &self.network.nodes[node].kind else {
             return 0.0;
         };
-        let times = &self.network.times;
-        let period = ((t + times.pattern_start) / times.pattern_step.max(1)) as usize;
         junction
             .demands
             .iter()
@@ -242,11 +247,159 @@ struct Series {
     unmet: Vec<f64>,
     required: Vec<f64>,
     todini: Vec<f64>,
-    /// Per junction (original index order): share of required demand at each step.
+    /// Per junction (original index order): share of required demand at each step; empty
+    /// when only the totals are wanted.
     service: Vec<Vec<f64>>,
     node_required_m3: Vec<f64>,
     node_unmet_m3: Vec<f64>,
     node_min_pressure: Vec<f64>,
+}
+
+/// Builds a [`Series`] one step at a time, so that a run's steps need not all be kept.
+struct SeriesBuilder<'a> {
+    original: &'a Network,
+    map: &'a [usize],
+    schedule: DemandSchedule<'a>,
+    junctions: Vec<usize>,
+    /// The full demand of each of `junctions` in pattern period `full_demand_period`: steps
+    /// come several to a period.
+    full_demand: Vec<f64>,
+    full_demand_period: Option<usize>,
+    reservoirs: Vec<usize>,
+    pumps: Vec<(usize, usize, usize)>,
+    required_pressure: f64,
+    /// Required pressure as a head above the elevation.
+    head_star: f64,
+    to_m3: f64,
+    /// Whether the per-junction quantities are kept.
+    per_node: bool,
+    /// Each junction's full and unmet demand at the last step, to be weighted by that step's
+    /// length once the next step (or the end) says how long it was.
+    pending: Vec<(f64, f64)>,
+    series: Series,
+}
+
+impl<'a> SeriesBuilder<'a> {
+    fn new(
+        original: &'a Network,
+        run_network: &Network,
+        map: &'a [usize],
+        required_pressure: f64,
+        per_node: bool,
+    ) -> Self {
+        let units = UnitFactors::new(&original.options);
+        let nodes = original.nodes.len();
+        let per_node_len = if per_node { nodes } else { 0 };
+        Self {
+            original,
+            map,
+            schedule: DemandSchedule::new(original),
+            junctions: (0..nodes)
+                .filter(|&i| matches!(original.nodes[i].kind, NodeKind::Junction(_)))
+                .collect(),
+            full_demand: Vec::new(),
+            full_demand_period: None,
+            reservoirs: (0..run_network.nodes.len())
+                .filter(|&i| matches!(run_network.nodes[i].kind, NodeKind::Reservoir(_)))
+                .collect(),
+            pumps: (0..run_network.links.len())
+                .filter(|&l| matches!(run_network.links[l].kind, LinkKind::Pump(_)))
+                .map(|l| (l, run_network.links[l].from, run_network.links[l].to))
+                .collect(),
+            required_pressure,
+            head_star: required_pressure / units.pressure * units.head,
+            to_m3: M3_PER_FT3 / units.flow,
+            per_node,
+            pending: vec![(0.0, 0.0); per_node_len],
+            series: Series {
+                t: Vec::new(),
+                weight: Vec::new(),
+                below: Vec::new(),
+                unmet: Vec::new(),
+                required: Vec::new(),
+                todini: Vec::new(),
+                service: vec![Vec::new(); per_node_len],
+                node_required_m3: vec![0.0; per_node_len],
+                node_unmet_m3: vec![0.0; per_node_len],
+                node_min_pressure: vec![f64::INFINITY; per_node_len],
+            },
+        }
+    }
+
+    fn push(&mut self, step: &StepResult) {
+        if let Some(&last) = self.series.t.last() {
+            self.add_pending_volumes(step.t.saturating_sub(last) as f64);
+        }
+        let period = self.schedule.period(step.t);
+        if self.full_demand_period != Some(period) {
+            let schedule = &self.schedule;
+            self.full_demand = (self.junctions.iter())
+                .map(|&j| schedule.demand(j, period).max(0.0))
+                .collect();
+            self.full_demand_period = Some(period);
+        }
+        let (mut below, mut unmet, mut required) = (0, 0.0, 0.0);
+        let (mut p_out, mut p_exp, mut p_in) = (0.0, 0.0, 0.0);
+        let s = &mut self.series;
+        for (&j, &full) in self.junctions.iter().zip(&self.full_demand) {
+            let at = self.map[j];
+            let delivered = step.demand[at];
+            let short = (full - delivered).max(0.0);
+            if step.pressure[at] < self.required_pressure {
+                below += 1;
+            }
+            unmet += short;
+            required += full;
+            if self.per_node {
+                s.node_min_pressure[j] = s.node_min_pressure[j].min(step.pressure[at]);
+                s.service[j].push(if full > 0.0 { delivered / full } else { 1.0 });
+                self.pending[j] = (full, short);
+            }
+            p_out += delivered * step.head[at];
+            p_exp += delivered * (self.head_star + node_elevation(&self.original.nodes[j]));
+        }
+        for &i in &self.reservoirs {
+            p_in -= step.demand[i] * step.head[i];
+        }
+        for &(l, from, to) in &self.pumps {
+            if step.flow[l] > 0.0 {
+                p_in += step.flow[l] * (step.head[to] - step.head[from]).abs();
+            }
+        }
+        let denominator = p_in - p_exp;
+        s.todini.push(if denominator != 0.0 {
+            (p_out - p_exp) / denominator
+        } else {
+            0.0
+        });
+        s.t.push(step.t);
+        s.below.push(below);
+        s.unmet.push(unmet);
+        s.required.push(required);
+    }
+
+    fn add_pending_volumes(&mut self, weight: f64) {
+        let s = &mut self.series;
+        for (j, &(full, short)) in self.pending.iter().enumerate() {
+            s.node_required_m3[j] += full * weight * self.to_m3;
+            s.node_unmet_m3[j] += short * weight * self.to_m3;
+        }
+    }
+
+    /// The series of a run that ends at `duration` seconds.
+    fn finish(mut self, duration: u64) -> Series {
+        if let Some(&last) = self.series.t.last() {
+            self.add_pending_volumes(duration.saturating_sub(last) as f64);
+        }
+        let s = &mut self.series;
+        s.weight = (0..s.t.len())
+            .map(|k| {
+                let next = s.t.get(k + 1).copied().unwrap_or(duration);
+                next.saturating_sub(s.t[k]) as f64
+            })
+            .collect();
+        self.series
+    }
 }
 
 /// Analyses one run; `map` gives each original node's index in `run_network`.
@@ -257,73 +410,11 @@ fn series(
     map: &[usize],
     required_pressure: f64,
 ) -> Series {
-    let units = UnitFactors::new(&original.options);
-    let to_m3 = M3_PER_FT3 / units.flow;
-    let schedule = DemandSchedule::new(original);
-    let junctions: Vec<usize> = (0..original.nodes.len())
-        .filter(|&i| matches!(original.nodes[i].kind, NodeKind::Junction(_)))
-        .collect();
-    let duration = run_network.times.duration;
-    let steps = &results.steps;
-    let mut s = Series {
-        t: steps.iter().map(|step| step.t).collect(),
-        weight: (0..steps.len())
-            .map(|k| {
-                let next = steps.get(k + 1).map_or(duration, |n| n.t);
-                next.saturating_sub(steps[k].t) as f64
-            })
-            .collect(),
-        below: Vec::new(),
-        unmet: Vec::new(),
-        required: Vec::new(),
-        todini: Vec::new(),
-        service: vec![Vec::new(); original.nodes.len()],
-        node_required_m3: vec![0.0; original.nodes.len()],
-        node_unmet_m3: vec![0.0; original.nodes.len()],
-        node_min_pressure: vec![f64::INFINITY; original.nodes.len()],
-    };
-    let head_star = required_pressure / units.pressure * units.head;
-    for (k, step) in steps.iter().enumerate() {
-        let (mut below, mut unmet, mut required) = (0, 0.0, 0.0);
-        let (mut p_out, mut p_exp, mut p_in) = (0.0, 0.0, 0.0);
-        for &j in &junctions {
-            let at = map[j];
-            let full = schedule.demand(j, step.t).max(0.0);
-            let delivered = step.demand[at];
-            let short = (full - delivered).max(0.0);
-            if step.pressure[at] < required_pressure {
-                below += 1;
-            }
-            unmet += short;
-            required += full;
-            s.node_required_m3[j] += full * s.weight[k] * to_m3;
-            s.node_unmet_m3[j] += short * s.weight[k] * to_m3;
-            s.node_min_pressure[j] = s.node_min_pressure[j].min(step.pressure[at]);
-            s.service[j].push(if full > 0.0 { delivered / full } else { 1.0 });
-            p_out += delivered * step.head[at];
-            p_exp += delivered * (head_star + node_elevation(&original.nodes[j]));
-        }
-        for (i, node) in run_network.nodes.iter().enumerate() {
-            if matches!(node.kind, NodeKind::Reservoir(_)) {
-                p_in -= step.demand[i] * step.head[i];
-            }
-        }
-        for (l, link) in run_network.links.iter().enumerate() {
-            if matches!(link.kind, LinkKind::Pump(_)) && step.flow[l] > 0.0 {
-                p_in += step.flow[l] * (step.head[link.to] - step.head[link.from]).abs();
-            }
-        }
-        let denominator = p_in - p_exp;
-        s.todini.push(if denominator != 0.0 {
-            (p_out - p_exp) / denominator
-        } else {
-            0.0
-        });
-        s.below.push(below);
-        s.unmet.push(unmet);
-        s.required.push(required);
+    let mut builder = SeriesBuilder::new(original, run_network, map, required_pressure, true);
+    for step in &results.steps {
+        builder.push(step);
     }
-    s
+    builder.finish(run_network.times.duration)
 }
 
 impl Series {
@@ -385,8 +476,41 @@ pub fn summarize(
     map: &[usize],
     required_pressure: f64,
 ) -> RunSummary {
-    let units = UnitFactors::new(&original.options);
-    series(original, run_network, results, map, required_pressure).summary(M3_PER_FT3 / units.flow)
+    let mut summary = SummaryBuilder::new(original, run_network, map, required_pressure);
+    for step in &results.steps {
+        summary.push(step);
+    }
+    summary.finish(run_network.times.duration)
+}
+
+/// [`summarize`] one step at a time, for runs whose steps are not kept.
+pub struct SummaryBuilder<'a>(SeriesBuilder<'a>);
+
+impl<'a> SummaryBuilder<'a> {
+    pub fn new(
+        original: &'a Network,
+        run_network: &Network,
+        map: &'a [usize],
+        required_pressure: f64,
+    ) -> Self {
+        Self(SeriesBuilder::new(
+            original,
+            run_network,
+            map,
+            required_pressure,
+            false,
+        ))
+    }
+
+    pub fn push(&mut self, step: &StepResult) {
+        self.0.push(step);
+    }
+
+    /// The totals of the run, which ended at `duration` seconds.
+    pub fn finish(self, duration: u64) -> RunSummary {
+        let to_m3 = self.0.to_m3;
+        self.0.finish(duration).summary(to_m3)
+    }
 }
 
 /// When tank `node` (index `at` in the run) first reaches its minimum level.

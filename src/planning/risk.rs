@@ -10,7 +10,7 @@ use super::{csv_field, is_json, write_csv, write_json};
 use crate::simulate::read_network;
 use crate::BadInput;
 use hydraulics::Network;
-use scenarios::criticality::{sweep_until, FailureKind, Settings};
+use scenarios::criticality::{sweep_until, FailureKind, PeriodStart, Settings};
 use scenarios::impact::{customers, sum_of};
 use scenarios::segments::{base_demand, place_valves, segments, ValvePlacement};
 use serde::Serialize;
@@ -286,8 +286,16 @@ pub fn rank(
         jobs: inputs.jobs,
         burst_area_fraction: 0.0,
     };
-    let Some(report) = sweep_until(network, &pipes, &settings, Some(&segs), progress, stop)
-        .map_err(|error| BadInput(error.to_string()))?
+    let Some(report) = sweep_until(
+        network,
+        &pipes,
+        &settings,
+        Some(&segs),
+        progress,
+        stop,
+        PeriodStart::Warm,
+    )
+    .map_err(|error| BadInput(error.to_string()))?
     else {
         return Ok(None);
     };

@@ -32,6 +32,7 @@ const DENSE_TAIL_MIN: usize = 8;
 const NO_COLUMN: usize = usize::MAX;
 
 /// The junction matrix `A`, its right-hand side `F`, and the storage of its factor `L`.
+#[derive(Clone)]
 pub(crate) struct LinearSystem {
     /// Position of each junction in the elimination order, and the junction at each position.
     position: Vec<usize>,
@@ -46,19 +47,14 @@ pub(crate) struct LinearSystem {
     /// the compiler vectorizes, with the same arithmetic, element by element, as the
     /// scattered updates.
     dense_tail: Vec<bool>,
-    /// For each link joining two distinct junctions, its entry in `lower`; parallel links
-    /// share the entry of the first of them, as EPANET merges them into one coefficient.
-    link_entry: Vec<Option<usize>>,
-    /// For each link, the positions of its end nodes ([`NO_COLUMN`] for fixed-head nodes).
-    link_positions: Vec<[usize; 2]>,
+    /// Where each link's coefficients go.
+    link_slots: Vec<LinkSlots>,
     /// Diagonal of `A` by position, then of `L`.
     diagonal: Vec<f64>,
     /// Off-diagonal coefficients of `A` (zero at fill-in entries), then of `L`.
     lower: Vec<f64>,
     /// Right-hand side by position, then the solution by position.
     rhs: Vec<f64>,
-    /// Solution by junction.
-    solution: Vec<f64>,
     /// The updates each column receives from earlier columns, in the order EPANET applies
     /// them: column `c`'s are `updates[update_start[c]..update_start[c + 1]]`. The order
     /// follows from the pattern alone, so it is worked out once here instead of by walking
@@ -69,12 +65,29 @@ pub(crate) struct LinearSystem {
     pending_update: Vec<f64>,
 }
 
+/// Where one link's coefficients go in the system, looked up once per network.
+#[derive(Debug, Clone, Copy)]
+struct LinkSlots {
+    /// For a link joining two distinct junctions, its entry in `lower` (else [`NO_ENTRY`]);
+    /// parallel links share the entry of the first of them, as EPANET merges them into one
+    /// coefficient.
+    entry: usize,
+    /// The positions of its end nodes ([`NO_COLUMN`] for fixed-head nodes).
+    from: usize,
+    to: usize,
+}
+
+/// Marks a link without an off-diagonal entry.
+const NO_ENTRY: usize = usize::MAX;
+
 /// One earlier column's update of a column: `L[first]` is that column's entry in this
 /// column's row; the entries after it, up to `end`, update the rows below.
 #[derive(Debug, Clone, Copy)]
 struct Update {
     first: u32,
     end: u32,
+    /// The entries after `first` are a dense tail (see [`LinearSystem::dense_tail`]).
+    dense: bool,
 }
 
 impl LinearSystem {
@@ -98,33 +111,32 @@ impl LinearSystem {
             let start = column_start[column];
             start + entry_row[start..column_start[column + 1]].partition_point(|&r| r < row)
         };
-        let link_entry = neighbours
+        let at = |node: usize| position.get(node).copied().unwrap_or(NO_COLUMN);
+        let link_slots = neighbours
             .merged_into
             .iter()
-            .map(|merged| merged.map(|first| entry_of(link_ends[first].0, link_ends[first].1)))
-            .collect();
-        let link_positions = link_ends
-            .iter()
-            .map(|&(from, to)| {
-                let at = |node: usize| position.get(node).copied().unwrap_or(NO_COLUMN);
-                [at(from), at(to)]
+            .zip(&link_ends)
+            .map(|(merged, &(from, to))| LinkSlots {
+                entry: merged.map_or(NO_ENTRY, |first| {
+                    entry_of(link_ends[first].0, link_ends[first].1)
+                }),
+                from: at(from),
+                to: at(to),
             })
             .collect();
         let entries = entry_row.len();
         let dense_tail = dense_tails(&column_start, &entry_row);
-        let (update_start, updates) = update_schedule(&column_start, &entry_row);
+        let (update_start, updates) = update_schedule(&column_start, &entry_row, &dense_tail);
         Ok(Self {
             position,
             junction_at,
             column_start,
             entry_row,
             dense_tail,
-            link_entry,
-            link_positions,
+            link_slots,
             diagonal: vec![0.0; junctions],
             lower: vec![0.0; entries],
             rhs: vec![0.0; junctions],
-            solution: vec![0.0; junctions],
             update_start,
             updates,
             pending_update: vec![0.0; junctions],
@@ -150,71 +162,91 @@ impl LinearSystem {
 
     /// Adds to the off-diagonal coefficient of a link joining two junctions (no-op otherwise).
     pub(crate) fn add_off_diagonal(&mut self, link: usize, value: f64) {
-        if let Some(entry) = self.link_entry[link] {
+        let entry = self.link_slots[link].entry;
+        if entry != NO_ENTRY {
             self.lower[entry] += value;
         }
     }
 
-    /// Adds a link's conductance `p` and head-loss term `y` to the rows of its end nodes: a
-    /// junction's row gets `p` on its diagonal and `±y` on its right-hand side, and the other
-    /// end's head times `p` when that end is a fixed-head node (`heads` by node).
-    pub(crate) fn add_link(
+    /// Adds each link's conductance `p` and head-loss term `y` (by link; links with a zero
+    /// `p` are left out) to the rows of its end nodes `ends`: a junction's row gets `p` on
+    /// its diagonal and `±y` on its right-hand side, and the other end's head times `p` when
+    /// that end is a fixed-head node (`heads` by node).
+    pub(crate) fn add_links(
         &mut self,
-        link: usize,
-        p: f64,
-        y: f64,
-        ends: [usize; 2],
+        p: &[f64],
+        y: &[f64],
+        ends: impl Iterator<Item = (usize, usize)>,
         heads: &[f64],
     ) {
-        if let Some(entry) = self.link_entry[link] {
-            self.lower[entry] += -p;
-        }
-        let [from, to] = self.link_positions[link];
-        if from != NO_COLUMN {
-            self.diagonal[from] += p;
-            self.rhs[from] += y;
-        } else if to != NO_COLUMN {
-            self.rhs[to] += p * heads[ends[0]];
-        }
-        if to != NO_COLUMN {
-            self.diagonal[to] += p;
-            self.rhs[to] += -y;
-        } else if from != NO_COLUMN {
-            self.rhs[from] += p * heads[ends[1]];
+        let Self {
+            link_slots,
+            lower,
+            diagonal,
+            rhs,
+            ..
+        } = self;
+        for (((slots, &p), &y), (n1, n2)) in link_slots.iter().zip(p).zip(y).zip(ends) {
+            if p == 0.0 {
+                continue;
+            }
+            let LinkSlots { entry, from, to } = *slots;
+            if entry != NO_ENTRY {
+                lower[entry] += -p;
+            }
+            if from != NO_COLUMN {
+                diagonal[from] += p;
+                rhs[from] += y;
+            } else if to != NO_COLUMN {
+                rhs[to] += p * heads[n1];
+            }
+            if to != NO_COLUMN {
+                diagonal[to] += p;
+                rhs[to] += -y;
+            } else if from != NO_COLUMN {
+                rhs[from] += p * heads[n2];
+            }
         }
     }
 
-    /// Factorizes `A` and solves `A x = F`; returns `x` by junction, or the junction whose
-    /// pivot was not positive (EPANET's ill-conditioning report).
-    pub(crate) fn solve(&mut self) -> Result<&[f64], usize> {
-        if let Err(column) = self.factorize() {
+    /// Factorizes `A` and solves `A x = F` into `x` (by junction), or returns the junction
+    /// whose pivot was not positive (EPANET's ill-conditioning report), leaving `x` as it was.
+    pub(crate) fn solve(&mut self, x: &mut [f64]) -> Result<(), usize> {
+        if let Err(column) = self.factorize_and_forward() {
             return Err(self.junction_at[column]);
         }
-        self.substitute();
-        for (solution, &position) in self.solution.iter_mut().zip(&self.position) {
-            *solution = self.rhs[position];
+        self.backward();
+        for (x, &position) in x.iter_mut().zip(&self.position) {
+            *x = self.rhs[position];
         }
-        Ok(&self.solution)
+        Ok(())
     }
 
     /// Overwrites `A` with `L` (`A = L L'`), column by column, each column first gathering
-    /// the updates of the earlier columns that reach it; returns the column whose pivot is
-    /// not positive.
-    fn factorize(&mut self) -> Result<(), usize> {
+    /// the updates of the earlier columns that reach it, and solves `L y = F` in place in
+    /// `rhs` as the columns are finished; returns the column whose pivot is not positive.
+    ///
+    /// The forward substitution of a column needs only that column of `L` and the earlier
+    /// columns' contributions to its row, so doing it as soon as the column is finished
+    /// applies the same operations in the same order as a separate pass would, while the
+    /// column is still in cache.
+    fn factorize_and_forward(&mut self) -> Result<(), usize> {
         let Self {
             column_start,
             entry_row,
             dense_tail,
             diagonal,
             lower,
+            rhs,
             update_start,
             updates,
             pending_update,
             ..
         } = self;
-        for column in 0..diagonal.len() {
+        let columns = column_start.windows(2).zip(update_start.windows(2));
+        for (column, (entries, column_updates)) in columns.enumerate() {
             let mut diagonal_update = 0.0;
-            for update in &updates[update_start[column]..update_start[column + 1]] {
+            for update in &updates[column_updates[0]..column_updates[1]] {
                 let (first, end) = (update.first as usize, update.end as usize);
                 let l_column_k = lower[first];
                 diagonal_update += l_column_k * l_column_k;
@@ -223,7 +255,7 @@ impl LinearSystem {
                     let column_k = Column {
                         rows: &entry_row[rest..end],
                         values: &lower[rest..end],
-                        dense: dense_tail[rest],
+                        dense: update.dense,
                     };
                     column_k.add_scaled_to(pending_update, l_column_k);
                 }
@@ -237,54 +269,49 @@ impl LinearSystem {
             }
             let pivot = pivot.sqrt();
             diagonal[column] = pivot;
-            let (start, end) = (column_start[column], column_start[column + 1]);
+            let value = rhs[column] / pivot;
+            rhs[column] = value;
+            let (start, end) = (entries[0], entries[1]);
             if start < end {
-                if dense_tail[start] {
-                    let rows = entry_row[start]..entry_row[start] + (end - start);
-                    for (value, update) in
-                        lower[start..end].iter_mut().zip(&mut pending_update[rows])
-                    {
+                let rows = &entry_row[start..end];
+                let values = &mut lower[start..end];
+                let dense = dense_tail[start];
+                if dense {
+                    let first_row = rows[0];
+                    let pending = &mut pending_update[first_row..first_row + rows.len()];
+                    for (value, update) in values.iter_mut().zip(pending) {
                         *value = (*value - *update) / pivot;
                         *update = 0.0;
                     }
                 } else {
-                    for (&row, value) in entry_row[start..end].iter().zip(&mut lower[start..end]) {
+                    for (&row, value) in rows.iter().zip(values.iter_mut()) {
                         *value = (*value - pending_update[row]) / pivot;
                         pending_update[row] = 0.0;
                     }
                 }
-            }
-        }
-        Ok(())
-    }
-
-    /// Solves `L y = F` then `L' x = y` in place in `rhs`.
-    fn substitute(&mut self) {
-        let Self {
-            column_start,
-            entry_row,
-            dense_tail,
-            diagonal,
-            lower,
-            rhs,
-            ..
-        } = self;
-        let columns = column_start.windows(2);
-        for (column, bounds) in columns.clone().enumerate() {
-            let value = rhs[column] / diagonal[column];
-            rhs[column] = value;
-            let entries = bounds[0]..bounds[1];
-            if let Some(&dense) = dense_tail.get(entries.start) {
                 let column = Column {
-                    rows: &entry_row[entries.clone()],
-                    values: &lower[entries],
+                    rows,
+                    values,
                     dense,
                 };
                 // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
                 column.add_scaled_to(rhs, -value);
             }
         }
-        for (column, bounds) in columns.enumerate().rev() {
+        Ok(())
+    }
+
+    /// Solves `L' x = y` in place in `rhs`.
+    fn backward(&mut self) {
+        let Self {
+            column_start,
+            entry_row,
+            diagonal,
+            lower,
+            rhs,
+            ..
+        } = self;
+        for (column, bounds) in column_start.windows(2).enumerate().rev() {
             let entries = bounds[0]..bounds[1];
             let mut value = rhs[column];
             for (&row, &l) in entry_row[entries.clone()].iter().zip(&lower[entries]) {
@@ -325,7 +352,11 @@ impl Column<'_> {
 /// The updates each column receives, in the order George & Liu's left-looking factorization
 /// (and so EPANET) applies them: a column joins the list of the row of its first unused entry
 /// when it is finished or has updated a column, at the head of that list.
-fn update_schedule(column_start: &[usize], entry_row: &[usize]) -> (Vec<usize>, Vec<Update>) {
+fn update_schedule(
+    column_start: &[usize],
+    entry_row: &[usize],
+    dense_tail: &[bool],
+) -> (Vec<usize>, Vec<Update>) {
     let columns = column_start.len() - 1;
     let mut next_column = vec![NO_COLUMN; columns];
     let mut next_entry = vec![0; columns];
@@ -349,6 +380,7 @@ fn update_schedule(column_start: &[usize], entry_row: &[usize]) -> (Vec<usize>, 
             updates.push(Update {
                 first: first as u32,
                 end: end as u32,
+                dense: first + 1 < end && dense_tail[first + 1],
             });
             if first + 1 < end {
                 join(k, first + 1, (&mut next_column, &mut next_entry));
@@ -507,7 +539,8 @@ mod tests {
         for (row, value) in rhs.into_iter().enumerate() {
             system.add_rhs(row, value);
         }
-        let x = system.solve().unwrap();
+        let mut x = [0.0; 3];
+        system.solve(&mut x).unwrap();
         for (got, want) in x.iter().zip(expected) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         }
@@ -524,7 +557,8 @@ mod tests {
             }
             system.add_off_diagonal(0, -scale);
             system.add_off_diagonal(1, -scale);
-            let x = system.solve().unwrap().to_vec();
+            let mut x = [0.0; 3];
+            system.solve(&mut x).unwrap();
             // Residual check of A x = F.
             let r0 = 4.0 * x[0] - x[1] - 1.0;
             let r1 = -x[0] + 4.0 * x[1] - x[2] - 1.0;
@@ -540,14 +574,17 @@ mod tests {
         system.add_diagonal(0, 1.0);
         system.add_diagonal(1, -1.0);
         system.add_diagonal(2, 1.0);
-        assert_eq!(system.solve(), Err(1));
+        let mut x = [0.0; 3];
+        assert_eq!(system.solve(&mut x), Err(1));
+        assert_eq!(x, [0.0; 3], "the solution is left as it was");
         // A later, well-posed system still solves after the failed factorization.
         system.clear();
         for row in 0..3 {
             system.add_diagonal(row, 4.0);
             system.add_rhs(row, 4.0);
         }
-        assert_eq!(system.solve(), Ok(&[1.0, 1.0, 1.0][..]));
+        assert_eq!(system.solve(&mut x), Ok(()));
+        assert_eq!(x, [1.0, 1.0, 1.0]);
     }
 
     #[test]
@@ -594,7 +631,8 @@ mod tests {
             let f: f64 = row.iter().zip(&expected).map(|(a, x)| a * x).sum();
             system.add_rhs(i, f);
         }
-        let x = system.solve().unwrap();
+        let mut x = vec![0.0; n];
+        system.solve(&mut x).unwrap();
         for (got, want) in x.iter().zip(&expected) {
             assert!((got - want).abs() < 1e-9, "{got} vs {want}");
         }
@@ -631,6 +669,7 @@ mod tests {
         cases.push((format!("grid {side}x{side}"), side * side, grid));
         for (name, junctions, ends) in cases {
             let mut system = LinearSystem::new(junctions, ends.iter().copied()).unwrap();
+            let mut heads = vec![0.0; junctions];
             let repeats = if junctions > 50_000 { 5 } else { 500 };
             let started = std::time::Instant::now();
             for _ in 0..repeats {
@@ -648,7 +687,7 @@ mod tests {
                 for junction in 0..junctions {
                     system.add_diagonal(junction, 1e-3);
                 }
-                assert!(system.solve().is_ok());
+                assert!(system.solve(&mut heads).is_ok());
             }
             let per_solve = started.elapsed() / repeats;
             println!(

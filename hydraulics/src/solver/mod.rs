@@ -26,8 +26,8 @@ mod status;
 mod tanks;
 mod warnings;
 
-pub use compile::compile;
-pub use eps::simulate;
+pub use compile::{close_link, compile};
+pub use eps::{simulate, simulate_compiled, Period, PeriodRun};
 pub use newton::Solver;
 pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, SnapshotSolver};
 

@@ -23,6 +23,7 @@ const LEAKAGE_RELATIVE_TOLERANCE: f64 = 0.0001;
 const MAX_DEMAND_CHANGE: f64 = 0.4;
 
 /// One network's solver: the symbolic factorization and work arrays, reused across periods.
+#[derive(Clone)]
 pub struct Solver {
     system: Result<LinearSystem, SymbolicError>,
     work: Workspace,
@@ -61,11 +62,13 @@ impl Solver {
     /// Solves the network equations for the current demands, tank heads, statuses and settings
     /// (EPANET's `hydsolve`), updating heads, flows and statuses in `state`.
     ///
-    /// On entry `state.node_demand` holds the junctions' full demands of the period; on exit
-    /// it holds each junction's actual outflow (delivered demand + emitter + leakage) and each
-    /// tank's or reservoir's net inflow, with `demand_flow`, `emitter_flow` and
-    /// `leakage_flow` filled. `state.emitter_flow` carries over between periods (EPANET starts
-    /// it at 1 cfs at emitter junctions).
+    /// On entry `state.node_demand` holds the junctions' full demands of the period and
+    /// `state.demand_flow` the delivered demands to start from (the full demands, as EPANET
+    /// starts, unless the caller knows better). On exit `state.node_demand` holds each
+    /// junction's actual outflow (delivered demand + emitter + leakage) and each tank's or
+    /// reservoir's net inflow, with `demand_flow`, `emitter_flow` and `leakage_flow` filled.
+    /// `state.emitter_flow` carries over between periods (EPANET starts it at 1 cfs at emitter
+    /// junctions).
     pub fn solve(&mut self, network: &HydNetwork, state: &mut HydState) -> SolveOutcome {
         let Self { system, work } = self;
         let system = match system {
@@ -81,7 +84,6 @@ impl Solver {
         let junctions = network.junctions;
         work.full_demand
             .copy_from_slice(&state.node_demand[..junctions]);
-        state.demand_flow[..junctions].copy_from_slice(&work.full_demand);
 
         work.relax = 1.0;
         let mut next_check = options.check_freq;
@@ -92,8 +94,8 @@ impl Solver {
         let mut ill_conditioned_node = None;
         while iteration <= max_trials {
             matrix_coeffs(network, state, work, system);
-            match system.solve() {
-                Ok(heads) => state.head[..junctions].copy_from_slice(heads),
+            match system.solve(&mut state.head[..junctions]) {
+                Ok(()) => {}
                 Err(node) => {
                     if fix_bad_valve(network, state, node) {
                         continue;
@@ -184,29 +186,38 @@ fn new_flows(network: &HydNetwork, state: &mut HydState, work: &mut Workspace) -
     let relax = work.relax;
     let mut update = FlowUpdate::default();
 
-    state.node_demand[junctions..].fill(0.0);
-    for (k, link) in work.links.iter().enumerate() {
+    let HydState {
+        head,
+        flow: flows,
+        status: statuses,
+        node_demand,
+        ..
+    } = &mut *state;
+    node_demand[junctions..].fill(0.0);
+    let links = work.links.iter().zip(&work.y).zip(&work.p);
+    let links = links.zip(flows.iter_mut()).zip(statuses.iter());
+    for (k, ((((link, &y), &p), flow), status)) in links.enumerate() {
         let (n1, n2) = (link.from, link.to);
-        let dh = state.head[n1] - state.head[n2];
-        let mut dq = (work.y[k] - work.p[k] * dh) * relax;
+        let dh = head[n1] - head[n2];
+        let mut dq = (y - p * dh) * relax;
         // A constant-power pump's flow must stay positive.
         if link.link_type == LinkType::Pump
-            && dq > state.flow[k]
+            && dq > *flow
             && network.links[k]
                 .pump
-                .and_then(|p| network.pumps.get(p))
-                .is_some_and(|p| p.pump_type == PumpType::ConstHp)
+                .and_then(|pump| network.pumps.get(pump))
+                .is_some_and(|pump| pump.pump_type == PumpType::ConstHp)
         {
-            dq = state.flow[k] / 2.0;
+            dq = *flow / 2.0;
         }
-        state.flow[k] -= dq;
-        update.add(state.flow[k], dq);
-        if !state.status[k].is_closed() {
+        *flow -= dq;
+        update.add(*flow, dq);
+        if !status.is_closed() {
             if n1 >= junctions {
-                state.node_demand[n1] -= state.flow[k];
+                node_demand[n1] -= *flow;
             }
             if n2 >= junctions {
-                state.node_demand[n2] += state.flow[k];
+                node_demand[n2] += *flow;
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use aquatwin::auth::http::ApiError;
 use axum::http::StatusCode;
-use scenarios::criticality::sweep_until;
+use scenarios::criticality::{sweep_until, PeriodStart};
 use serde::{Deserialize, Serialize};
 use twin::store::tuple::Element;
 use twin::store::{Durability, Order, TenantKeys, WriteBatch};
@@ -118,6 +118,7 @@ fn execute(prepared: Prepared, progress: &Progress) -> Outcome {
                 segments.as_ref(),
                 &|done| progress.set(done, total),
                 &progress.stop,
+                PeriodStart::Warm,
             );
             match report {
                 Ok(Some(report)) => json(serde_json::to_vec_pretty(&report)),

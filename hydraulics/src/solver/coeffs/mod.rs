@@ -53,12 +53,12 @@ const MAX_THREADS: usize = 2;
 
 /// Smallest pressure range of a pressure-driven demand, ft.
 pub(crate) const MIN_PDA_PRESSURE_RANGE: f64 = 0.1;
-/// A pipe's friction law with its per-pipe constants folded in at set-up, so the Newton loop
-/// repeats only the flow-dependent arithmetic (in the same order, hence the same results).
+/// A link's head loss law with its per-pipe constants folded in at set-up, so the Newton
+/// loop repeats only the flow-dependent arithmetic (in the same order, hence the same results).
 #[derive(Debug, Clone, Copy)]
-enum PipeLaw {
+pub(crate) enum LinkLaw {
     /// Not a pipe: the link's coefficients come from its full record.
-    NotPipe,
+    NotPipe(LinkType),
     /// Hazen-Williams or Chezy-Manning: `h = R q^hexp`, kept as `hexp R`.
     Power {
         hexp_resistance: f64,
@@ -68,7 +68,7 @@ enum PipeLaw {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct DarcyWeisbachPipe {
+pub(crate) struct DarcyWeisbachPipe {
     resistance: f64,
     minor_loss: f64,
     /// Relative roughness over 3.7, the Swamee-Jain roughness term.
@@ -80,23 +80,13 @@ struct DarcyWeisbachPipe {
     laminar_resistance: f64,
 }
 
-/// What the per-iteration passes need of one link, gathered into one compact array: they
-/// stream through it instead of the full link records (ids, curves, leakage data).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LinkTerms {
-    pub from: usize,
-    pub to: usize,
-    pub link_type: LinkType,
-    law: PipeLaw,
-}
-
-impl LinkTerms {
+impl LinkLaw {
     fn new(link: &HydLink, options: &HydOptions) -> Self {
-        let law = if !link.link_type.is_pipe() {
-            PipeLaw::NotPipe
+        if !link.link_type.is_pipe() {
+            Self::NotPipe(link.link_type)
         } else if options.headloss == HeadlossFormula::DarcyWeisbach {
             let viscosity_diameter = options.viscosity * link.diameter;
-            PipeLaw::DarcyWeisbach(DarcyWeisbachPipe {
+            Self::DarcyWeisbach(DarcyWeisbachPipe {
                 resistance: link.resistance,
                 minor_loss: link.minor_loss,
                 roughness_term: link.roughness / link.diameter / 3.7,
@@ -105,24 +95,52 @@ impl LinkTerms {
                 laminar_resistance: 16.0 * PI * viscosity_diameter * link.resistance,
             })
         } else {
-            PipeLaw::Power {
+            Self::Power {
                 hexp_resistance: options.hexp * link.resistance,
                 minor_loss: link.minor_loss,
             }
-        };
+        }
+    }
+}
+
+/// What the scattered per-iteration passes (assembly, flow update) need of one link: they
+/// stream through this small array instead of the full link records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkTerms {
+    pub from: usize,
+    pub to: usize,
+    pub link_type: LinkType,
+}
+
+/// The constants of the power (H-W, C-M) head loss law, the same for every pipe.
+#[derive(Debug, Clone, Copy)]
+struct PowerLawConstants {
+    hexp: f64,
+    /// The exponent of the gradient, `hexp - 1`.
+    gradient_exponent: f64,
+    rqtol: f64,
+    /// The gradient of the linear law used near zero flow, `rqtol / hexp`.
+    linear_gradient: f64,
+}
+
+impl PowerLawConstants {
+    fn new(options: &HydOptions) -> Self {
         Self {
-            from: link.from,
-            to: link.to,
-            link_type: link.link_type,
-            law,
+            hexp: options.hexp,
+            gradient_exponent: options.hexp - 1.0,
+            rqtol: options.rqtol,
+            linear_gradient: options.rqtol / options.hexp,
         }
     }
 }
 
 /// Work arrays of one solve, allocated once per network.
+#[derive(Clone)]
 pub(crate) struct Workspace {
-    /// Per link: the constants of the coefficient passes.
+    /// Per link: its end nodes and type.
     pub links: Vec<LinkTerms>,
+    /// Per link: the constants of its head loss law.
+    laws: Vec<LinkLaw>,
     /// Junctions with an emitter.
     pub emitters: Vec<usize>,
     /// Per link: inverse head loss gradient and flow correction.
@@ -145,7 +163,16 @@ impl Workspace {
             links: network
                 .links
                 .iter()
-                .map(|link| LinkTerms::new(link, &network.options))
+                .map(|link| LinkTerms {
+                    from: link.from,
+                    to: link.to,
+                    link_type: link.link_type,
+                })
+                .collect(),
+            laws: network
+                .links
+                .iter()
+                .map(|link| LinkLaw::new(link, &network.options))
                 .collect(),
             emitters: (0..network.junctions)
                 .filter(|&i| network.nodes[i].emitter_coeff != 0.0)
@@ -218,7 +245,7 @@ pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) 
 /// available cores (at most `MAX_THREADS`); each link's coefficients depend on that link
 /// alone, so the results are the same whatever the number of threads.
 pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace) {
-    let count = work.links.len();
+    let count = work.laws.len();
     let threads = if count >= PARALLEL_MIN_LINKS {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
     } else {
@@ -228,21 +255,21 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
         let chunk = count.div_ceil(threads);
         let all_started = std::thread::scope(|scope| {
             let mut parts = work
-                .links
+                .laws
                 .chunks(chunk)
                 .zip(work.p.chunks_mut(chunk))
                 .zip(work.y.chunks_mut(chunk));
             let own_part = parts.next();
             let mut all_started = true;
-            for (index, ((links, p), y)) in parts.enumerate() {
+            for (index, ((laws, p), y)) in parts.enumerate() {
                 let first = (index + 1) * chunk;
                 let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    link_coeffs(network, state, first, links, p, y);
+                    link_coeffs(network, state, first, laws, p, y);
                 });
                 all_started &= spawned.is_ok();
             }
-            if let Some(((links, p), y)) = own_part {
-                link_coeffs(network, state, 0, links, p, y);
+            if let Some(((laws, p), y)) = own_part {
+                link_coeffs(network, state, 0, laws, p, y);
             }
             all_started
         });
@@ -252,52 +279,57 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
     }
     // Also the fallback when a thread could not be started: recomputing a link gives the
     // same coefficients again.
-    link_coeffs(network, state, 0, &work.links, &mut work.p, &mut work.y);
+    link_coeffs(network, state, 0, &work.laws, &mut work.p, &mut work.y);
 }
 
-/// `P` and `Y` of the consecutive links `links`, the first of which is link `first`.
+/// `P` and `Y` of the consecutive links of `laws`, the first of which is link `first`.
 fn link_coeffs(
     network: &HydNetwork,
     state: &HydState,
     first: usize,
-    links: &[LinkTerms],
+    laws: &[LinkLaw],
     p: &mut [f64],
     y: &mut [f64],
 ) {
-    for (offset, ((terms, p), y)) in links.iter().zip(p).zip(y).enumerate() {
-        (*p, *y) = link_coeff(network, terms, state, first + offset, *y);
+    let power_law = PowerLawConstants::new(&network.options);
+    let flows = state.flow.get(first..).unwrap_or_default();
+    let statuses = state.status.get(first..).unwrap_or_default();
+    let links = laws.iter().zip(flows).zip(statuses).zip(p).zip(y);
+    for (offset, ((((law, &flow), &status), p), y)) in links.enumerate() {
+        (*p, *y) = match law {
+            LinkLaw::Power {
+                hexp_resistance,
+                minor_loss,
+            } => power_law_coeff(&power_law, *hexp_resistance, *minor_loss, flow, status),
+            LinkLaw::DarcyWeisbach(pipe) => {
+                if status.is_closed() {
+                    closed_coeff(flow)
+                } else {
+                    darcy_weisbach_coeff(pipe, flow)
+                }
+            }
+            LinkLaw::NotPipe(link_type) => {
+                non_pipe_coeff(network, *link_type, state, first + offset, *y)
+            }
+        };
     }
 }
 
-/// `P` and `Y` of link `k` at its current flow; `previous_y` is kept by a controlling PRV, PSV
-/// or FCV, whose equations `valve_matrix_coeffs` writes.
-fn link_coeff(
+/// `P` and `Y` of link `k`, a pump or valve, at its current flow; `previous_y` is kept by a
+/// controlling PRV, PSV or FCV, whose equations `valve_matrix_coeffs` writes.
+fn non_pipe_coeff(
     network: &HydNetwork,
-    terms: &LinkTerms,
+    link_type: LinkType,
     state: &HydState,
     k: usize,
     previous_y: f64,
 ) -> (f64, f64) {
     let flow = state.flow[k];
     let status = state.status[k];
-    let options = &network.options;
-    match &terms.law {
-        PipeLaw::Power {
-            hexp_resistance,
-            minor_loss,
-        } => return power_law_coeff(options, *hexp_resistance, *minor_loss, flow, status),
-        PipeLaw::DarcyWeisbach(pipe) => {
-            if status.is_closed() {
-                return closed_coeff(flow);
-            }
-            return darcy_weisbach_coeff(pipe, flow);
-        }
-        PipeLaw::NotPipe => {}
-    }
     let link = &network.links[k];
     let setting = state.setting[k];
-    let rqtol = options.rqtol;
-    match terms.link_type {
+    let rqtol = network.options.rqtol;
+    match link_type {
         LinkType::Pipe | LinkType::CvPipe => closed_coeff(flow),
         LinkType::Pump => pump_coeff(network, link, flow, status, setting),
         LinkType::Pbv => pbv_coeff(link, flow, status, setting, rqtol),
@@ -336,8 +368,9 @@ fn closed_coeff(flow: f64) -> (f64, f64) {
 }
 
 /// Hazen-Williams or Chezy-Manning pipe, `hexp_resistance` = `hexp R`.
+#[inline]
 fn power_law_coeff(
-    options: &HydOptions,
+    law: &PowerLawConstants,
     hexp_resistance: f64,
     minor_loss: f64,
     flow: f64,
@@ -347,19 +380,19 @@ fn power_law_coeff(
         return closed_coeff(flow);
     }
     let q = flow.abs();
-    let mut hgrad = hexp_resistance * q.powf(options.hexp - 1.0);
-    let mut hloss = if hgrad < options.rqtol {
+    let mut hgrad = hexp_resistance * q.powf(law.gradient_exponent);
+    let mut hloss = if hgrad < law.rqtol {
         // A linear law near zero flow keeps the gradient from vanishing.
-        hgrad = options.rqtol / options.hexp;
+        hgrad = law.linear_gradient;
         hgrad * q
     } else {
-        hgrad * q / options.hexp
+        hgrad * q / law.hexp
     };
     if minor_loss > 0.0 {
         hloss += minor_loss * q * q;
         hgrad += 2.0 * minor_loss * q;
     }
-    (1.0 / hgrad, hloss * flow.signum_or_zero() / hgrad)
+    (1.0 / hgrad, times_sign_of(hloss, flow) / hgrad)
 }
 
 /// Darcy-Weisbach: Hagen-Poiseuille below Re 2000, else the friction factor (with its
@@ -453,7 +486,7 @@ fn pump_coeff(
             };
             let r = pump.r * setting.powf(2.0 - n);
             if n != 1.0 {
-                let hgrad = n * r * q.powf(n - 1.0);
+                let hgrad = n * r * power(q, n - 1.0);
                 if hgrad < rqtol {
                     (h0 + rqtol * flow, rqtol)
                 } else {
@@ -502,7 +535,7 @@ fn gpv_coeff(network: &HydNetwork, link: &HydLink, flow: f64, status: Status) ->
             let q = flow.abs().max(TINY);
             let (h0, r) = head_curve_segment(curve, q, &network.units);
             let r = r.max(TINY);
-            (1.0 / r, (h0 / r + q) * flow.signum_or_zero())
+            (1.0 / r, times_sign_of(h0 / r + q, flow))
         }
         _ => valve_coeff(link.minor_loss, flow, status, network.options.rqtol),
     }
@@ -538,8 +571,8 @@ pub(crate) fn matrix_coeffs(
     valve_matrix_coeffs(network, state, work, system);
 }
 
-/// Each link's coefficients and their contributions to `A` and `F`, in one pass over the
-/// links so that each link's data is read once per iteration.
+/// Each link's coefficients, its flow's contribution to the flow excess of its end nodes, and
+/// its contributions to `A` and `F`.
 fn link_matrix_coeffs(
     network: &HydNetwork,
     state: &HydState,
@@ -550,17 +583,14 @@ fn link_matrix_coeffs(
     // networks): their long chains of divisions overlap better without the scattered
     // updates of the assembly in the same loop.
     headloss_coeffs(network, state, work);
-    for (k, terms) in work.links.iter().enumerate() {
-        let (p, y) = (work.p[k], work.y[k]);
-        if p == 0.0 {
-            continue;
+    for ((terms, &p), &flow) in work.links.iter().zip(&work.p).zip(&state.flow) {
+        if p != 0.0 {
+            work.xflow[terms.from] -= flow;
+            work.xflow[terms.to] += flow;
         }
-        let (n1, n2) = (terms.from, terms.to);
-        let flow = state.flow[k];
-        work.xflow[n1] -= flow;
-        work.xflow[n2] += flow;
-        system.add_link(k, p, y, [n1, n2], &state.head);
     }
+    let ends = work.links.iter().map(|terms| (terms.from, terms.to));
+    system.add_links(&work.p, &work.y, ends, &state.head);
 }
 
 /// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)
@@ -647,20 +677,28 @@ fn valve_matrix_coeffs(
     }
 }
 
-/// `signum` that gives 0 for a zero flow, as EPANET's `SGN` does.
-trait SignumOrZero {
-    fn signum_or_zero(self) -> f64;
+/// `x` to the power `exponent` as C's `pow` gives it, without the call where its result is
+/// known exactly: `pow(x, 1)` is `x` (pressure-driven demands and fixed-area leaks with
+/// exponent 0.5 raise to `1 / 0.5 - 1`).
+#[inline]
+pub(crate) fn power(x: f64, exponent: f64) -> f64 {
+    if exponent == 1.0 {
+        x
+    } else {
+        x.powf(exponent)
+    }
 }
 
-impl SignumOrZero for f64 {
-    fn signum_or_zero(self) -> f64 {
-        if self > 0.0 {
-            1.0
-        } else if self < 0.0 {
-            -1.0
-        } else {
-            0.0
-        }
+/// `value * SGN(flow)` with EPANET's `SGN` (0 for a zero flow), without the multiplication
+/// where it is exact: by 1 or -1 the product is `value` or `-value`.
+#[inline]
+fn times_sign_of(value: f64, flow: f64) -> f64 {
+    if flow > 0.0 {
+        value
+    } else if flow < 0.0 {
+        -value
+    } else {
+        value * 0.0
     }
 }
 

@@ -2,7 +2,7 @@
 //! leakage lumped onto junctions (EPANET's `emittercoeffs`, `demandcoeffs` and the solver side
 //! of `leakage.c`).
 
-use super::{add_lower_barrier, add_upper_barrier, Workspace, CSMALL};
+use super::{add_lower_barrier, add_upper_barrier, power, Workspace, CSMALL};
 use crate::model::DemandModel;
 use crate::solver::data::{HydNetwork, HydState};
 use crate::solver::linear::LinearSystem;
@@ -83,7 +83,7 @@ pub(crate) fn emitter_headloss(network: &HydNetwork, node: usize, q: f64) -> (f6
     let options = &network.options;
     let ke = network.nodes[node].emitter_coeff.max(CSMALL);
     let qexp = options.emitter_exponent;
-    let mut hgrad = qexp * ke * q.abs().powf(qexp - 1.0);
+    let mut hgrad = qexp * ke * power(q.abs(), qexp - 1.0);
     let mut hloss = if hgrad < options.rqtol {
         hgrad = options.rqtol / qexp;
         hgrad * q
@@ -114,7 +114,7 @@ pub(super) fn emitter_matrix_coeffs(
 /// function `p = dp (d/full)^n` with barriers keeping `0 <= d <= full`.
 pub(crate) fn demand_headloss(d: f64, full: f64, dp: f64, n: f64) -> (f64, f64) {
     let r = d.abs() / full;
-    let mut hgrad = n * dp * r.powf(n - 1.0) / full;
+    let mut hgrad = n * dp * power(r, n - 1.0) / full;
     let mut hloss = hgrad * d / n;
     add_lower_barrier(d, &mut hloss, &mut hgrad);
     add_upper_barrier(d - full, &mut hloss, &mut hgrad);
@@ -157,7 +157,7 @@ pub(crate) fn leakage_headloss(leak: &NodeLeakage, rqtol: f64) -> ((f64, f64), (
             return (0.0, 0.0);
         }
         let n = 1.0 / exponent;
-        let mut g = n * c * q.abs().powf(n - 1.0);
+        let mut g = n * c * power(q.abs(), n - 1.0);
         let mut h = if g < rqtol {
             g = rqtol / n;
             g * q

@@ -142,6 +142,32 @@ pub fn compile(network: &Network) -> Result<HydNetwork, SolverError> {
 }
 
 /// The network's curve `index`, which the reader checked exists.
+/// Closes `link` of a compiled network as a `[STATUS] link CLOSED` line would have closed it
+/// (a check valve keeps its own status, a pump's speed becomes 0, a control valve loses its
+/// setting), without compiling again: sweeps of closures reuse one compiled network.
+pub fn close_link(network: &mut HydNetwork, link: usize) {
+    let Some(compiled) = network.links.get_mut(link) else {
+        return;
+    };
+    match compiled.link_type {
+        LinkType::CvPipe => {}
+        LinkType::Pipe | LinkType::Gpv => compiled.initial_status = Status::Closed,
+        LinkType::Pump => {
+            compiled.initial_status = Status::Closed;
+            compiled.initial_setting = 0.0;
+        }
+        LinkType::Prv
+        | LinkType::Psv
+        | LinkType::Pbv
+        | LinkType::Fcv
+        | LinkType::Tcv
+        | LinkType::Pcv => {
+            compiled.initial_status = Status::Closed;
+            compiled.initial_setting = MISSING;
+        }
+    }
+}
+
 fn model_curve(network: &Network, index: usize) -> Result<&crate::model::Curve, SolverError> {
     network
         .curves

@@ -187,3 +187,25 @@ UNITS GPM
     // Head curves keep their file units.
     assert_eq!(network.curves[1].x[1], 100.0);
 }
+
+#[test]
+fn closing_a_compiled_link_is_closing_it_in_the_status_section() {
+    let network = read_str(SI_NETWORK, "si.inp").unwrap();
+    let pumped = crate::inp::read_file(std::path::Path::new("../../shared/networks/Net3.inp"))
+        .expect("Net3 is in the shared networks");
+    for network in [network, pumped] {
+        let compiled = compile(&network).unwrap();
+        for link in 0..network.links.len() {
+            let mut closed_in_file = network.clone();
+            closed_in_file.links[link].initial_status = Some(crate::model::StatusSpec::Closed);
+            let mut closed_after = compiled.clone();
+            close_link(&mut closed_after, link);
+            assert_eq!(
+                format!("{:?}", compile(&closed_in_file).unwrap()),
+                format!("{closed_after:?}"),
+                "link {}",
+                network.links[link].id
+            );
+        }
+    }
+}

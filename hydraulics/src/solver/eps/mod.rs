@@ -22,39 +22,133 @@ pub fn simulate(network: &Network, options: &SimOptions) -> Result<SimResults, S
 }
 
 /// Runs the simulation of a compiled network.
-fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
+pub fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
     let mut solver = Solver::new(hyd);
-    let mut run = Simulation::new(hyd, options.steady);
+    let mut run = PeriodRun::new(hyd, &mut solver, options);
     let mut results = SimResults::default();
-    loop {
-        let outcome = run.solve_period(&mut solver);
-        if let Some(node) = outcome.ill_conditioned_node {
-            results.halted = Some(Halt {
-                t: run.clock.now(),
-                message: format!(
-                    "cannot solve network hydraulic equations at {} hrs: ill-conditioned at node {}",
-                    clock_time(run.clock.now()),
-                    hyd.nodes[node].id
-                ),
-            });
-            break;
+    while let Some(period) = run.solve_period(|_| {}) {
+        if period.solved {
+            results.steps.push(step_result(
+                hyd,
+                run.state(),
+                period.t,
+                period.report,
+                &period.outcome,
+            ));
         }
-        results.steps.push(step_result(
-            hyd,
-            &run.state,
-            run.clock.now(),
-            run.clock.is_report_time(),
-            &outcome,
-        ));
-        if let Some(halt) = run.check_period(&outcome) {
-            results.halted = Some(halt);
-        }
-        if run.advance() == 0 {
-            break;
+        if period.halted.is_some() {
+            results.halted = period.halted;
         }
     }
-    results.warnings = run.warnings.into_warnings();
+    results.warnings = run.into_warnings();
     results
+}
+
+/// One solved period of a [`PeriodRun`].
+#[derive(Debug, Clone)]
+pub struct Period {
+    /// Seconds since the start.
+    pub t: u64,
+    /// `true` at reporting times.
+    pub report: bool,
+    pub outcome: SolveOutcome,
+    /// `false` when the equations could not be solved (the state is then not a solution).
+    pub solved: bool,
+    /// Set when the run stops after this period.
+    pub halted: Option<Halt>,
+}
+
+/// An extended period simulation taken one period at a time, for callers that read each
+/// period's state as it comes (criticality sweeps keep only their own totals) or start each
+/// period's solve from their own flows.
+pub struct PeriodRun<'a> {
+    simulation: Simulation<'a>,
+    solver: &'a mut Solver,
+    /// The clock must move on before the next period (done lazily, so that the state of the
+    /// period just solved stays readable).
+    solved_one: bool,
+    finished: bool,
+}
+
+impl<'a> PeriodRun<'a> {
+    /// A run of `hyd` with `solver`, which must have been made for `hyd` or for a network of
+    /// the same links between the same nodes (reusing one saves its symbolic analysis; it
+    /// keeps nothing from one run to the next).
+    pub fn new(hyd: &'a HydNetwork, solver: &'a mut Solver, options: &SimOptions) -> Self {
+        Self {
+            simulation: Simulation::new(hyd, options.steady),
+            solver,
+            solved_one: false,
+            finished: false,
+        }
+    }
+
+    /// Solves the next period, after `seed` has seen (and may change) the state the solve
+    /// starts from: demands, controls and statuses of the period set, flows those of the
+    /// period before. `None` once the run is over.
+    pub fn solve_period(&mut self, seed: impl FnOnce(&mut HydState)) -> Option<Period> {
+        let run = &mut self.simulation;
+        if self.solved_one && !self.finished && run.advance() == 0 {
+            self.finished = true;
+        }
+        if self.finished {
+            return None;
+        }
+        self.solved_one = true;
+        let outcome = run.solve_period(self.solver, seed);
+        let t = run.clock.now();
+        let report = run.clock.is_report_time();
+        if let Some(node) = outcome.ill_conditioned_node {
+            self.finished = true;
+            let halted = Some(Halt {
+                t,
+                message: format!(
+                    "cannot solve network hydraulic equations at {} hrs: ill-conditioned at node {}",
+                    clock_time(t),
+                    run.network.nodes[node].id
+                ),
+            });
+            return Some(Period {
+                t,
+                report,
+                outcome,
+                solved: false,
+                halted,
+            });
+        }
+        let halted = run.check_period(&outcome);
+        Some(Period {
+            t,
+            report,
+            outcome,
+            solved: true,
+            halted,
+        })
+    }
+
+    /// The state of the period just solved (heads and flows in internal units, ft and cfs).
+    pub fn state(&self) -> &HydState {
+        &self.simulation.state
+    }
+
+    /// Writes the results of `period`, the period just solved, over `out` (in the network's
+    /// own units, as [`SimResults`] has them), reusing its arrays.
+    pub fn write_step(&self, period: &Period, out: &mut StepResult) {
+        let run = &self.simulation;
+        write_step_result(
+            run.network,
+            &run.state,
+            period.t,
+            period.report,
+            &period.outcome,
+            out,
+        );
+    }
+
+    /// The warnings of the run so far, as EPANET words them.
+    pub fn into_warnings(self) -> Vec<super::SimWarning> {
+        self.simulation.warnings.into_warnings()
+    }
 }
 
 /// The simulation clock, seconds (EPANET's `Htime`, `Rtime` and time options).
@@ -265,10 +359,15 @@ impl<'a> Simulation<'a> {
     }
 
     /// Sets the period's demands and control actions and solves it (EPANET's `runhyd`).
-    fn solve_period(&mut self, solver: &mut Solver) -> SolveOutcome {
+    fn solve_period(
+        &mut self,
+        solver: &mut Solver,
+        seed: impl FnOnce(&mut HydState),
+    ) -> SolveOutcome {
         self.state.time = self.clock.time;
         self.set_demands();
         apply_controls(self.network, &mut self.state);
+        seed(&mut self.state);
         solver.solve(self.network, &mut self.state)
     }
 
@@ -369,10 +468,30 @@ pub(crate) fn step_result(
     report: bool,
     outcome: &SolveOutcome,
 ) -> StepResult {
+    let mut result = StepResult::default();
+    write_step_result(network, state, t, report, outcome, &mut result);
+    result
+}
+
+/// [`step_result`] written over `out`, reusing its arrays.
+fn write_step_result(
+    network: &HydNetwork,
+    state: &HydState,
+    t: u64,
+    report: bool,
+    outcome: &SolveOutcome,
+    out: &mut StepResult,
+) {
     let units = &network.units;
-    let head: Vec<f64> = state.head.iter().map(|h| h * units.head).collect();
-    let pressure = (0..network.nodes.len())
-        .map(|node| {
+    out.t = t;
+    out.report = report;
+    out.iterations = outcome.iterations;
+    out.relative_error = outcome.relative_error;
+    let nodes = 0..network.nodes.len();
+    refill(&mut out.head, state.head.iter().map(|h| h * units.head));
+    refill(
+        &mut out.pressure,
+        nodes.clone().map(|node| {
             let is_reservoir =
                 node >= network.junctions && network.tanks[node - network.junctions].is_reservoir();
             if is_reservoir {
@@ -380,50 +499,50 @@ pub(crate) fn step_result(
             } else {
                 (state.head[node] - network.nodes[node].elevation) * units.pressure
             }
-        })
-        .collect();
-    let demand = (0..network.nodes.len())
-        .map(|node| {
+        }),
+    );
+    refill(
+        &mut out.demand,
+        nodes.map(|node| {
             let flow = if node < network.junctions {
                 junction_outflow(state, node)
             } else {
                 state.node_demand[node]
             };
             flow * units.flow
-        })
-        .collect();
-    StepResult {
-        t,
-        report,
-        head,
-        pressure,
-        demand,
-        // A closed link carries no flow, whatever small flow the solver kept in it.
-        flow: state
-            .flow
-            .iter()
-            .zip(&state.status)
-            .map(|(q, status)| {
-                if status.is_closed() {
-                    0.0
-                } else {
-                    q * units.flow
-                }
-            })
-            .collect(),
-        status: state.status.iter().map(|s| s.report_code()).collect(),
-        state: network
+        }),
+    );
+    // A closed link carries no flow, whatever small flow the solver kept in it.
+    refill(
+        &mut out.flow,
+        state.flow.iter().zip(&state.status).map(|(q, status)| {
+            if status.is_closed() {
+                0.0
+            } else {
+                q * units.flow
+            }
+        }),
+    );
+    refill(
+        &mut out.status,
+        state.status.iter().map(|s| s.report_code()),
+    );
+    refill(
+        &mut out.state,
+        network
             .links
             .iter()
             .enumerate()
             .map(|(link, data)| match data.pump {
                 Some(pump) => pump_state(state, &network.pumps[pump]) as u8,
                 None => state.status[link] as u8,
-            })
-            .collect(),
-        iterations: outcome.iterations,
-        relative_error: outcome.relative_error,
-    }
+            }),
+    );
+}
+
+fn refill<T>(values: &mut Vec<T>, from: impl Iterator<Item = T>) {
+    values.clear();
+    values.extend(from);
 }
 
 /// The state at the start of a run (EPANET's `inithyd`): tanks at their initial levels, links
