@@ -163,3 +163,19 @@ fn bad_detection_and_subscription_settings_are_named() {
     });
     assert!(stderr.contains("municipality[0].id"), "{stderr}");
 }
+
+#[test]
+fn a_delivery_history_bound_must_be_usable() {
+    for (label, kept) in [("no-history", "0"), ("huge-history", "10000001")] {
+        let stderr = refused(label, |text| {
+            text.replace(
+                "data_dir = \"data\"",
+                &format!("data_dir = \"data\"\n[notify]\nhistory_per_subscription = {kept}"),
+            )
+        });
+        assert!(
+            stderr.contains("notify.history_per_subscription") && stderr.contains(kept),
+            "{label}: {stderr}"
+        );
+    }
+}

@@ -5,7 +5,8 @@
 //! key makes `mosquitto_pub` with the old key fail (not authorized) and closes a connection
 //! made with it, while the new key works; a deactivated device is refused until activated.
 //! After a restart on the same data directory the device is still there, with its rotated key
-//! and still deactivated; a configured device's rotated key also overrides the configuration.
+//! and still deactivated, and still shows when and over which gateway it was last heard (not
+//! `never`); a configured device's rotated key also overrides the configuration.
 
 mod serve_support;
 
@@ -327,6 +328,12 @@ unit = "dBm"
     );
     assert_eq!(status, 200);
     let listed_before = serve.get(&devices_path()).1["devices"].clone();
+    let heard = |shown: &Value| json!([shown["last_seen"], shown["transport"]]);
+    let heard_before = [NEW_DEVICE, DEVICE_A.0].map(|id| heard(&device(&serve, id)));
+    assert!(
+        heard_before.iter().all(|h| h[0].is_i64()),
+        "{heard_before:?}"
+    );
     let serve = serve.restart(&config, &[]);
     let admin = serve.token.clone();
     let listed_after = serve.get(&devices_path()).1["devices"].clone();
@@ -340,7 +347,10 @@ unit = "dBm"
     assert_eq!(identity(&listed_after), identity(&listed_before));
     let shown = device(&serve, NEW_DEVICE);
     assert_eq!(shown["active"], false, "{shown}");
-    assert_eq!(shown["status"], "never", "{shown}");
+    // Heard before the restart: the same time and gateway, within the silence limit.
+    let heard_after = [NEW_DEVICE, DEVICE_A.0].map(|id| heard(&device(&serve, id)));
+    assert_eq!(heard_after, heard_before);
+    assert_eq!(shown["status"], "online", "{shown}");
     assert_refused(&serve, (NEW_DEVICE, &key), t + 5000);
     let (status, _) = post(
         &serve,

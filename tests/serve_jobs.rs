@@ -2,7 +2,8 @@
 //! user drives them:
 //! - a modified Net3 is uploaded, listed, read back as `.inp` (the same model) and GeoJSON
 //!   (the change shows); a malformed one is refused naming its line and section; a viewer may
-//!   not upload;
+//!   not upload; a version is deleted once no queued or running job uses it (409 naming the
+//!   job until then; never the live one), is gone after, its number not given again;
 //! - the elements of the live network carry the same state as `GET .../state` of the same
 //!   period, and pages of them follow each other;
 //! - a burst scenario job on the upload gives byte for byte the report `aquatwin scenario`
@@ -255,6 +256,92 @@ fn network_versions_are_uploaded_listed_and_served() {
     }
     let (status, _) = serve.get(&route("/network/elements?kind=pumps"));
     assert_eq!(status, 422);
+
+    // Deleting a version: refused while a job waits for it or runs on it, naming the job.
+    let delete = |token: &str, version: &str| {
+        let path = route(&format!("/networks/{version}"));
+        serve.send("DELETE", &path, Some(token), "text/plain", "")
+    };
+    let (status, body) = upload(&serve, &serve.token, &text);
+    assert_eq!(status, 201, "{body}");
+    let long = |network: Value| {
+        json!({"kind": "criticality", "network": network,
+        "duration_hours": 24 * 60})
+    };
+    let on_live = submit(&serve, &long(json!("live")));
+    let on_upload = submit(&serve, &long(json!(2)));
+    poll(&serve, on_live, Duration::from_secs(60), |r| {
+        r["status"] == "running"
+    });
+    let (status, body) = delete(&serve.token, "2");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains(&format!("job {on_upload} (queued)")),
+        "{body}"
+    );
+    assert_eq!(cancel(&serve, on_live).0, 202);
+    poll(&serve, on_upload, Duration::from_secs(60), |r| {
+        r["status"] == "running"
+    });
+    let (status, body) = delete(&serve.token, "2");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains(&format!("job {on_upload} (running)")),
+        "{body}"
+    );
+    assert_eq!(cancel(&serve, on_upload).0, 202);
+    poll(&serve, on_upload, Duration::from_secs(60), finished);
+    // Viewers may not delete; the live network is never deleted.
+    let (status, _) = delete(&viewer, "2");
+    assert_eq!(status, 403);
+    for live in ["live", "0"] {
+        let (status, body) = delete(&serve.token, live);
+        assert_eq!(status, 409, "{body}");
+    }
+    let (status, body) = delete(&serve.token, "2");
+    assert_eq!(status, 204, "{body}");
+    assert!(body.is_empty(), "{body}");
+    // Gone: not listed, not served, not deleted twice, not usable by a job.
+    let (status, _) = serve.get_text(&route("/networks/2"));
+    assert_eq!(status, 404);
+    let (_, list) = serve.get(&route("/networks"));
+    let listed: Vec<&Value> = list["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(listed, [&json!(0), &json!(1)], "{list}");
+    let (status, body) = delete(&serve.token, "2");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post_job(&serve, &serve.token, &long(json!(2)));
+    assert_eq!(status, 422, "{body}");
+    // The next upload takes a new number.
+    let (status, body) = upload(&serve, &serve.token, &text);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["version"], 3);
+
+    // Every deletion is audited with its answer.
+    let delete_route = "/api/v1/municipalities/{municipality}/networks/{version}";
+    let deletions = || -> Vec<u64> {
+        let (status, audit) = serve.get(&route("/audit?limit=1000"));
+        assert_eq!(status, 200, "{audit}");
+        let mut answers: Vec<u64> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["method"] == "DELETE" && e["route"] == delete_route)
+            .map(|e| e["status"].as_u64().unwrap())
+            .collect();
+        answers.sort();
+        answers
+    };
+    let expected = [204, 403, 404, 409, 409, 409, 409];
+    assert!(
+        serve.wait_for(Duration::from_secs(10), || deletions() == expected),
+        "{:?}",
+        deletions()
+    );
 }
 
 #[test]

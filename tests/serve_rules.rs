@@ -3,7 +3,8 @@
 //! over HTTP whose receiver (Python, checking the HMAC with the secret the server generated)
 //! hears of the threshold alert and of its resolution; a rule edit applies without a restart
 //! and survives one; bad rules are 422 naming the field, viewers may not edit (403); a
-//! receiver that is down shows its failed attempts and retries in the delivery history.
+//! receiver that is down shows its failed attempts and retries in the delivery history, and
+//! the history lists only the newest `[notify] history_per_subscription` attempts.
 
 mod serve_support;
 
@@ -137,9 +138,15 @@ fn subscribe(serve: &Serve, port: u16) -> (String, String) {
     (id, secret)
 }
 
-/// The delivery history of subscription `id`.
+/// Delivery attempts kept per subscription in the test's configuration.
+const HISTORY_KEPT: usize = 3;
+
+/// The delivery history of subscription `id` (asking for more than is kept).
 fn deliveries(serve: &Serve, id: &str) -> Vec<Value> {
-    let (status, body) = serve.get(&format!("{}/{id}/deliveries", subscriptions_path()));
+    let (status, body) = serve.get(&format!(
+        "{}/{id}/deliveries?limit=1000",
+        subscriptions_path()
+    ));
     assert_eq!(status, 200, "{body}");
     body["deliveries"].as_array().unwrap().clone()
 }
@@ -148,7 +155,8 @@ fn deliveries(serve: &Serve, id: &str) -> Vec<Value> {
 fn threshold_rules_raise_resolve_notify_and_persist() {
     let dir = TempDir::new("serve-rules");
     let log = dir.path().join("webhook.jsonl");
-    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    let notify = format!("[notify]\nhistory_per_subscription = {HISTORY_KEPT}");
+    let config = write_config(dir.path(), &format!("{EMBEDDED_MQTT}\n{notify}"));
     create_viewer(&config.with_file_name("data"), NORTH_VIEWER, MUNICIPALITY);
     let serve = Serve::start(&config, &[]);
     let viewer = login(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
@@ -415,6 +423,30 @@ fn threshold_rules_raise_resolve_notify_and_persist() {
     assert!(
         attempts[1]["time_ms"].as_i64().unwrap() >= attempts[0]["next_retry_ms"].as_i64().unwrap(),
         "the retry came before its time: {attempts:?}"
+    );
+    // The first receiver heard of four alert events by now (two at P-123, two at P-149): its
+    // history lists the newest three attempts, the last three calls it logged.
+    let newest_kept = || {
+        let calls = webhook_requests(&log);
+        let listed: Vec<(Value, Value)> = deliveries(&serve, &hook)
+            .iter()
+            .map(|attempt| (attempt["event"].clone(), attempt["alert_id"].clone()))
+            .collect();
+        let called: Vec<(Value, Value)> = calls
+            .iter()
+            .skip(calls.len().saturating_sub(HISTORY_KEPT))
+            .map(|call| {
+                let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+                (body["event"].clone(), body["alert"]["id"].clone())
+            })
+            .collect();
+        calls.len() > HISTORY_KEPT && listed == called
+    };
+    assert!(
+        serve.wait_for(Duration::from_secs(15), newest_kept),
+        "{:?}\n{:?}",
+        deliveries(&serve, &hook),
+        webhook_requests(&log)
     );
     let dead_path = format!("{}/{dead_hook}", subscriptions_path());
     let (status, text) = serve.send_json("DELETE", &dead_path, &serve.token, "");

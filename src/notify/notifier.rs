@@ -44,6 +44,9 @@ pub enum NotifierError {
     Email(#[from] EmailError),
 }
 
+/// Delivery attempts kept per subscription unless configured otherwise.
+pub const DEFAULT_HISTORY_PER_SUBSCRIPTION: usize = 1_000;
+
 /// Settings of a [`Notifier`].
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
@@ -69,7 +72,7 @@ impl Default for NotifierConfig {
             retry: RetryPolicy::default(),
             smtp: None,
             link_base: None,
-            history_per_subscription: 1_000,
+            history_per_subscription: DEFAULT_HISTORY_PER_SUBSCRIPTION,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Drop for AbortOnDrop {
 pub struct Notifier {
     queue: Arc<DropOldestQueue<Notification>>,
     dropped: Arc<AtomicU64>,
+    history_per_subscription: usize,
     _dispatcher: AbortOnDrop,
 }
 
@@ -111,6 +115,7 @@ impl Notifier {
             link_base: config.link_base,
             history_per_subscription: config.history_per_subscription.max(1),
         });
+        let history_per_subscription = delivery.history_per_subscription;
         let dropped = Arc::new(AtomicU64::new(0));
         let queue = Arc::new(DropOldestQueue::new(config.queue_capacity, dropped.clone()));
         let dispatcher = tokio::spawn(dispatch(
@@ -122,6 +127,7 @@ impl Notifier {
         Ok(Self {
             queue,
             dropped,
+            history_per_subscription,
             _dispatcher: AbortOnDrop(dispatcher),
         })
     }
@@ -134,6 +140,11 @@ impl Notifier {
     /// Notifications dropped so far because a queue was full (or a follower lagged).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Delivery attempts kept per subscription: the newest; older ones are deleted.
+    pub fn history_per_subscription(&self) -> usize {
+        self.history_per_subscription
     }
 
     /// Notifies what a municipality's AlertManager publishes on `alerts` (see

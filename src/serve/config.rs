@@ -24,6 +24,9 @@
 //! [devices]
 //! silence_after_seconds = 900            # not heard for longer: `silent` (default 15 min)
 //!
+//! [notify]
+//! history_per_subscription = 1000        # delivery attempts kept per subscription (newest)
+//!
 //! [chirpstack]                           # optional: the ChirpStack MQTT integration's login
 //! username = "chirpstack"
 //! key_sha256 = "<hex SHA-256 of its password>"
@@ -72,6 +75,7 @@ use actors::devices::{Device, LorawanSession};
 use actors::escalation::EscalationPolicy;
 use actors::messages::{AlertRule, AlertRules};
 use aquatwin::notify::email::SmtpConfig;
+use aquatwin::notify::notifier::DEFAULT_HISTORY_PER_SUBSCRIPTION;
 use aquatwin::notify::secret::SecretRef;
 use aquatwin::notify::subscriptions::{Subscription, Target};
 use hydraulics::Network;
@@ -80,6 +84,8 @@ use twin::detect::WatchConfig;
 use twin::live::TwinClock;
 use twin::telemetry_files::days_from_civil;
 use twin::Sensor;
+
+use super::subscriptions::MAX_HISTORY_LIMIT;
 
 /// Default HTTP listen address.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
@@ -190,6 +196,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// A device not heard for longer is `silent`.
     pub silence_after: Duration,
+    /// Delivery attempts kept per subscription (the newest).
+    pub history_per_subscription: usize,
 }
 
 /// The HTTP API's guards (`[limits]`).
@@ -231,7 +239,15 @@ struct FileConfig {
     #[serde(default)]
     devices: DevicesSection,
     #[serde(default)]
+    notify: NotifySection,
+    #[serde(default)]
     municipality: Vec<MunicipalitySection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NotifySection {
+    history_per_subscription: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -366,6 +382,8 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
             ))
         }
     };
+    let history_per_subscription =
+        history_per_subscription(&file.notify).map_err(|(place, cause)| error(&place, cause))?;
     let mqtt = mqtt_source(&file.mqtt, base).map_err(|(place, cause)| error(&place, cause))?;
     let lorawan_listen = socket_addr(
         file.lorawan
@@ -471,7 +489,27 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
         link_base: file.link_base,
         limits,
         silence_after,
+        history_per_subscription,
     })
+}
+
+/// `[notify] history_per_subscription`: at least one attempt, and no more than one listing of
+/// the delivery history shows (more would be kept but never seen).
+fn history_per_subscription(section: &NotifySection) -> Result<usize, FieldError> {
+    let kept = section
+        .history_per_subscription
+        .unwrap_or(DEFAULT_HISTORY_PER_SUBSCRIPTION);
+    if (1..=MAX_HISTORY_LIMIT).contains(&kept) {
+        Ok(kept)
+    } else {
+        Err((
+            "notify.history_per_subscription".into(),
+            format!(
+                "{kept} is not between 1 and {MAX_HISTORY_LIMIT} (the most one listing of the \
+                 delivery history shows)"
+            ),
+        ))
+    }
 }
 
 fn limits(section: &LimitsSection) -> Result<Limits, FieldError> {

@@ -4,8 +4,10 @@
 //! - `GET /api/v1/municipalities/{m}/devices` and `.../devices/{device}` (readers): id, sensors,
 //!   whether active, the gateway it was last heard over (`transport`), when (`last_seen`, Unix
 //!   ms), `status` (`online`: heard within `[devices] silence_after_seconds`, default 15 min;
-//!   `silent`; `never`: not heard since the server started) and the latest `battery` and
-//!   `signal` values (the readings of its battery and signal sensors, which name the device).
+//!   `silent`; `never`: never heard) and the latest `battery` and `signal` values (the
+//!   readings of its battery and signal sensors, which name the device). Last-heard times
+//!   survive restarts: they are saved every minute and at a clean stop, and read back on start
+//!   (a `kill -9` loses at most the last minute of them).
 //! - `POST .../devices` (`{"id", "sensors"}`), `POST .../devices/{device}/rotate-key`
 //!   (administrators): answer the device's key, once; only its SHA-256 is kept. The old key
 //!   is refused from the answer on, and MQTT connections made with it are closed.
@@ -63,7 +65,7 @@ enum Presence {
     Online,
     /// Heard before, not since the silence limit.
     Silent,
-    /// Not heard since the server started.
+    /// Never heard.
     Never,
 }
 
@@ -89,7 +91,7 @@ struct DeviceView {
     lorawan: bool,
     /// The gateway it was last heard over: `mqtt`, `chirpstack`, `lorawan_udp` or `http`.
     transport: Option<&'static str>,
-    /// When it was last heard (any accepted message), Unix ms; `null` when not since the start.
+    /// When it was last heard (any accepted message), Unix ms; `null` when never.
     last_seen: Option<i64>,
     status: Presence,
     /// The latest value of its battery sensor (the sensor's unit).

@@ -56,6 +56,10 @@ const STREAMS_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(
 /// How long to wait for an external broker to confirm our subscription.
 const EXTERNAL_SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// How often the devices' last-heard times go to the store (and once more at a clean stop): a
+/// `kill -9` loses at most this much of them, and the store sees one small batch a minute.
+const PRESENCE_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `aquatwin serve` options.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -140,6 +144,29 @@ fn start_notifier(
     Ok(notifier)
 }
 
+/// Writes the devices' last-heard times that changed, off the async threads.
+async fn save_presence(devices: Arc<DeviceRegistry>) {
+    match tokio::task::spawn_blocking(move || devices.save_presence()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!("device last-heard times not saved: {err}"),
+        Err(err) => tracing::warn!("device last-heard times not saved: {err}"),
+    }
+}
+
+/// Saves the devices' last-heard times every [`PRESENCE_SAVE_INTERVAL`].
+fn save_presence_periodically(devices: Arc<DeviceRegistry>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRESENCE_SAVE_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once, when nothing was heard yet.
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            save_presence(devices.clone()).await;
+        }
+    })
+}
+
 /// Sets up logging on stderr, filtered by RUST_LOG (else `default_level`).
 pub fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -195,6 +222,8 @@ pub struct Server {
     http_stop: oneshot::Sender<()>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     streams: Arc<stream::Streams>,
+    devices: Arc<DeviceRegistry>,
+    presence_saver: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -265,10 +294,11 @@ impl Server {
                 ..MunicipalityConfig::new(m.id, m.network, m.sensors, m.period, m.clock)
             })
             .collect();
+        let presence_saver = save_presence_periodically(devices.clone());
         let (runtime, ingest) = TwinRuntime::start(
             RuntimeConfig::new(municipalities),
             store.clone(),
-            devices,
+            devices.clone(),
             metrics.clone(),
         )
         .await
@@ -281,6 +311,7 @@ impl Server {
             NotifierConfig {
                 smtp: config.smtp.clone(),
                 link_base: config.link_base.clone(),
+                history_per_subscription: config.history_per_subscription,
                 ..NotifierConfig::default()
             },
         )?;
@@ -378,6 +409,8 @@ impl Server {
             http_stop,
             http_task,
             streams,
+            devices,
+            presence_saver,
         })
     }
 
@@ -405,7 +438,7 @@ impl Server {
     }
 
     /// Stops intake (HTTP, MQTT, LoRaWAN), closes the WebSocket streams, answers and flushes
-    /// everything received, stops the twin.
+    /// everything received, stops the twin, saves the devices' last-heard times.
     pub async fn shutdown(self) {
         let _ = self.http_stop.send(());
         // Upgraded connections outlive the HTTP server's graceful stop, and they hold the twin.
@@ -429,5 +462,8 @@ impl Server {
             Ok(runtime) => runtime.shutdown().await,
             Err(_) => tracing::error!("the twin is still in use; it stops with the process"),
         }
+        // Intake has stopped: these are the last times anyone was heard.
+        self.presence_saver.abort();
+        save_presence(self.devices).await;
     }
 }

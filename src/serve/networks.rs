@@ -15,6 +15,11 @@
 //!   configured network (its SHA-256 is that of the writer's `.inp` text of it).
 //! - `GET .../networks/{version}?format=inp|geojson` (readers): one version (`live` or `0`, or
 //!   its number); `inp` is the text as uploaded.
+//! - `DELETE .../networks/{version}` (`super_admin`, `municipality_admin`): 204, the version's
+//!   record and text gone; 404 for a version that does not exist; 409 for version 0 (the live
+//!   twin's) and for a version a queued or running job runs on (the detail names the job).
+//!   Finished jobs keep their results. Version numbers are never given twice: the next upload
+//!   after a deletion still takes a new one.
 //! - `GET .../network/elements?kind=nodes|links&limit=&after=` (readers): every node (head,
 //!   pressure, demand) or link (flow, velocity, headloss, status: 0 closed, 1 open, 2 active)
 //!   of the live network with the twin's latest estimated state and that period's time;
@@ -56,6 +61,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::http::{malformed_request, path_parameters, query_error, AppState, READERS};
+use super::jobs::NetworkDeletion;
 
 /// Who may upload network versions.
 const UPLOADERS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin];
@@ -64,6 +70,8 @@ const UPLOADERS: &[Role] = &[Role::SuperAdmin, Role::MunicipalityAdmin];
 const VERSIONS: &str = "network_versions";
 /// Record family of the versions' `.inp` texts, by version.
 const VERSION_TEXTS: &str = "network_inp";
+/// Key of the highest version number given so far (which may have been deleted since).
+const LAST_VERSION: &str = "network_version_last";
 
 /// The name of the configured network's version (version 0).
 pub(super) const LIVE: &str = "live";
@@ -77,7 +85,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(network))
         .routes(routes!(list_versions, upload_version))
-        .routes(routes!(get_version))
+        .routes(routes!(get_version, delete_version))
         .routes(routes!(elements))
 }
 
@@ -133,7 +141,8 @@ enum UploadError {
 pub(super) struct Versions {
     store: Arc<dyn twin::Store>,
     live: HashMap<String, (Arc<Network>, NetworkVersion)>,
-    /// Held while a version number is taken and written, so that each is taken once.
+    /// Held while version numbers are read and written (uploads, deletions), so that each is
+    /// given once.
     uploading: Mutex<()>,
 }
 
@@ -193,14 +202,7 @@ impl Versions {
             .uploading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let range = TenantKeys::new(municipality)
-            .space()
-            .subspace(&[Element::from(VERSIONS)])
-            .range();
-        let last = match self.store.scan(&range, Order::Reverse, Some(1))?.first() {
-            Some((_, value)) => decode(value)?.version,
-            None => 0,
-        };
+        let last = self.last_given(municipality)?;
         let version = NetworkVersion {
             uploaded_by: Some(by.to_string()),
             uploaded_at_ms: Some(crate::fleet::unix_ms()),
@@ -218,8 +220,63 @@ impl Versions {
             Self::key(municipality, VERSION_TEXTS, version.version),
             text.as_bytes(),
         );
+        batch.put(Self::last_key(municipality), version.version.to_be_bytes());
         self.store.write(batch, Durability::Durable)?;
         Ok(version)
+    }
+
+    fn last_key(municipality: &str) -> Vec<u8> {
+        TenantKeys::new(municipality).key(&[Element::from(LAST_VERSION)])
+    }
+
+    /// The highest version number given so far in `municipality` (0: none).
+    fn last_given(&self, municipality: &str) -> Result<u64, StoreError> {
+        let range = TenantKeys::new(municipality)
+            .space()
+            .subspace(&[Element::from(VERSIONS)])
+            .range();
+        let newest = match self.store.scan(&range, Order::Reverse, Some(1))?.first() {
+            Some((_, value)) => decode(value)?.version,
+            None => 0,
+        };
+        // Stores written before versions could be deleted have no such key.
+        let Some(bytes) = self.store.get(&Self::last_key(municipality))? else {
+            return Ok(newest);
+        };
+        let bytes: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| StoreError::backend("decode the last network version", "not 8 bytes"))?;
+        Ok(newest.max(u64::from_be_bytes(bytes)))
+    }
+
+    /// Whether `version` is an upload of `municipality` that is still stored (version 0, the
+    /// configured network, never is).
+    pub(super) fn uploaded(&self, municipality: &str, version: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .get(&Self::key(municipality, VERSIONS, version))?
+            .is_some())
+    }
+
+    /// Deletes uploaded `version` of `municipality`; whether it was there. The highest number
+    /// given is kept, so that it is not given again.
+    pub(super) fn delete(&self, municipality: &str, version: u64) -> Result<bool, StoreError> {
+        let _numbering = self
+            .uploading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !self.uploaded(municipality, version)? {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Self::last_key(municipality),
+            self.last_given(municipality)?.to_be_bytes(),
+        );
+        batch.delete(Self::key(municipality, VERSIONS, version));
+        batch.delete(Self::key(municipality, VERSION_TEXTS, version));
+        self.store.write(batch, Durability::Durable)?;
+        Ok(true)
     }
 
     /// The `.inp` text of a version (`None` when there is no such version).
@@ -485,6 +542,47 @@ async fn get_version(
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no network version {version}")))?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// Deletes an uploaded network version.
+#[utoipa::path(delete, path = "/api/v1/municipalities/{municipality}/networks/{version}",
+    tag = "networks",
+    params(("municipality" = String, Path),
+        ("version" = String, Path, description = "A version number (not `live`, 0)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "Version 0 (the live twin's), or a version a queued or \
+            running job runs on", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(role_names(UPLOADERS)))))]
+async fn delete_version(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (municipality, version) = path_parameters(path)?;
+    caller.allow(UPLOADERS, Some(&municipality))?;
+    served(&state, &municipality)?;
+    let unknown = || ApiError::not_found(format!("no network version {version}"));
+    let number = parse_version(&version).ok_or_else(unknown)?;
+    if number == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "live",
+            "version 0 is the network the live twin runs on: it cannot be deleted",
+        ));
+    }
+    let jobs = state.clone();
+    match blocking(move || jobs.jobs.delete_network(&municipality, number)).await? {
+        NetworkDeletion::Deleted => Ok(StatusCode::NO_CONTENT),
+        NetworkDeletion::Unknown => Err(unknown()),
+        NetworkDeletion::InUse { job, status } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "in_use",
+            format!("network version {number} is used by job {job} ({status})"),
+        )),
+    }
 }
 
 /// The query of the elements route.

@@ -7,8 +7,8 @@
 //!   go with it; a subscription of the configuration comes back at the next start).
 //! - `GET .../subscriptions/{subscription}/deliveries`: the delivery history, oldest first:
 //!   every attempt with its time, status code or error and when the next retry is due. The
-//!   notifier keeps the newest 1,000 attempts per subscription (`NotifierConfig::
-//!   history_per_subscription`).
+//!   notifier keeps the newest `[notify] history_per_subscription` attempts per subscription
+//!   (default 1,000), and no more are listed.
 //!
 //! The notifier reads the subscriptions for every notification: one created here gets the next
 //! alert without a restart.
@@ -31,10 +31,8 @@ use utoipa_axum::routes;
 use super::http::{malformed_request, path_parameters, AppState};
 use super::rules::{malformed_body, ADMINS};
 
-/// Delivery attempts answered when `limit` is not given.
-const DEFAULT_HISTORY_LIMIT: usize = 1_000;
 /// The largest `limit` of the delivery history.
-const MAX_HISTORY_LIMIT: usize = 10_000;
+pub(super) const MAX_HISTORY_LIMIT: usize = 10_000;
 
 /// Where a new subscription's notifications go.
 #[derive(Deserialize, ToSchema)]
@@ -150,7 +148,8 @@ struct Deliveries {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct HistoryQuery {
-    /// The newest attempts to answer (default 1,000).
+    /// The newest attempts to answer (default: every one kept, `[notify]
+    /// history_per_subscription`, 1,000 unless configured).
     #[param(minimum = 1, maximum = 10_000)]
     limit: Option<usize>,
 }
@@ -323,12 +322,14 @@ async fn deliveries(
     let (municipality, id) = path_parameters(path)?;
     admit(&state, &caller, &municipality)?;
     let Query(query) = query.map_err(|rejection| malformed_request(rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    let limit = query.limit.unwrap_or(MAX_HISTORY_LIMIT);
     if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
         return Err(malformed_request(format!(
             "limit: {limit} is not between 1 and {MAX_HISTORY_LIMIT}"
         )));
     }
+    // Attempts past the bound wait for the notifier's next pruning: they are not shown.
+    let limit = limit.min(state.notifier.history_per_subscription());
     let key = id.clone();
     let history = in_store(&state, move |store| {
         if store.get(&municipality, &key)?.is_none() {

@@ -65,7 +65,7 @@ use self::spec::{prepare, JobError, JobKind, JobRequest};
 use super::http::{malformed_request, path_parameters, AppState, OPERATORS, READERS};
 use super::networks::{blocking, served};
 
-pub(super) use self::queue::Jobs;
+pub(super) use self::queue::{Jobs, NetworkDeletion};
 
 /// Who may submit and cancel jobs.
 const SUBMITTERS: &[Role] = OPERATORS;
@@ -140,7 +140,7 @@ async fn submit_job(
         let request = JobRequest::parse(&body)?;
         let kind = request.kind();
         let (version, _) = prepare(&shared.versions, &name, request)?;
-        Ok(shared.submit(&name, &by, kind, version, &body)?)
+        shared.submit(&name, &by, kind, version, &body)
     })
     .await
     .map_err(ApiError::internal)?;

@@ -15,7 +15,7 @@ use twin::store::{Durability, Order, TenantKeys, WriteBatch};
 use twin::StoreError;
 use utoipa::ToSchema;
 
-use super::spec::{prepare, JobKind, JobRequest, Prepared, SCENARIO_FILE};
+use super::spec::{prepare, JobError, JobKind, JobRequest, Prepared, SCENARIO_FILE};
 use crate::planning::risk::rank;
 use crate::planning::scenario::run_scenario;
 use crate::serve::networks::Versions;
@@ -171,6 +171,19 @@ impl Progress {
 /// A job: its municipality and id.
 type JobKey = (String, u64);
 
+/// What became of a network version asked to be deleted.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::serve) enum NetworkDeletion {
+    Deleted,
+    /// No such version.
+    Unknown,
+    /// A queued or running job runs on it.
+    InUse {
+        job: u64,
+        status: &'static str,
+    },
+}
+
 /// What the routes and the worker share.
 pub(super) struct Shared {
     pub(super) store: Arc<dyn twin::Store>,
@@ -260,7 +273,8 @@ impl Shared {
     }
 
     /// Stores a new queued job of `request` (already checked) and drops the oldest finished
-    /// jobs past [`KEPT_FINISHED`].
+    /// jobs past [`KEPT_FINISHED`]. Its network version must still exist: checked under the
+    /// lock [`Shared::delete_network`] holds, so a version is never deleted under a new job.
     pub(super) fn submit(
         &self,
         municipality: &str,
@@ -268,8 +282,13 @@ impl Shared {
         kind: JobKind,
         network_version: u64,
         request: &[u8],
-    ) -> Result<JobRecord, StoreError> {
+    ) -> Result<JobRecord, JobError> {
         let _held = self.lock();
+        if network_version != 0 && !self.versions.uploaded(municipality, network_version)? {
+            return Err(JobError::Invalid(format!(
+                "network: no network version {network_version} (deleted)"
+            )));
+        }
         let newest = self.records(municipality, Order::Reverse)?;
         let record = JobRecord {
             id: newest.first().map_or(1, |last| last.id + 1),
@@ -360,6 +379,30 @@ impl Shared {
             },
         };
         self.finish(record, outcome)
+    }
+
+    /// Deletes network `version` of `municipality` unless a queued or running job uses it.
+    fn delete_network(
+        &self,
+        municipality: &str,
+        version: u64,
+    ) -> Result<NetworkDeletion, StoreError> {
+        let _held = self.lock();
+        let user = self
+            .records(municipality, Order::Forward)?
+            .into_iter()
+            .find(|job| job.network_version == version && !job.status.finished());
+        if let Some(job) = user {
+            return Ok(NetworkDeletion::InUse {
+                job: job.id,
+                status: job.status.name(),
+            });
+        }
+        Ok(if self.versions.delete(municipality, version)? {
+            NetworkDeletion::Deleted
+        } else {
+            NetworkDeletion::Unknown
+        })
     }
 
     /// Cancels a job: at once when queued, at its next step when running; `None` when there
@@ -458,6 +501,15 @@ impl Jobs {
             })
             .map_err(|err| StoreError::backend("start the planning worker", err))?;
         Ok(Self { shared, queue })
+    }
+
+    /// Deletes network `version` of `municipality` unless a queued or running job uses it.
+    pub(in crate::serve) fn delete_network(
+        &self,
+        municipality: &str,
+        version: u64,
+    ) -> Result<NetworkDeletion, StoreError> {
+        self.shared.delete_network(municipality, version)
     }
 
     pub(super) fn enqueue(&self, job: JobKey) -> Result<(), ApiError> {
