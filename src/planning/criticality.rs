@@ -87,6 +87,10 @@ pub struct CriticalityArgs {
     /// Time the pipe-closure sweep with 1 and 2 jobs against EPANET's toolkit in a loop.
     #[arg(long)]
     pub bench: bool,
+    /// Rounds of each timed sweep in --bench (our three sweeps interleaved round by round, then
+    /// EPANET's loop over the pipes as many times); the figures are means over all rounds.
+    #[arg(long, default_value_t = 5)]
+    pub bench_rounds: usize,
     /// Python interpreter with owa-epanet, for --bench.
     #[arg(long, default_value = "python3")]
     pub python: String,
@@ -238,26 +242,32 @@ fn bench(
         kind: FailureKind::PipeClosure,
         ..settings.clone()
     };
-    let mut ours = Vec::new();
-    for (jobs, start) in [
+    let configurations = [
         (1, PeriodStart::Warm),
         (2, PeriodStart::Warm),
         (1, PeriodStart::Cold),
-    ] {
-        let started = Instant::now();
-        run_sweep(
-            network,
-            elements,
-            &Settings {
-                jobs,
-                ..closure.clone()
-            },
-            None,
-            start,
-            false,
-        )?;
-        ours.push(started.elapsed().as_secs_f64() / elements.len().max(1) as f64);
+    ];
+    let rounds = args.bench_rounds.max(1);
+    let mut seconds = [0.0; 3];
+    for _ in 0..rounds {
+        for (spent, &(jobs, start)) in seconds.iter_mut().zip(&configurations) {
+            let started = Instant::now();
+            run_sweep(
+                network,
+                elements,
+                &Settings {
+                    jobs,
+                    ..closure.clone()
+                },
+                None,
+                start,
+                false,
+            )?;
+            *spent += started.elapsed().as_secs_f64();
+        }
     }
+    let scenarios = (rounds * elements.len().max(1)) as f64;
+    let ours = seconds.map(|spent| spent / scenarios);
     let scratch = std::env::temp_dir().join(format!("aquatwin-crit-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
@@ -276,7 +286,8 @@ fn bench(
         .iter()
         .map(|&l| network.links[l].id.as_str())
         .collect();
-    std::fs::write(&list, ids.join("\n"))?;
+    // The EPANET loop runs the pipes `rounds` times over, so both sides average as many runs.
+    std::fs::write(&list, vec![ids.join("\n"); rounds].join("\n"))?;
     let peer = scratch.join("epanet_scenario_criticality.py");
     std::fs::write(&peer, EPANET_LOOP)?;
     let output = Command::new(&args.python)
@@ -299,7 +310,7 @@ fn bench(
         .as_f64()
         .context("the EPANET loop gave no per_scenario_s")?;
     println!(
-        "pipe-closure criticality, {} pipes, {} h PDA each ({})",
+        "pipe-closure criticality, {} pipes x {rounds} rounds, {} h PDA each ({})",
         elements.len(),
         closure.duration as f64 / 3600.0,
         args.network.display()
