@@ -279,8 +279,12 @@ fn answers_of_the_guards_and_fallbacks_are_recorded_but_rate_limits() {
     let limits = "[limits]\nbody_limit_bytes = 2048\nrequests_per_second = 0.01\nburst = 8\n";
     let config = write_config(dir.path(), &format!("{EMBEDDED_MQTT}\n\n{limits}"));
     let serve = Serve::start(&config, &[]);
-    // Another token of the admin reads the log: its own bucket, never rate limited here.
+    // Another token of the admin reads the log: its own bucket, never rate limited here. A
+    // token states its issue time in whole seconds, so a login within the second of the first
+    // one would get the very same token (and bucket): wait for the next second.
+    std::thread::sleep(Duration::from_millis(1100));
     let reader = login(serve.http, ADMIN.0, ADMIN.1);
+    assert_ne!(reader, serve.token);
     let jobs = format!("/api/v1/municipalities/{MUNICIPALITY}/jobs");
     let oversized = json!({"kind": "risk", "assets": "x".repeat(4096)}).to_string();
     let mut answers = vec![
@@ -333,13 +337,20 @@ fn answers_of_the_guards_and_fallbacks_are_recorded_but_rate_limits() {
             })
             .collect()
     };
+    // The reader's own bucket holds 8 requests and refills at 0.01 a second, and the log is
+    // committed durably in batches (slower on a busy machine): poll a few times, far apart.
     let mut log = Vec::new();
-    let complete = serve.wait_for(Duration::from_secs(10), || {
+    let mut complete = false;
+    for _ in 0..6 {
         let (status, page) = serve.get_as(&reader, "/api/v1/audit?limit=1000");
         assert_eq!(status, 200, "{page}");
         log = page["entries"].as_array().unwrap().clone();
-        guarded(&log).len() >= recorded.len()
-    });
+        complete = guarded(&log).len() >= recorded.len();
+        if complete {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     assert!(complete, "{log:#?}");
     assert_eq!(guarded(&log), recorded, "{log:#?}");
     let unknown = log

@@ -27,7 +27,7 @@ mod tanks;
 mod warnings;
 
 pub use compile::{close_link, compile};
-pub use eps::{simulate, simulate_compiled, Period, PeriodRun};
+pub use eps::{simulate, Period, PeriodRun};
 pub use newton::Solver;
 pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, SnapshotSolver};
 

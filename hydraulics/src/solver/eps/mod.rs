@@ -22,7 +22,7 @@ pub fn simulate(network: &Network, options: &SimOptions) -> Result<SimResults, S
 }
 
 /// Runs the simulation of a compiled network.
-pub fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
+fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
     let mut solver = Solver::new(hyd);
     let mut run = PeriodRun::new(hyd, &mut solver, options);
     let mut results = SimResults::default();
