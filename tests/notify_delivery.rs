@@ -3,9 +3,11 @@
 //! SMTP server (`aiosmtpd`, `tests/peers/smtp_receiver.py`) that parses the email with Python's
 //! `email` package, and a TCP receiver that never answers.
 
+mod serve_support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +21,12 @@ use aquatwin::notify::{
     EventKind, Notification, Notifier, NotifierConfig, Subscription, SubscriptionStore, Target,
 };
 use serde_json::Value;
+use serve_support::{KilledOnDrop, TempDir};
 use twin::store::MemoryStore;
 
-/// A Python peer, killed when dropped, with its scratch directory.
+/// A Python peer, killed when dropped (even when it fails to start), logging to a file.
 struct Peer {
-    child: Child,
+    _child: KilledOnDrop,
     port: u16,
     log: PathBuf,
 }
@@ -31,20 +34,22 @@ struct Peer {
 impl Peer {
     fn start(script: &str, dir: &Path, args: &[&str]) -> Peer {
         let log = dir.join(format!("{script}.{}.log", args.len()));
-        let mut child = Command::new("python3")
-            .arg(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/peers")
-                    .join(script),
-            )
-            .arg("--log")
-            .arg(&log)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
+        let mut child = KilledOnDrop(
+            Command::new("python3")
+                .arg(
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/peers")
+                        .join(script),
+                )
+                .arg("--log")
+                .arg(&log)
+                .args(args)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3 runs"),
+        );
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
+        BufReader::new(child.0.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         let port = line
@@ -53,7 +58,11 @@ impl Peer {
             .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
             .parse()
             .unwrap();
-        Peer { child, port, log }
+        Peer {
+            _child: child,
+            port,
+            log,
+        }
     }
 
     /// The requests or messages received so far.
@@ -73,36 +82,11 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("notify-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    /// A `file:` secret reference holding `secret`.
-    fn secret(&self, name: &str, secret: &str) -> SecretRef {
-        let path = self.0.join(name);
-        std::fs::write(&path, format!("{secret}\n")).unwrap();
-        SecretRef::parse(&format!("file:{}", path.display())).unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A `file:` secret reference holding `secret`, in `dir/name`.
+fn secret_file(dir: &TempDir, name: &str, secret: &str) -> SecretRef {
+    let path = dir.path().join(name);
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    SecretRef::parse(&format!("file:{}", path.display())).unwrap()
 }
 
 async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -218,15 +202,15 @@ fn check_slack_message(message: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhooks_reach_the_subscribers_of_their_municipality_and_event() {
-    let scratch = Scratch::new("signed");
+    let scratch = TempDir::new("notify-signed");
     let receiver = Peer::start(
         "webhook_receiver.py",
-        &scratch.0,
+        scratch.path(),
         &["--secret", "correct horse"],
     );
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", receiver.port);
-    let secret = scratch.secret("hook.key", "correct horse");
-    let wrong = scratch.secret("wrong.key", "battery staple");
+    let secret = secret_file(&scratch, "hook.key", "correct horse");
+    let wrong = secret_file(&scratch, "wrong.key", "battery staple");
     let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
     let json = WebhookFormat::Json;
     for subscription in [
@@ -326,13 +310,13 @@ async fn signed_webhooks_reach_the_subscribers_of_their_municipality_and_event()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_is_down_gets_retries_until_it_is_up() {
-    let scratch = Scratch::new("retries");
+    let scratch = TempDir::new("notify-retries");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let secret = scratch.secret("hook.key", "s3cret");
+    let secret = secret_file(&scratch, "hook.key", "s3cret");
     let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
     let url = format!("http://127.0.0.1:{port}/hook");
     store
@@ -366,7 +350,7 @@ async fn a_receiver_that_is_down_gets_retries_until_it_is_up() {
     let port_arg = port.to_string();
     let receiver = Peer::start(
         "webhook_receiver.py",
-        &scratch.0,
+        scratch.path(),
         &[
             "--port",
             &port_arg,
@@ -435,7 +419,7 @@ async fn a_receiver_that_is_down_gets_retries_until_it_is_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_receiver_never_blocks_the_sender_nor_other_subscriptions() {
-    let scratch = Scratch::new("stuck");
+    let scratch = TempDir::new("notify-stuck");
     // Accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stuck_port = listener.local_addr().unwrap().port();
@@ -450,8 +434,8 @@ async fn a_stuck_receiver_never_blocks_the_sender_nor_other_subscriptions() {
             }
         }
     });
-    let receiver = Peer::start("webhook_receiver.py", &scratch.0, &[]);
-    let key = scratch.secret("hook.key", "k");
+    let receiver = Peer::start("webhook_receiver.py", scratch.path(), &[]);
+    let key = secret_file(&scratch, "hook.key", "k");
     let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
     let stuck_url = format!("http://127.0.0.1:{stuck_port}/hook");
     store
@@ -524,8 +508,8 @@ async fn a_stuck_receiver_never_blocks_the_sender_nor_other_subscriptions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_reaches_the_smtp_server_as_html_with_a_text_alternative() {
-    let scratch = Scratch::new("email");
-    let server = Peer::start("smtp_receiver.py", &scratch.0, &[]);
+    let scratch = TempDir::new("notify-email");
+    let server = Peer::start("smtp_receiver.py", scratch.path(), &[]);
     let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
     let recipients = vec![
         "ops@example.org".to_string(),
@@ -604,9 +588,9 @@ async fn email_reaches_the_smtp_server_as_html_with_a_text_alternative() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followed_alerts_notify_their_opening_and_resolution() {
-    let scratch = Scratch::new("follow");
-    let receiver = Peer::start("webhook_receiver.py", &scratch.0, &[]);
-    let key = scratch.secret("hook.key", "k");
+    let scratch = TempDir::new("notify-follow");
+    let receiver = Peer::start("webhook_receiver.py", scratch.path(), &[]);
+    let key = secret_file(&scratch, "hook.key", "k");
     let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
     let url = format!("http://127.0.0.1:{}/all", receiver.port);
     store
@@ -647,14 +631,14 @@ async fn followed_alerts_notify_their_opening_and_resolution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_subscription_stops_its_retries() {
-    let scratch = Scratch::new("delete");
+    let scratch = TempDir::new("notify-delete");
     let down = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let store = SubscriptionStore::new(Arc::new(MemoryStore::new()));
-    let key = scratch.secret("hook.key", "k");
+    let key = secret_file(&scratch, "hook.key", "k");
     let url = format!("http://127.0.0.1:{down}/hook");
     let doomed = webhook("doomed", &["*"], url, Some(key), WebhookFormat::Json);
     store.put("town", &doomed).unwrap();

@@ -3,7 +3,8 @@
 //! user, role, municipality, route, status and client IP, and none of the passwords or tokens
 //! sent or issued; ingest is not in it. A municipality's admin reads only their own
 //! municipality's entries; pages follow each other; no route changes or deletes an entry; and
-//! after a restart every entry is still there, unchanged.
+//! after a restart every entry is still there, unchanged. Two logins of one user in the same
+//! second are two sessions: different tokens, told apart in the log, ended one at a time.
 
 mod serve_support;
 
@@ -169,6 +170,16 @@ fn changes_are_recorded_durably_and_shown_to_their_municipality_only() {
         .collect();
     let summaries: Vec<Value> = log.iter().map(summary).collect();
     assert_eq!(summaries, expected, "{log:#?}");
+    // Newest first: the operator's session names its logout, comment, acknowledgement and
+    // login; the failed login has none; the admin's login is another session.
+    let sessions: Vec<&Value> = log.iter().map(|entry| &entry["session"]).collect();
+    assert!(sessions[0].is_string(), "{log:#?}");
+    assert!(sessions[..4].iter().all(|s| s == &sessions[0]), "{log:#?}");
+    assert!(sessions[4].is_null(), "{log:#?}");
+    assert!(
+        sessions[5].is_string() && sessions[5] != sessions[0],
+        "{log:#?}"
+    );
     let times: Vec<i64> = log.iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     assert!(times.iter().all(|t| (started_ms..=ended_ms).contains(t)));
@@ -279,10 +290,8 @@ fn answers_of_the_guards_and_fallbacks_are_recorded_but_rate_limits() {
     let limits = "[limits]\nbody_limit_bytes = 2048\nrequests_per_second = 0.01\nburst = 8\n";
     let config = write_config(dir.path(), &format!("{EMBEDDED_MQTT}\n\n{limits}"));
     let serve = Serve::start(&config, &[]);
-    // Another token of the admin reads the log: its own bucket, never rate limited here. A
-    // token states its issue time in whole seconds, so a login within the second of the first
-    // one would get the very same token (and bucket): wait for the next second.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Another token of the admin reads the log: its own bucket, never rate limited here (every
+    // token is unique, even one issued in the same second to the same user).
     let reader = login(serve.http, ADMIN.0, ADMIN.1);
     assert_ne!(reader, serve.token);
     let jobs = format!("/api/v1/municipalities/{MUNICIPALITY}/jobs");
@@ -358,4 +367,122 @@ fn answers_of_the_guards_and_fallbacks_are_recorded_but_rate_limits() {
         .find(|e| e["path"] == "/api/v1/no-such-route")
         .unwrap();
     assert_eq!(unknown["route"], Value::Null, "{unknown}");
+}
+
+/// The claims of an access token, decoded here (base64url JSON between the dots).
+fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// `POST /api/v1/auth/refresh` of `session`'s refresh token; status and answer.
+fn refresh(serve: &Serve, session: &Session) -> (u16, String) {
+    let body = json!({"refresh_token": session.refresh}).to_string();
+    serve.send(
+        "POST",
+        "/api/v1/auth/refresh",
+        None,
+        "application/json",
+        &body,
+    )
+}
+
+/// Two logins of one user within the same second get different tokens, both work, and are two
+/// sessions: the log tells them apart, and logging one out ends its access and refresh tokens
+/// while the other goes on. A token of an older version (no token id) is a clear 401.
+#[test]
+fn two_logins_in_one_second_are_two_sessions() {
+    let dir = TempDir::new("serve-audit-sessions");
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    create_user(
+        &config.with_file_name("data"),
+        OPERATOR.0,
+        OPERATOR.1,
+        "operator",
+        Some(MUNICIPALITY),
+    );
+    let serve = Serve::start(&config, &[]);
+    // Two logins at once, until a pair is issued within the same second (password hashing
+    // takes a while, so most first pairs are).
+    let (first, second) = (0..10)
+        .map(|_| {
+            std::thread::scope(|scope| {
+                let logins = [(); 2]
+                    .map(|_| scope.spawn(|| login_session(serve.http, OPERATOR.0, OPERATOR.1)));
+                logins.map(|login| login.join().unwrap())
+            })
+        })
+        .find_map(|[first, second]| {
+            (claims_of(&first.access)["iat"] == claims_of(&second.access)["iat"])
+                .then_some((first, second))
+        })
+        .expect("no two logins within one second in 10 tries");
+    assert_ne!(first.access, second.access);
+    assert_ne!(
+        claims_of(&first.access)["sid"],
+        claims_of(&second.access)["sid"]
+    );
+    for session in [&first, &second] {
+        let (status, me) = serve.get_as(&session.access, "/api/v1/auth/me");
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["subject"], OPERATOR.0);
+    }
+
+    assert_eq!(logout(serve.http, &first), 204);
+    let (status, body) = serve.get_as(&first.access, "/api/v1/auth/me");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "unauthenticated", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("session"),
+        "{body}"
+    );
+    assert_eq!(refresh(&serve, &first).0, 401);
+    let (status, me) = serve.get_as(&second.access, "/api/v1/auth/me");
+    assert_eq!(status, 200, "{me}");
+    let (status, text) = refresh(&serve, &second);
+    assert_eq!(status, 200, "{text}");
+    let next: Value = serde_json::from_str(&text).unwrap();
+    let next_access = next["access_token"].as_str().unwrap();
+    assert_eq!(
+        claims_of(next_access)["sid"],
+        claims_of(&second.access)["sid"]
+    );
+    assert_eq!(serve.get_as(next_access, "/api/v1/auth/me").0, 200);
+
+    // Signed with the server's secret, but without a token id: refused, with the reason.
+    let outdated = outdated_token(OPERATOR.0, "operator", Some(MUNICIPALITY));
+    let (status, body) = serve.get_as(&outdated, "/api/v1/auth/me");
+    assert_eq!(status, 401, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("older version") && detail.contains("log in again"),
+        "{body}"
+    );
+
+    // The log names each login's session, and the logout's is the first one's.
+    let sid = |session: &Session| claims_of(&session.access)["sid"].clone();
+    let mut log = Vec::new();
+    let recorded = serve.wait_for(Duration::from_secs(10), || {
+        log = platform_log(&serve);
+        log.iter()
+            .any(|e| e["route"] == "/api/v1/auth/refresh" && e["status"] == 200)
+    });
+    assert!(recorded, "{log:#?}");
+    let logins: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["route"] == "/api/v1/auth/login" && e["who"] == OPERATOR.0)
+        .map(|e| &e["session"])
+        .collect();
+    assert!(logins.contains(&&sid(&first)), "{log:#?}");
+    assert!(logins.contains(&&sid(&second)), "{log:#?}");
+    let logout_entry = log
+        .iter()
+        .find(|e| e["route"] == "/api/v1/auth/logout")
+        .unwrap();
+    assert_eq!(logout_entry["session"], sid(&first), "{logout_entry}");
+    assert_eq!(logout_entry["who"], OPERATOR.0, "{logout_entry}");
 }

@@ -5,7 +5,8 @@
 //! and devices) and users of every user role in each. For every operation of the document that
 //! needs an access token (it names its roles in `x-roles`), with path parameters filled with
 //! real ids of the target municipality, and each municipality in turn as the target:
-//! - no token, a malformed token, a tampered one, an expired one and a device's key (the
+//! - no token, a malformed token, a tampered one, an expired one, one of an older version
+//!   (without a token id), one of a session that was logged out and a device's key (the
 //!   `device` role: devices authenticate with keys, which open only the ingest routes) are 401;
 //! - every user role NOT in `x-roles`, with a token of the target municipality, is 403;
 //! - every role in `x-roles` of the target municipality gets neither 401 nor 403;
@@ -325,6 +326,8 @@ fn every_operation_checks_token_role_and_tenant() {
         sub: user_name(SOUTH.id, Role::Viewer),
         role: Role::Viewer,
         mun: Some(SOUTH.id.to_string()),
+        sid: "fam_of_the_test".to_string(),
+        jti: "at_of_the_test".to_string(),
         iat: now_ms() / 1000 - 7200,
         exp: now_ms() / 1000 - 3600,
     });
@@ -335,11 +338,21 @@ fn every_operation_checks_token_role_and_tenant() {
     // meant for people.
     let mut device_key = bearer(NORTH.device.1);
     device_key.push(format!("X-Device-Id: {}", NORTH.device.0));
-    let bad_tokens: [(&str, Vec<String>); 5] = [
+    let outdated = outdated_token(
+        &user_name(SOUTH.id, Role::Viewer),
+        Role::Viewer.name(),
+        Some(SOUTH.id),
+    );
+    // A session of its own, logged out: its access token ends with it.
+    let ended = login_session(serve.http, &user_name(SOUTH.id, Role::Viewer), PASSWORD);
+    assert_eq!(logout(serve.http, &ended), 204);
+    let bad_tokens: [(&str, Vec<String>); 7] = [
         ("no token", vec![]),
         ("malformed token", bearer("not-a-token")),
         ("tampered token", bearer(&tampered)),
         ("expired token", bearer(&expired)),
+        ("token of an older version", bearer(&outdated)),
+        ("token of an ended session", bearer(&ended.access)),
         ("device key", device_key),
     ];
 

@@ -1,7 +1,10 @@
 //! From a sensor's readings to a signed webhook: `aquatwin serve` as a process with a webhook
 //! subscription in its configuration; a device sends readings that are out of range until the
 //! twin raises a sensor fault, and a receiver (Python, checking the HMAC with its own `hmac`
-//! module) gets the alert, signed, naming the sensor; it is the alert the API lists.
+//! module) gets the alert, signed, naming the sensor; it is the alert the API lists. Nobody
+//! acknowledges it: after the municipality's escalation delay it is escalated once (its
+//! severity one step up), and a second receiver subscribed to `escalated` only gets that, and
+//! nothing more while the limit of one escalation holds.
 
 mod serve_support;
 
@@ -10,6 +13,30 @@ use std::time::Duration;
 use serve_support::*;
 
 const SECRET: &str = "webhook-secret-of-the-notify-test";
+/// The escalation delay of the test (minutes), and in ms.
+const ESCALATION_MINUTES: f64 = 0.02;
+const ESCALATION_MS: i64 = (ESCALATION_MINUTES * 60_000.0) as i64;
+
+/// The severity one step above `severity` (critical stays critical), as the API names them.
+fn one_step_up(severity: &str) -> &'static str {
+    match severity {
+        "info" => "warning",
+        "warning" | "critical" => "critical",
+        other => panic!("unknown severity {other}"),
+    }
+}
+
+/// The notifications a receiver logged, parsed, oldest first (each checked signed and 200).
+fn notifications(log: &std::path::Path) -> Vec<serde_json::Value> {
+    webhook_requests(log)
+        .iter()
+        .map(|record| {
+            assert_eq!(record["signature_ok"], true, "{record}");
+            assert_eq!(record["status"], 200, "{record}");
+            serde_json::from_str(record["body"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
 
 #[test]
 fn a_sensor_fault_reaches_a_signed_webhook() {
@@ -17,17 +44,27 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
     let log = dir.path().join("webhook.jsonl");
     let receiver = WebhookReceiver::start(0, SECRET, &log);
     let port = receiver.port;
+    let escalation_log = dir.path().join("escalation.jsonl");
+    let escalation_receiver = WebhookReceiver::start(0, SECRET, &escalation_log);
     let config = write_config(dir.path(), EMBEDDED_MQTT);
     std::fs::write(dir.path().join("hook.secret"), format!("{SECRET}\n")).unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap().replace(
         "period_seconds = 0.5",
-        "period_seconds = 0.5\nescalation = { unacknowledged_after_minutes = 0.02, max_escalations = 1 }",
+        &format!(
+            "period_seconds = 0.5\nescalation = {{ unacknowledged_after_minutes = \
+             {ESCALATION_MINUTES}, max_escalations = 1 }}"
+        ),
     );
-    text.push_str(&format!(
-        "\n[[municipality.subscriptions]]\nid = \"ops-hook\"\nevents = [\"*\"]\n\
-         target = {{ type = \"webhook\", url = \"http://127.0.0.1:{port}/hook\", \
-         secret = \"file:hook.secret\", format = \"json\" }}\n"
-    ));
+    for (id, events, port) in [
+        ("ops-hook", "*", port),
+        ("escalation-hook", "escalated", escalation_receiver.port),
+    ] {
+        text.push_str(&format!(
+            "\n[[municipality.subscriptions]]\nid = \"{id}\"\nevents = [\"{events}\"]\n\
+             target = {{ type = \"webhook\", url = \"http://127.0.0.1:{port}/hook\", \
+             secret = \"file:hook.secret\", format = \"json\" }}\n"
+        ));
+    }
     std::fs::write(&config, text).unwrap();
     let serve = Serve::start(&config, &[]);
 
@@ -65,4 +102,53 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
         alerts["alerts"][0]["id"], notification["alert"]["id"],
         "{alerts}"
     );
+
+    // Unacknowledged: escalated once after the delay, one severity step up, to both receivers.
+    let raised = &notification["alert"];
+    let escalated = serve.wait_for(Duration::from_secs(15), || {
+        !webhook_requests(&escalation_log).is_empty()
+    });
+    assert!(
+        escalated,
+        "no escalation after {ESCALATION_MS} ms; serve log:\n{}",
+        serve.log()
+    );
+    let escalation = &notifications(&escalation_log)[0];
+    assert_eq!(escalation["event"], "escalated", "{escalation}");
+    let alert = &escalation["alert"];
+    assert_eq!(alert["id"], raised["id"], "{escalation}");
+    assert_eq!(alert["escalations"], 1, "{escalation}");
+    assert_eq!(
+        alert["severity"],
+        one_step_up(raised["severity"].as_str().unwrap()),
+        "{escalation}"
+    );
+    let waited_ms =
+        alert["last_escalated_ms"].as_i64().unwrap() - alert["raised_ms"].as_i64().unwrap();
+    assert!(
+        waited_ms >= ESCALATION_MS,
+        "escalated after {waited_ms} ms: {escalation}"
+    );
+    let everything = serve.wait_for(Duration::from_secs(10), || {
+        notifications(&log).contains(escalation)
+    });
+    assert!(everything, "{:#?}", notifications(&log));
+
+    // At most one escalation: nothing more comes in three more delays.
+    std::thread::sleep(Duration::from_millis(3 * ESCALATION_MS as u64));
+    let escalations = notifications(&escalation_log);
+    assert!(
+        escalations
+            .iter()
+            .all(|n| n["event"] == "escalated" && n["alert"]["escalations"] == 1),
+        "{escalations:#?}"
+    );
+    let mut alert_ids: Vec<u64> = escalations
+        .iter()
+        .map(|n| n["alert"]["id"].as_u64().unwrap())
+        .collect();
+    alert_ids.sort_unstable();
+    let mut distinct = alert_ids.clone();
+    distinct.dedup();
+    assert_eq!(alert_ids.len(), distinct.len(), "{escalations:#?}");
 }

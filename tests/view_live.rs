@@ -16,9 +16,9 @@
 mod serve_support;
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -47,16 +47,6 @@ fn viewer_binary() -> PathBuf {
     path
 }
 
-/// A viewer process, killed on drop.
-struct ViewerRun(Child);
-
-impl Drop for ViewerRun {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What a finished viewer run left.
 struct Finished {
     status: ExitStatus,
@@ -82,8 +72,11 @@ fn run_viewer(dir: &Path, log: &str, args: &[&str], windowed: bool) -> Finished 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-    let mut run = ViewerRun(
+    // A process group of its own: `xvfb-run` is a script, and killing it alone would leave Xvfb
+    // and the viewer running; the guard kills the whole group.
+    let mut run = KilledOnDrop(
         command
+            .process_group(0)
             .spawn()
             .expect("xvfb-run must be installed (apt install xvfb xauth mesa-vulkan-drivers)"),
     );
@@ -208,7 +201,7 @@ for y in range(height):
 pixel = lambda x, y: tuple(rows[y][3 * x:3 * x + 3])
 background = pixel(2, height // 2)
 pixels = [pixel(x, y) for y in range(height) for x in range(width)]
-points = json.load(sys.stdin)
+points = json.loads(sys.argv[2])
 print(json.dumps({
     "width": width,
     "height": height,
@@ -221,22 +214,14 @@ print(json.dumps({
 
 /// Decodes `png` and reads the pixels at `points`.
 fn probe_png(png: &Path, points: &[(f64, f64)]) -> Value {
-    let mut python = Command::new("python3")
+    let points: Vec<[f64; 2]> = points.iter().map(|&(x, y)| [x, y]).collect();
+    // Run to its end here (`output`), so no failing assertion can leave it behind.
+    let output = Command::new("python3")
         .args(["-c", PNG_PROBE])
         .arg(png)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .arg(serde_json::to_string(&points).unwrap())
+        .output()
         .expect("python3 is installed");
-    let points: Vec<[f64; 2]> = points.iter().map(|&(x, y)| [x, y]).collect();
-    python
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&points).unwrap().as_bytes())
-        .unwrap();
-    let output = python.wait_with_output().unwrap();
     assert!(
         output.status.success(),
         "{} does not decode: {}",

@@ -30,6 +30,9 @@ pub enum TokenError {
     /// Past its expiry.
     #[error("token expired")]
     Expired,
+    /// Signed by us, but without a token id: issued by a version before tokens had one.
+    #[error("token from an older version (it has no token id): log in again")]
+    Outdated,
     /// The signing secret is too short.
     #[error("the token secret must have at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
@@ -46,6 +49,12 @@ pub struct Claims {
     /// Municipality (absent for `super_admin`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mun: Option<String>,
+    /// Session: the login this token descends from (its refresh-token family), the same for
+    /// every token refreshed from it; ending the session (logout) ends its access tokens too.
+    pub sid: String,
+    /// Token id: random, so no two tokens are the same even when issued in the same second to
+    /// the same user (rate limits are per token).
+    pub jti: String,
     /// Issued at (Unix seconds).
     pub iat: i64,
     /// Expires at (Unix seconds).
@@ -134,7 +143,12 @@ impl JwtKey {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        let payload: serde_json::Value =
+            serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if payload.get("jti").is_none() {
+            return Err(TokenError::Outdated);
+        }
+        let claims: Claims = serde_json::from_value(payload).map_err(|_| TokenError::Malformed)?;
         if now >= claims.exp {
             return Err(TokenError::Expired);
         }
@@ -151,6 +165,8 @@ mod tests {
             sub: "ann".into(),
             role: Role::Operator,
             mun: Some("north".into()),
+            sid: "fam_1".into(),
+            jti: "at_1".into(),
             iat: 1_000,
             exp: 1_900,
         }
@@ -192,10 +208,23 @@ mod tests {
     #[test]
     fn matches_a_token_signed_by_python() {
         let python = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
-                      eyJzdWIiOiJhbm4iLCJyb2xlIjoib3BlcmF0b3IiLCJtdW4iOiJub3J0aCIsImlhdCI6MTAwMCwiZXhwIjoxOTAwfQ.\
-                      yir_R-LGuiJqkAxeLfp-JyRz-37oZzKorn4uIajNhNU";
+                      eyJzdWIiOiJhbm4iLCJyb2xlIjoib3BlcmF0b3IiLCJtdW4iOiJub3J0aCIsInNpZCI6ImZhbV8x\
+                      IiwianRpIjoiYXRfMSIsImlhdCI6MTAwMCwiZXhwIjoxOTAwfQ.\
+                      Rt2VatrokW0Huv17a3V2jHROa0mEv5goedGVMUx5x7c";
         let key = JwtKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
         assert_eq!(key.verify(python, 1_500).unwrap(), claims());
         assert_eq!(key.issue(&claims()), python);
+    }
+
+    /// A token of the claims before token ids (signed by Python the same way): ours, intact,
+    /// yet refused as outdated rather than malformed, so the caller is told to log in again.
+    #[test]
+    fn tokens_without_a_token_id_are_outdated() {
+        let python = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+                      eyJzdWIiOiJhbm4iLCJyb2xlIjoib3BlcmF0b3IiLCJtdW4iOiJub3J0aCIsImlhdCI6MTAwMCwiZXhwIjoxOTAwfQ.\
+                      yir_R-LGuiJqkAxeLfp-JyRz-37oZzKorn4uIajNhNU";
+        let key = JwtKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
+        assert_eq!(key.verify(python, 1_500), Err(TokenError::Outdated));
+        assert!(TokenError::Outdated.to_string().contains("log in again"));
     }
 }

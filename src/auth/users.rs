@@ -3,6 +3,11 @@
 //! that is presented a second time revokes its whole family (it was stolen, or the client is
 //! confused), as the OAuth 2.0 security best current practice recommends.
 //!
+//! A login opens a session: the family of its refresh tokens. Every access token names its
+//! session (`sid`) and carries a random id of its own (`jti`), so two logins within the same
+//! second get different tokens. Ending a session (logout, or a refresh token used twice) ends
+//! its access tokens at once, not only its refresh token; other sessions of the user go on.
+//!
 //! Stored under the platform prefix, outside every tenant:
 //! - `("aquatwin", "_platform", "users", name)` -> the user (JSON);
 //! - `("aquatwin", "_platform", "refresh", sha256(token))` -> the refresh token's record;
@@ -40,6 +45,9 @@ pub enum AuthError {
     /// An access token that is malformed, forged or expired.
     #[error("invalid access token: {0}")]
     InvalidAccessToken(#[from] TokenError),
+    /// An access token of a session that was ended (logout, or its refresh token reused).
+    #[error("the session of this access token has ended: log in again")]
+    SessionEnded,
     /// The user name is taken.
     #[error("user {0} already exists")]
     Exists(String),
@@ -266,6 +274,8 @@ impl Accounts {
             sub: user.name.clone(),
             role: user.role,
             mun: user.municipality.clone(),
+            sid: family.to_string(),
+            jti: random_token("at_"),
             iat: now,
             exp: now + ACCESS_TTL_S,
         };
@@ -331,15 +341,34 @@ impl Accounts {
         Ok(())
     }
 
-    /// The caller an access token stands for; the user must still exist and be active.
+    /// The caller an access token stands for; the user must still exist and be active, and
+    /// the token's session must not have ended.
     pub fn authenticate(&self, access_token: &str, now: i64) -> Result<Principal, AuthError> {
+        let (principal, claims) = self.token_holder(access_token, now)?;
+        if self.store.get(&self.family_key(&claims.sid))?.is_some() {
+            return Err(AuthError::SessionEnded);
+        }
+        Ok(principal)
+    }
+
+    /// Who an access token was issued to (the user must still exist and be active) and its
+    /// claims, whether or not its session has ended since: what an audit of a request needs,
+    /// the request that ended the session included.
+    pub fn token_holder(
+        &self,
+        access_token: &str,
+        now: i64,
+    ) -> Result<(Principal, Claims), AuthError> {
         let claims = self.key()?.verify(access_token, now)?;
         match self.user(&claims.sub)? {
-            Some(user) if user.active => Ok(Principal {
-                subject: user.name,
-                role: user.role,
-                municipality: user.municipality,
-            }),
+            Some(user) if user.active => Ok((
+                Principal {
+                    subject: user.name,
+                    role: user.role,
+                    municipality: user.municipality,
+                },
+                claims,
+            )),
             _ => Err(AuthError::InvalidCredentials),
         }
     }
@@ -412,6 +441,53 @@ mod tests {
         assert!(accounts
             .refresh(&expired.refresh_token, REFRESH_TTL_S)
             .is_err());
+    }
+
+    #[test]
+    fn sessions_of_one_user_in_one_second_are_told_apart_and_end_alone() {
+        let accounts = accounts();
+        accounts
+            .create_user("ann", PASSWORD, Role::Viewer, Some("north"), 0)
+            .unwrap();
+        let first = accounts.login("ann", PASSWORD, 100).unwrap();
+        let second = accounts.login("ann", PASSWORD, 100).unwrap();
+        assert_ne!(first.access_token, second.access_token);
+        let (_, first_claims) = accounts.token_holder(&first.access_token, 100).unwrap();
+        let (_, second_claims) = accounts.token_holder(&second.access_token, 100).unwrap();
+        assert_ne!(first_claims.sid, second_claims.sid);
+        assert_ne!(first_claims.jti, second_claims.jti);
+        // A refresh stays in its session, with a token of its own.
+        let refreshed = accounts.refresh(&first.refresh_token, 100).unwrap();
+        let (_, refreshed_claims) = accounts.token_holder(&refreshed.access_token, 100).unwrap();
+        assert_eq!(refreshed_claims.sid, first_claims.sid);
+        assert_ne!(refreshed.access_token, first.access_token);
+
+        accounts.logout(&refreshed.refresh_token).unwrap();
+        for ended in [&first.access_token, &refreshed.access_token] {
+            assert!(matches!(
+                accounts.authenticate(ended, 110),
+                Err(AuthError::SessionEnded)
+            ));
+            // Still attributable to its holder.
+            assert_eq!(accounts.token_holder(ended, 110).unwrap().0.subject, "ann");
+        }
+        assert_eq!(
+            accounts
+                .authenticate(&second.access_token, 110)
+                .unwrap()
+                .subject,
+            "ann"
+        );
+        assert!(accounts.refresh(&second.refresh_token, 110).is_ok());
+
+        // A reused refresh token ends its session's access tokens too.
+        let third = accounts.login("ann", PASSWORD, 200).unwrap();
+        let next = accounts.refresh(&third.refresh_token, 200).unwrap();
+        assert!(accounts.refresh(&third.refresh_token, 201).is_err());
+        assert!(matches!(
+            accounts.authenticate(&next.access_token, 202),
+            Err(AuthError::SessionEnded)
+        ));
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! [`wrap`] puts one middleware around every route: each request that changes something
 //! (POST, PUT, PATCH, DELETE: logins, failed ones included, logouts, refreshes, alert
 //! operations, backups) is recorded once it is answered: time (Unix ms), who (the access
-//! token's user; for a login the user name tried), role, municipality (from the path, else the
-//! caller's), method, route template, concrete path (never the query), status, client IP and,
-//! for alert operations, the alert id. Device ingest is telemetry, not an action: it is not
-//! recorded. Nothing secret is kept: no body, password or token.
+//! token's user; for a login the user name tried), the token's session (one per login, kept
+//! across refreshes: two logins of one user are told apart), role, municipality (from the
+//! path, else the caller's), method, route template, concrete path (never the query), status,
+//! client IP and, for alert operations, the alert id. Device ingest is telemetry, not an
+//! action: it is not recorded. Nothing secret is kept: no body, password or token.
 //!
 //! Changes answered outside the routes are recorded too, without a route template: refused by
 //! the guards around the routes ([`super::hardening`]: a body over the limit, 413), for a path
@@ -116,6 +117,9 @@ pub(super) struct AuditEntry {
     at_ms: i64,
     /// The user (for a login: the user name tried); `null` without a valid token.
     who: Option<String>,
+    /// The session of the access token (one per login, the same after refreshes), which tells
+    /// apart two logins of the same user; `null` without a valid token.
+    session: Option<String>,
     /// The user's role.
     role: Option<String>,
     /// The municipality acted on (from the path, else the user's).
@@ -442,11 +446,17 @@ impl Writer {
             route,
             status,
         } = request;
-        let caller: Option<Principal> = asked.token.as_deref().and_then(|token| {
-            self.accounts
-                .authenticate(token, at_ms.div_euclid(1000))
-                .ok()
-        });
+        // The token's holder even when its session has ended since (a logout ends its own).
+        let (caller, session): (Option<Principal>, _) = asked
+            .token
+            .as_deref()
+            .and_then(|token| {
+                self.accounts
+                    .token_holder(token, at_ms.div_euclid(1000))
+                    .ok()
+            })
+            .map(|(principal, claims)| (principal, claims.sid))
+            .unzip();
         let template = route.as_deref().unwrap_or_default();
         let municipality = path_parameter(template, &asked.path, MUNICIPALITY_PARAMETER)
             .map(str::to_string)
@@ -459,6 +469,7 @@ impl Writer {
             cursor: format!("{at_ms}-{sequence}"),
             at_ms,
             who: caller.as_ref().map(|c| c.subject.clone()).or(login_name),
+            session,
             role: caller.as_ref().map(|c| c.role.name().to_string()),
             municipality,
             method: asked.method,

@@ -2,7 +2,8 @@
 //!
 //! - a token bucket per caller (`[limits] requests_per_second`, `burst`): the caller is the
 //!   device (`X-Device-Id`) or the bearer token when there is one (hashed, not verified here:
-//!   the routes verify it), else the client IP. Over the limit: 429 with `Retry-After`, counted
+//!   the routes verify it; every access token is unique, so each login and each refresh has a
+//!   bucket of its own), else the client IP. Over the limit: 429 with `Retry-After`, counted
 //!   in `aquatwin_http_rate_limited_total`. `/health` and `/metrics` are exempt (probes and
 //!   scrapers must always get through). The table of callers is bounded (see [`RateLimiter`]);
 //! - a request body limit on every route but ingest, which has its own (`[http]

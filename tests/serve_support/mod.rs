@@ -201,37 +201,32 @@ impl Serve {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = loop {
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("aquatwin serve: listening") => break line,
-                Some(Ok(_)) => continue,
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "serve did not start:\n{}",
-                        std::fs::read_to_string(&stderr).unwrap_or_default()
-                    );
-                }
-            }
+        // Owned by a `Serve` from here on, so that any failure below kills it (on drop).
+        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut serve = Serve {
+            child,
+            token: String::new(),
+            http: unknown,
+            mqtt: None,
+            lorawan: unknown,
+            stderr,
         };
+        let line = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.starts_with("aquatwin serve: listening"))
+            .unwrap_or_else(|| panic!("serve did not start:\n{}", serve.log()));
         let field = |name: &str| {
             line.split_whitespace()
                 .find_map(|part| part.strip_prefix(&format!("{name}=")))
                 .unwrap_or_else(|| panic!("no {name}= in `{line}`"))
                 .to_string()
         };
-        let http: SocketAddr = field("http").parse().unwrap();
-        let token = login(http, ADMIN.0, ADMIN.1);
-        Serve {
-            token,
-            http,
-            mqtt: field("mqtt").parse().ok(),
-            lorawan: field("lorawan").parse().unwrap(),
-            child,
-            stderr,
-        }
+        serve.http = field("http").parse().unwrap();
+        serve.mqtt = field("mqtt").parse().ok();
+        serve.lorawan = field("lorawan").parse().unwrap();
+        serve.token = login(serve.http, ADMIN.0, ADMIN.1);
+        serve
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -401,10 +396,64 @@ pub fn try_login(http: SocketAddr, name: &str, password: &str) -> (u16, String) 
 
 /// Logs in over HTTP (curl) and returns the access token.
 pub fn login(http: SocketAddr, name: &str, password: &str) -> String {
+    login_session(http, name, password).access
+}
+
+/// The tokens of one login.
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// Logs in over HTTP (curl) and returns both tokens.
+pub fn login_session(http: SocketAddr, name: &str, password: &str) -> Session {
     let (status, text) = try_login(http, name, password);
     assert_eq!(status, 200, "login of {name}: {text}");
     let tokens: serde_json::Value = serde_json::from_str(&text).unwrap();
-    tokens["access_token"].as_str().unwrap().to_string()
+    let token = |field: &str| tokens[field].as_str().unwrap().to_string();
+    Session {
+        access: token("access_token"),
+        refresh: token("refresh_token"),
+    }
+}
+
+/// `POST /api/v1/auth/logout` of `session` (curl); the status.
+pub fn logout(http: SocketAddr, session: &Session) -> u16 {
+    let body = serde_json::json!({"refresh_token": session.refresh}).to_string();
+    curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        &format!("Authorization: Bearer {}", session.access),
+        "-d",
+        &body,
+        &format!("http://{http}/api/v1/auth/logout"),
+    ])
+    .0
+}
+
+/// An access token as versions before token ids issued them (no `sid`, no `jti`), for
+/// `subject`, valid for an hour and signed with [`JWT_SECRET`] (RFC 7519 HS256, made here
+/// with the `hmac` crate, not the server's code).
+pub fn outdated_token(subject: &str, role: &str, municipality: Option<&str>) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let now = now_ms() / 1000;
+    let claims = serde_json::json!({
+        "sub": subject, "role": role, "mun": municipality, "iat": now, "exp": now + 3600,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
 }
 
 impl Drop for Serve {
@@ -503,11 +552,21 @@ pub fn mosquitto_pub(port: u16, login: Option<(&str, &str)>, topic: &str, messag
         .expect("mosquitto_pub is installed (apt install mosquitto-clients)")
 }
 
-/// A child process, killed (SIGKILL) and reaped on drop.
+/// A child process, killed (SIGKILL) and reaped on drop. A child started as the leader of a
+/// process group of its own (`CommandExt::process_group(0)`: a wrapper such as `xvfb-run`)
+/// takes its whole group with it.
 pub struct KilledOnDrop(pub Child);
 
 impl Drop for KilledOnDrop {
     fn drop(&mut self) {
+        // Only while it runs (not reaped) is its id still its own, and so the group's id if it
+        // leads one; for a child that leads none, there is no such group and `kill` does nothing.
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
