@@ -1,7 +1,8 @@
 //! Notifications delivered to real receivers: a Python webhook receiver that verifies the
 //! HMAC signature with Python's `hmac` module (`tests/peers/webhook_receiver.py`), a Python
 //! SMTP server (`aiosmtpd`, `tests/peers/smtp_receiver.py`) that parses the email with Python's
-//! `email` package, and a TCP receiver that never answers.
+//! `email` package, a TCP receiver that never answers, and the webhook receiver over HTTPS
+//! (Python's `ssl` module) with a certificate of a private CA made by `openssl` at test time.
 
 mod serve_support;
 
@@ -17,11 +18,12 @@ use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::retry::RetryPolicy;
 use aquatwin::notify::secret::SecretRef;
 use aquatwin::notify::subscriptions::{EventFilter, WebhookFormat};
+use aquatwin::notify::webhook::read_ca_file;
 use aquatwin::notify::{
     EventKind, Notification, Notifier, NotifierConfig, Subscription, SubscriptionStore, Target,
 };
 use serde_json::Value;
-use serve_support::{KilledOnDrop, TempDir};
+use serve_support::{KilledOnDrop, TempDir, TestCa};
 use twin::store::MemoryStore;
 
 /// A Python peer, killed when dropped (even when it fails to start), logging to a file.
@@ -668,4 +670,106 @@ async fn deleting_a_subscription_stops_its_retries() {
         store.history("town", "doomed", 1000).unwrap().len(),
         stopped
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_of_a_private_ca_are_trusted_only_when_it_is_configured() {
+    let scratch = TempDir::new("notify-tls");
+    let ca = TestCa::make(&scratch.path().join("ca"));
+    let (cert, key) = (ca.cert.to_str().unwrap(), ca.key.to_str().unwrap());
+    let receiver = Peer::start(
+        "webhook_receiver.py",
+        scratch.path(),
+        &[
+            "--secret",
+            "tls-secret",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+    );
+    let url = |path: &str| format!("https://127.0.0.1:{}{path}", receiver.port);
+    let secret = secret_file(&scratch, "hook.key", "tls-secret");
+    let retry = fast_retries(2, Duration::from_secs(5));
+    // One notifier told to trust the CA, one with Mozilla's roots only.
+    let trusting = SubscriptionStore::new(Arc::new(MemoryStore::new()));
+    let subscription = webhook(
+        "hook",
+        &["*"],
+        url("/trusted"),
+        Some(secret.clone()),
+        WebhookFormat::Json,
+    );
+    trusting.put("town", &subscription).unwrap();
+    let config = NotifierConfig {
+        retry,
+        extra_trust_anchors: read_ca_file(&ca.ca).unwrap(),
+        ..NotifierConfig::default()
+    };
+    let with_ca = Notifier::spawn(config, trusting.clone()).unwrap();
+    let default_roots = SubscriptionStore::new(Arc::new(MemoryStore::new()));
+    let subscription = webhook(
+        "hook",
+        &["*"],
+        url("/untrusted"),
+        Some(secret),
+        WebhookFormat::Json,
+    );
+    default_roots.put("town", &subscription).unwrap();
+    let config = NotifierConfig {
+        retry,
+        ..NotifierConfig::default()
+    };
+    let without_ca = Notifier::spawn(config, default_roots.clone()).unwrap();
+
+    let raised = notification(EventKind::Raised, "town", alert(4, true));
+    with_ca.send(raised.clone());
+    without_ca.send(raised.clone());
+    wait_until("both deliveries' attempts", Duration::from_secs(15), || {
+        receiver.at("/trusted").len() == 1
+            && default_roots.history("town", "hook", 10).unwrap().len() == 2
+    })
+    .await;
+
+    // Trusted: delivered over TLS, signed, the body intact.
+    let record = &receiver.at("/trusted")[0];
+    assert_eq!(record["signature_ok"], true, "{record}");
+    assert_eq!(record["status"], 200);
+    let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, serde_json::to_value(&raised).unwrap());
+    let delivered = trusting.history("town", "hook", 10).unwrap();
+    assert_eq!(
+        delivered
+            .iter()
+            .map(|a| (a.attempt, a.status, a.delivered))
+            .collect::<Vec<_>>(),
+        [(1, Some(200), true)]
+    );
+
+    // Untrusted: every attempt failed in the TLS handshake, recorded with the reason; the
+    // receiver never saw a request.
+    let refused = default_roots.history("town", "hook", 10).unwrap();
+    eprintln!("without the CA: {:?}", refused[0].error);
+    for attempt in &refused {
+        assert!(
+            !attempt.delivered && attempt.status.is_none(),
+            "{attempt:?}"
+        );
+        let error = attempt.error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("tls: ") && error.contains("certificate"),
+            "{attempt:?}"
+        );
+    }
+    assert!(receiver.at("/untrusted").is_empty());
+    // The failures stopped nothing: the next notification is attempted too.
+    without_ca.send(notification(EventKind::Resolved, "town", alert(4, false)));
+    wait_until(
+        "the next notification's attempts",
+        Duration::from_secs(15),
+        || default_roots.history("town", "hook", 10).unwrap().len() == 4,
+    )
+    .await;
+    assert!(receiver.at("/untrusted").is_empty());
 }

@@ -4,7 +4,10 @@
 //! module) gets the alert, signed, naming the sensor; it is the alert the API lists. Nobody
 //! acknowledges it: after the municipality's escalation delay it is escalated once (its
 //! severity one step up), and a second receiver subscribed to `escalated` only gets that, and
-//! nothing more while the limit of one escalation holds.
+//! nothing more while the limit of one escalation holds. Over HTTPS (Python's `ssl`), a
+//! receiver whose certificate a private CA signed gets the alert when the configuration names
+//! that CA (`[notify] extra_ca_file`); one of another CA does not, and the delivery history
+//! says why.
 
 mod serve_support;
 
@@ -46,7 +49,16 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
     let port = receiver.port;
     let escalation_log = dir.path().join("escalation.jsonl");
     let escalation_receiver = WebhookReceiver::start(0, SECRET, &escalation_log);
-    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    let trusted_ca = TestCa::make(&dir.path().join("ca"));
+    let trusted_log = dir.path().join("trusted.jsonl");
+    let trusted_receiver = WebhookReceiver::start_tls(SECRET, &trusted_log, &trusted_ca);
+    let other_ca = TestCa::make(&dir.path().join("other-ca"));
+    let untrusted_log = dir.path().join("untrusted.jsonl");
+    let untrusted_receiver = WebhookReceiver::start_tls(SECRET, &untrusted_log, &other_ca);
+    let config = write_config(
+        dir.path(),
+        &format!("{EMBEDDED_MQTT}\n\n[notify]\nextra_ca_file = \"ca/ca.pem\""),
+    );
     std::fs::write(dir.path().join("hook.secret"), format!("{SECRET}\n")).unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap().replace(
         "period_seconds = 0.5",
@@ -55,13 +67,25 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
              {ESCALATION_MINUTES}, max_escalations = 1 }}"
         ),
     );
-    for (id, events, port) in [
-        ("ops-hook", "*", port),
-        ("escalation-hook", "escalated", escalation_receiver.port),
+    for (id, events, scheme, port) in [
+        ("ops-hook", "*", "http", port),
+        (
+            "escalation-hook",
+            "escalated",
+            "http",
+            escalation_receiver.port,
+        ),
+        ("trusted-tls-hook", "raised", "https", trusted_receiver.port),
+        (
+            "untrusted-tls-hook",
+            "raised",
+            "https",
+            untrusted_receiver.port,
+        ),
     ] {
         text.push_str(&format!(
             "\n[[municipality.subscriptions]]\nid = \"{id}\"\nevents = [\"{events}\"]\n\
-             target = {{ type = \"webhook\", url = \"http://127.0.0.1:{port}/hook\", \
+             target = {{ type = \"webhook\", url = \"{scheme}://127.0.0.1:{port}/hook\", \
              secret = \"file:hook.secret\", format = \"json\" }}\n"
         ));
     }
@@ -102,6 +126,39 @@ fn a_sensor_fault_reaches_a_signed_webhook() {
         alerts["alerts"][0]["id"], notification["alert"]["id"],
         "{alerts}"
     );
+
+    // Over HTTPS: the receiver of the configured CA gets the same alert, signed; the one of
+    // another CA gets nothing, and the delivery history names the TLS failure.
+    let over_tls = serve.wait_for(Duration::from_secs(15), || {
+        !webhook_requests(&trusted_log).is_empty()
+    });
+    assert!(
+        over_tls,
+        "no HTTPS webhook call; serve log:\n{}",
+        serve.log()
+    );
+    let trusted = &notifications(&trusted_log)[0];
+    assert_eq!(trusted["event"], "raised", "{trusted}");
+    assert_eq!(trusted["alert"]["id"], notification["alert"]["id"]);
+    let deliveries = format!(
+        "/api/v1/municipalities/{MUNICIPALITY}/subscriptions/untrusted-tls-hook/deliveries"
+    );
+    let attempted = serve.wait_for(Duration::from_secs(15), || {
+        serve.get(&deliveries).1["deliveries"]
+            .as_array()
+            .is_some_and(|attempts| !attempts.is_empty())
+    });
+    assert!(attempted, "no attempt to the untrusted receiver");
+    let (status, history) = serve.get(&deliveries);
+    assert_eq!(status, 200);
+    let attempt = &history["deliveries"][0];
+    assert_eq!(attempt["delivered"], false, "{attempt}");
+    let error = attempt["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("tls: ") && error.contains("certificate"),
+        "{attempt}"
+    );
+    assert!(webhook_requests(&untrusted_log).is_empty());
 
     // Unacknowledged: escalated once after the delay, one severity step up, to both receivers.
     let raised = &notification["alert"];

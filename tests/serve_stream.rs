@@ -11,6 +11,9 @@
 //! - Refusals come before the upgrade, as HTTP answers.
 //! - A client that stops reading while readings flow is closed with 1008 and the reason; the
 //!   server stays healthy and other clients keep receiving.
+//! - A stream whose session is ended (logout over the HTTP API) is closed with 1008 and the
+//!   reason within the server's re-check interval; a stream of another session of the same
+//!   user goes on.
 //! - The network as `.inp` and GeoJSON.
 
 mod serve_support;
@@ -436,6 +439,101 @@ fn a_slow_consumer_is_closed_and_the_others_go_on() {
     let reading = other.message(Duration::from_secs(5), "reading", |r| r["ts"] == t);
     assert_eq!(reading["data"]["value"], 52.5);
     other.message(Duration::from_secs(5), "state", |_| true);
+}
+
+/// How often the server checks an open stream's token again (`ACCESS_RECHECK` in
+/// `src/serve/stream.rs`): the longest a stream may outlive its session.
+const ACCESS_RECHECK_MS: i64 = 2_000;
+/// Slack for the client's and a loaded machine's delays on top of it (still far below the
+/// token's 15 min lifetime, the only other thing that would end the stream).
+const CLOSE_SLACK_MS: i64 = 3_000;
+
+#[test]
+fn a_logout_closes_the_streams_of_its_session_only() {
+    let dir = TempDir::new("serve-stream-logout");
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    create_viewer(&config.with_file_name("data"), NORTH_VIEWER, MUNICIPALITY);
+    let serve = Serve::start(&config, &[]);
+    // Two logins of one user: two sessions. One streams with its token in the query, the
+    // other in the header.
+    let ending = login_session(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
+    let going_on = login_session(serve.http, NORTH_VIEWER.0, NORTH_VIEWER.1);
+    let query = format!("municipality={MUNICIPALITY}&topics=state");
+    let ended = Peer::start(
+        &stream_url(&serve, &format!("{query}&access_token={}", ending.access)),
+        &[],
+    );
+    let other = Peer::start(&stream_url(&serve, &query), &["--bearer", &going_on.access]);
+    for peer in [&ended, &other] {
+        peer.message(Duration::from_secs(10), "hello", |_| true);
+    }
+
+    // Both stay open across several checks while their sessions last.
+    let opened = now_ms();
+    for peer in [&ended, &other] {
+        let events = peer.until(Duration::from_secs(10), |event| {
+            event["at_ms"]
+                .as_i64()
+                .is_some_and(|at| at > opened + 2 * ACCESS_RECHECK_MS)
+        });
+        assert!(
+            events
+                .iter()
+                .all(|e| e["event"] == "message" && e["data"]["type"] == "state"),
+            "{events:#?}"
+        );
+    }
+
+    // The first session logs out over the HTTP API: its stream is told why and closed.
+    let before_logout = now_ms();
+    assert_eq!(logout(serve.http, &ending), 204);
+    let logged_out = now_ms();
+    let closing = ended.message(
+        Duration::from_millis((ACCESS_RECHECK_MS + CLOSE_SLACK_MS) as u64 + 1_000),
+        "closing",
+        |_| true,
+    );
+    let closed = ended.wait_for(Duration::from_secs(5), |e| e["event"] == "closed");
+    assert_eq!(closed["code"], 1008, "{closed}");
+    let reason = closed["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("access withdrawn: ") && reason.contains("session"),
+        "{reason}"
+    );
+    assert_eq!(closing["data"]["reason"], reason);
+    let closed_at = closing["at_ms"].as_i64().unwrap();
+    eprintln!(
+        "the stream was closed {} ms after the logout returned",
+        closed_at - logged_out
+    );
+    assert!(
+        closed_at >= before_logout && closed_at - logged_out <= ACCESS_RECHECK_MS + CLOSE_SLACK_MS,
+        "closed {} ms after the logout (bound {ACCESS_RECHECK_MS} ms)",
+        closed_at - logged_out
+    );
+    // Nor can the ended session open a new stream.
+    let refused = Peer::start(
+        &stream_url(&serve, &format!("{query}&access_token={}", ending.access)),
+        &[],
+    );
+    let answer = refused.wait_for(Duration::from_secs(10), |_| true);
+    assert_eq!(
+        (answer["event"].clone(), answer["status"].clone()),
+        ("refused".into(), 401.into())
+    );
+
+    // The other session's stream goes on past the next checks.
+    let events = other.until(Duration::from_secs(10), |event| {
+        event["at_ms"]
+            .as_i64()
+            .is_some_and(|at| at > closed_at + 2 * ACCESS_RECHECK_MS)
+    });
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"] == "message" && e["data"]["type"] == "state"),
+        "{events:#?}"
+    );
 }
 
 #[test]

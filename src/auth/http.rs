@@ -97,7 +97,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn unix_now() -> i64 {
+/// Unix seconds now: the clock tokens are checked against.
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -114,6 +115,15 @@ impl<T: AccountsState> AccountsState for Arc<T> {
     fn accounts(&self) -> &Arc<Accounts> {
         (**self).accounts()
     }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// The authenticated caller of a request.
@@ -148,12 +158,7 @@ impl<S: AccountsState> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let accounts = state.accounts();
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        let token = bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
         match accounts.authenticate(token, unix_now()) {
             Ok(principal) => Ok(Caller(principal)),

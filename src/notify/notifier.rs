@@ -21,6 +21,7 @@ use actors::messages::Alert;
 use rand::Rng;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::pki_types::TrustAnchor;
 use tokio_rustls::rustls::{self, ClientConfig};
 
 use super::email::{self, EmailError, Mailer, SmtpConfig};
@@ -62,6 +63,9 @@ pub struct NotifierConfig {
     pub link_base: Option<String>,
     /// Delivery attempts kept per subscription (the newest; older ones are deleted).
     pub history_per_subscription: usize,
+    /// Certificate authorities that webhook receivers' certificates may chain to besides
+    /// Mozilla's roots ([`webhook::read_ca_file`]): none unless the operator names some.
+    pub extra_trust_anchors: Vec<TrustAnchor<'static>>,
 }
 
 impl Default for NotifierConfig {
@@ -73,6 +77,7 @@ impl Default for NotifierConfig {
             smtp: None,
             link_base: None,
             history_per_subscription: DEFAULT_HISTORY_PER_SUBSCRIPTION,
+            extra_trust_anchors: Vec::new(),
         }
     }
 }
@@ -110,7 +115,7 @@ impl Notifier {
         let delivery = Arc::new(Delivery {
             subscriptions,
             retry: config.retry,
-            tls: webhook::tls_config()?,
+            tls: webhook::tls_config(&config.extra_trust_anchors)?,
             mailer,
             link_base: config.link_base,
             history_per_subscription: config.history_per_subscription.max(1),

@@ -1,6 +1,8 @@
 //! Webhook delivery: the body (our JSON or Slack's message), its signature, and one HTTP/1.1
-//! POST over plain TCP or rustls (Mozilla's roots).
+//! POST over plain TCP or rustls (Mozilla's roots, plus the private certificate authorities
+//! the operator names: [`read_ca_file`]).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, TrustAnchor};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
@@ -135,11 +138,84 @@ fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The TLS settings of webhook POSTs: Mozilla's root certificates, ring's cryptography.
-pub fn tls_config() -> Result<Arc<ClientConfig>, rustls::Error> {
-    let roots = RootCertStore {
+/// Why a file of extra certificate authorities is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A PEM block is broken.
+    #[error("{path} is not valid PEM: {cause}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        cause: String,
+    },
+    /// No `CERTIFICATE` block.
+    #[error("{path} holds no certificate (PEM `-----BEGIN CERTIFICATE-----` blocks)")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A certificate that cannot be a trust anchor (not X.509 DER inside).
+    #[error("{path}: certificate {number} cannot be trusted: {cause}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// Its place among the file's certificates, from 1.
+        number: usize,
+        /// Why.
+        cause: rustls::Error,
+    },
+}
+
+/// The certificate authorities of the PEM file at `path` (every `CERTIFICATE` block; other
+/// blocks such as keys are skipped), to trust besides Mozilla's roots: a private CA that
+/// signs internal receivers' certificates.
+pub fn read_ca_file(path: &Path) -> Result<Vec<TrustAnchor<'static>>, CaFileError> {
+    let pem = std::fs::read(path).map_err(|source| CaFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| CaFileError::Pem {
+            path: path.to_path_buf(),
+            cause: err.to_string(),
+        })?;
+    if certificates.is_empty() {
+        return Err(CaFileError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut anchors = RootCertStore::empty();
+    for (index, certificate) in certificates.into_iter().enumerate() {
+        anchors
+            .add(certificate)
+            .map_err(|cause| CaFileError::Unusable {
+                path: path.to_path_buf(),
+                number: index + 1,
+                cause,
+            })?;
+    }
+    Ok(anchors.roots)
+}
+
+/// The TLS settings of webhook POSTs: Mozilla's root certificates and `extra_roots`, ring's
+/// cryptography.
+pub fn tls_config(
+    extra_roots: &[TrustAnchor<'static>],
+) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    roots.roots.extend_from_slice(extra_roots);
     let config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
@@ -261,6 +337,45 @@ mod tests {
 
     #[test]
     fn the_tls_configuration_builds() {
-        assert!(tls_config().is_ok());
+        assert!(tls_config(&[]).is_ok());
+    }
+
+    #[test]
+    fn ca_files_without_certificates_are_refused_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("aquatwin-ca-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let err = read_ca_file(&missing).unwrap_err();
+        assert!(matches!(err, CaFileError::Read { .. }));
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+
+        let key_only = dir.join("key.pem");
+        std::fs::write(
+            &key_only,
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\
+             -----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = read_ca_file(&key_only).unwrap_err();
+        assert!(matches!(err, CaFileError::NoCertificate { .. }), "{err}");
+        assert!(err.to_string().contains("key.pem"), "{err}");
+
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = read_ca_file(&garbage).unwrap_err();
+        assert!(
+            matches!(err, CaFileError::Unusable { number: 1, .. }),
+            "{err}"
+        );
+
+        let truncated = dir.join("truncated.pem");
+        std::fs::write(&truncated, "-----BEGIN CERTIFICATE-----\nbm90\n").unwrap();
+        let err = read_ca_file(&truncated).unwrap_err();
+        assert!(matches!(err, CaFileError::Pem { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,6 +26,8 @@
 //!
 //! [notify]
 //! history_per_subscription = 1000        # delivery attempts kept per subscription (newest)
+//! extra_ca_file = "private-ca.pem"       # optional: CAs (PEM) webhook receivers' certificates
+//!                                        # may chain to, besides Mozilla's roots
 //!
 //! [chirpstack]                           # optional: the ChirpStack MQTT integration's login
 //! username = "chirpstack"
@@ -78,7 +80,9 @@ use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::notifier::DEFAULT_HISTORY_PER_SUBSCRIPTION;
 use aquatwin::notify::secret::SecretRef;
 use aquatwin::notify::subscriptions::{Subscription, Target};
+use aquatwin::notify::webhook::read_ca_file;
 use serde::Deserialize;
+use tokio_rustls::rustls::pki_types::TrustAnchor;
 
 pub use self::municipality::MunicipalitySetup;
 use self::municipality::{device, municipality, MunicipalitySection};
@@ -168,6 +172,8 @@ pub struct ServeConfig {
     pub silence_after: Duration,
     /// Delivery attempts kept per subscription (the newest).
     pub history_per_subscription: usize,
+    /// Certificate authorities of `[notify] extra_ca_file`, trusted for webhook receivers.
+    pub webhook_trust_anchors: Vec<TrustAnchor<'static>>,
 }
 
 /// The HTTP API's guards (`[limits]`).
@@ -218,6 +224,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct NotifySection {
     history_per_subscription: Option<usize>,
+    extra_ca_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -312,6 +319,8 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
     };
     let history_per_subscription =
         history_per_subscription(&file.notify).map_err(|(place, cause)| error(&place, cause))?;
+    let webhook_trust_anchors =
+        extra_ca_file(&file.notify, base).map_err(|(place, cause)| error(&place, cause))?;
     let mqtt = mqtt_source(&file.mqtt, base).map_err(|(place, cause)| error(&place, cause))?;
     let lorawan_listen = socket_addr(
         file.lorawan
@@ -418,7 +427,21 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
         limits,
         silence_after,
         history_per_subscription,
+        webhook_trust_anchors,
     })
+}
+
+/// `[notify] extra_ca_file`: the certificate authorities it holds (none without the key); the
+/// file is read now, so a missing or empty one stops the start rather than every delivery.
+fn extra_ca_file(
+    section: &NotifySection,
+    base: &Path,
+) -> Result<Vec<TrustAnchor<'static>>, FieldError> {
+    match &section.extra_ca_file {
+        None => Ok(Vec::new()),
+        Some(file) => read_ca_file(&base.join(file))
+            .map_err(|err| ("notify.extra_ca_file".into(), err.to_string())),
+    }
 }
 
 /// `[notify] history_per_subscription`: at least one attempt, and no more than one listing of
@@ -562,6 +585,33 @@ fn hex_bytes<const N: usize>(text: &str) -> Result<[u8; N], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unusable_extra_ca_file_is_named_with_its_key() {
+        let dir = std::env::temp_dir().join(format!("aquatwin-extra-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("empty.pem"), "no PEM here\n").unwrap();
+        let section = |file: &str| NotifySection {
+            history_per_subscription: None,
+            extra_ca_file: Some(file.into()),
+        };
+        for (file, cause) in [
+            ("absent.pem", "cannot read"),
+            ("empty.pem", "holds no certificate"),
+        ] {
+            let (place, message) = extra_ca_file(&section(file), &dir).unwrap_err();
+            assert_eq!(place, "notify.extra_ca_file");
+            let path = dir.join(file).display().to_string();
+            assert!(
+                message.contains(&path) && message.contains(cause),
+                "{message}"
+            );
+        }
+        assert!(extra_ca_file(&NotifySection::default(), &dir)
+            .unwrap()
+            .is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn literal_secrets_are_refused() {

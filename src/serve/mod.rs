@@ -312,6 +312,7 @@ impl Server {
                 smtp: config.smtp.clone(),
                 link_base: config.link_base.clone(),
                 history_per_subscription: config.history_per_subscription,
+                extra_trust_anchors: config.webhook_trust_anchors.clone(),
                 ..NotifierConfig::default()
             },
         )?;

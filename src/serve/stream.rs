@@ -17,8 +17,14 @@
 //!   arrays follow the ids of `hello`);
 //! - `{"type":"reading","sensor_id","ts","value","flags"}` once a reading is durably stored;
 //! - `{"type":"alert","alert":{...}}` for every new or changed alert;
-//! - `{"type":"closing","reason"}` before the server closes the stream: a slow consumer
-//!   (close code 1008 with the same reason) or the server stopping (1001).
+//! - `{"type":"closing","reason"}` before the server closes the stream: a slow consumer or
+//!   access withdrawn (close code 1008 with the same reason), or the server stopping (1001).
+//!
+//! The token a stream opened with is checked again every few seconds
+//! ([`ACCESS_RECHECK`]), as a request's would be but for its age: once its session has ended
+//! (logout) or its user was deactivated or lost the municipality, the stream is closed (1008,
+//! `access withdrawn: ...` and why). An open stream outlives its short-lived access token (a
+//! control room watches for hours), never its session.
 //!
 //! Each stream has a bounded send queue (bytes and messages). A client that does not keep up,
 //! so that its queue stays full or it misses broadcast messages, is told and closed: memory
@@ -30,7 +36,8 @@ use std::time::Duration;
 
 use actors::messages::Alert;
 use actors::runtime::{QueryError, StoredReadings, TwinRuntime};
-use aquatwin::auth::http::{role_names, ApiError, Caller, ErrorBody};
+use aquatwin::auth::http::{bearer_token, role_names, unix_now, ApiError, Caller, ErrorBody};
+use aquatwin::auth::users::{Accounts, AuthError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Query, Request, State};
@@ -49,6 +56,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::http::{period_fields, query_error, AppState, READERS};
+
+/// How often a stream checks that its token still gives access: the longest a stream outlives
+/// its session, its token or its user's access. Each check reads two small records (the
+/// user, the session) from the store, so the most streams open at once ([`MAX_STREAMS`])
+/// cost about a thousand small reads a second.
+const ACCESS_RECHECK: Duration = Duration::from_secs(2);
+
+/// The longest reason a close frame carries (125 bytes of payload less the code's two).
+const CLOSE_REASON_MAX: usize = 123;
 
 /// How often the server pings each client.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -307,6 +323,10 @@ async fn stream(
         parts.headers.insert(header::AUTHORIZATION, bearer);
     }
     let caller = Caller::from_request_parts(&mut parts, &state).await?;
+    // The extractor found this token, so it is there; kept for the checks while streaming.
+    let token = bearer_token(&parts.headers)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
     let municipality = query
         .municipality
         .ok_or_else(|| malformed("municipality: required (the municipality to stream)"))?;
@@ -333,6 +353,8 @@ async fn stream(
     let session = Session {
         closing: state.streams.closing.subscribe(),
         state,
+        token,
+        opened_at: unix_now(),
         municipality,
         subscription,
         feeds,
@@ -371,6 +393,7 @@ struct Queued {
 }
 
 /// How a stream ends.
+#[derive(Debug)]
 enum Ending {
     /// The connection broke or the client went away without a close frame: nothing to send.
     Gone,
@@ -435,6 +458,10 @@ impl Outbox {
 /// One accepted stream, before and while it runs.
 struct Session {
     state: Arc<AppState>,
+    /// The access token the stream opened with, checked again every [`ACCESS_RECHECK`].
+    token: String,
+    /// When the stream opened (Unix seconds): the token's age is judged at this time.
+    opened_at: i64,
     municipality: String,
     subscription: Subscription,
     feeds: Feeds,
@@ -448,6 +475,7 @@ enum Event {
     Alert(Result<Alert, RecvError>),
     Readings(Result<Arc<StoredReadings>, RecvError>),
     Ping,
+    AccessCheck,
     ServerClosing,
 }
 
@@ -500,6 +528,8 @@ impl Session {
     async fn forward(&mut self, incoming: &mut SplitStream<WebSocket>, outbox: &Outbox) -> Ending {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
+        let mut access_check = tokio::time::interval(ACCESS_RECHECK);
+        access_check.tick().await;
         loop {
             let event = tokio::select! {
                 message = incoming.next() => Event::Client(message),
@@ -507,6 +537,7 @@ impl Session {
                 alert = next(&mut self.feeds.alerts) => Event::Alert(alert),
                 readings = next(&mut self.feeds.readings) => Event::Readings(readings),
                 _ = ping.tick() => Event::Ping,
+                _ = access_check.tick() => Event::AccessCheck,
                 _ = self.closing.wait_for(|closing| *closing) => Event::ServerClosing,
             };
             if let Err(ending) = self.handle(event, outbox).await {
@@ -559,6 +590,12 @@ impl Session {
                 Ok(())
             }
             Event::Ping => outbox.push(Message::Ping(Default::default())).await,
+            Event::AccessCheck => still_allowed(
+                self.state.accounts.as_ref(),
+                &self.token,
+                &self.municipality,
+                self.opened_at,
+            ),
             Event::ServerClosing => Err(Ending::Close {
                 code: close_code::AWAY,
                 reason: "server shutting down".into(),
@@ -597,6 +634,44 @@ fn received<T>(message: Result<T, RecvError>, what: &str) -> Result<T, Ending> {
             reason: "the twin is stopping".into(),
         }),
     }
+}
+
+/// Whether `token`, valid when its stream opened at `opened_at` (Unix seconds), still lets its
+/// holder read `municipality`: the checks of a request (session, user, role, tenant) on the
+/// accounts as they are now; why the stream ends otherwise.
+fn still_allowed(
+    accounts: &Accounts,
+    token: &str,
+    municipality: &str,
+    opened_at: i64,
+) -> Result<(), Ending> {
+    let withdrawn = |cause: &str| Ending::Close {
+        code: close_code::POLICY,
+        reason: close_reason(&format!("access withdrawn: {cause}")),
+    };
+    match accounts.authenticate(token, opened_at) {
+        Ok(principal) => Caller(principal)
+            .allow(READERS, Some(municipality))
+            .map_err(|refusal| withdrawn(&refusal.detail)),
+        Err(AuthError::Store(err)) => {
+            tracing::error!("a stream's access check failed: {err}");
+            Err(Ending::Close {
+                code: close_code::ERROR,
+                reason: "internal error (logged)".into(),
+            })
+        }
+        Err(AuthError::InvalidCredentials) => Err(withdrawn("the user is disabled or removed")),
+        Err(refusal) => Err(withdrawn(&refusal.to_string())),
+    }
+}
+
+/// `reason` cut to what a close frame carries, at a character boundary.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(CLOSE_REASON_MAX);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
 }
 
 fn error_message(detail: &str) -> String {
@@ -666,6 +741,72 @@ mod tests {
         assert!(only.wants_sensor("anything"), "no sensors: every sensor");
         let err = Subscription::from_query(Some("state,nope"), None).unwrap_err();
         assert!(err.starts_with("topics:") && err.contains("nope"), "{err}");
+    }
+
+    /// The close code and reason of a stream's ending (`None`: it goes on).
+    fn verdict(ending: Result<(), Ending>) -> Option<(u16, String)> {
+        match ending {
+            Ok(()) => None,
+            Err(Ending::Close { code, reason }) => Some((code, reason)),
+            Err(other) => panic!("a check ends a stream with a close frame, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn access_is_withdrawn_when_the_session_ends_or_the_user_is_disabled_not_when_time_passes() {
+        use aquatwin::auth::jwt::JwtKey;
+        use aquatwin::auth::users::ACCESS_TTL_S;
+        use aquatwin::auth::Role;
+        use twin::store::MemoryStore;
+
+        const PASSWORD: &str = "a long enough password";
+        let accounts = Accounts::new(
+            Arc::new(MemoryStore::new()),
+            Some(JwtKey::new(vec![5u8; 32]).unwrap()),
+        );
+        accounts
+            .create_user("ann", PASSWORD, Role::Viewer, Some("north"), 0)
+            .unwrap();
+        let issued = 1_000;
+        let first = accounts.login("ann", PASSWORD, issued).unwrap();
+        let second = accounts.login("ann", PASSWORD, issued).unwrap();
+        let check = |token: &str, municipality: &str, opened_at: i64| {
+            verdict(still_allowed(&accounts, token, municipality, opened_at))
+        };
+        let withdrawn = |token: &str, municipality: &str, opened_at: i64, cause: &str| {
+            let (code, reason) = check(token, municipality, opened_at).expect("access withdrawn");
+            assert_eq!(code, close_code::POLICY, "{reason}");
+            assert!(reason.starts_with("access withdrawn: "), "{reason}");
+            assert!(reason.contains(cause), "{reason} does not say {cause}");
+        };
+
+        assert_eq!(check(&first.access_token, "north", issued), None);
+        // A stream opened in the token's last second keeps going; one cannot open later.
+        let expiry = issued + ACCESS_TTL_S;
+        assert_eq!(check(&first.access_token, "north", expiry - 1), None);
+        withdrawn(&first.access_token, "north", expiry, "expired");
+        withdrawn(
+            &first.access_token,
+            "south",
+            issued,
+            "no municipality south",
+        );
+
+        accounts.logout(&first.refresh_token).unwrap();
+        withdrawn(&first.access_token, "north", issued, "session");
+        assert_eq!(check(&second.access_token, "north", issued), None);
+
+        accounts.set_active("ann", false).unwrap();
+        withdrawn(&second.access_token, "north", issued, "disabled");
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= CLOSE_REASON_MAX && long.starts_with(&cut));
+        assert_eq!(cut.len(), 122, "cut at the last whole character");
     }
 
     #[test]

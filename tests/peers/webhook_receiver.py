@@ -6,13 +6,16 @@ Listens on 127.0.0.1:PORT, answers every POST and appends one JSON line per requ
 verifies the X-Aquatwin-Signature header independently of aquatwin (Python's hmac module):
 sha256=HMAC-SHA256(secret, "<X-Aquatwin-Timestamp>.<body>") and a timestamp within 300 s
 of now; a request that fails the check gets 401. The first --fail-first requests get 500.
-Prints "READY <port>" once listening.
+With --tls-cert and --tls-key (PEM) it serves HTTPS (Python's ssl module, an independent TLS
+implementation): a client that does not trust the certificate fails its handshake, and no
+request is logged. Prints "READY <port>" once listening.
 """
 
 import argparse
 import hashlib
 import hmac
 import json
+import ssl
 import sys
 import threading
 import time
@@ -27,6 +30,8 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--secret")
     parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--tls-cert", help="the server's certificate chain (PEM): serve HTTPS")
+    parser.add_argument("--tls-key", help="the key of --tls-cert (PEM)")
     args = parser.parse_args()
     lock = threading.Lock()
     seen = {"requests": 0}
@@ -72,6 +77,12 @@ def main():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        # The handshake runs in accept(): a failed one is an OSError there, which the server
+        # drops without stopping.
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"READY {server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -619,10 +619,29 @@ impl WebhookReceiver {
     /// Starts the receiver on `port` (0: a free one), checking signatures with `secret`; it
     /// logs every request to `log` ([`webhook_requests`]).
     pub fn start(port: u16, secret: &str, log: &Path) -> WebhookReceiver {
-        let mut child = Command::new("python3")
+        Self::spawn(port, secret, log, None)
+    }
+
+    /// [`WebhookReceiver::start`] on a free port, serving HTTPS with the server certificate
+    /// of `ca`.
+    pub fn start_tls(secret: &str, log: &Path, ca: &TestCa) -> WebhookReceiver {
+        Self::spawn(0, secret, log, Some(ca))
+    }
+
+    fn spawn(port: u16, secret: &str, log: &Path, tls: Option<&TestCa>) -> WebhookReceiver {
+        let mut command = Command::new("python3");
+        command
             .arg(format!("{ROOT}/tests/peers/webhook_receiver.py"))
             .args(["--port", &port.to_string(), "--secret", secret, "--log"])
-            .arg(log)
+            .arg(log);
+        if let Some(ca) = tls {
+            command
+                .arg("--tls-cert")
+                .arg(&ca.cert)
+                .arg("--tls-key")
+                .arg(&ca.key);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the webhook receiver");
@@ -633,6 +652,38 @@ impl WebhookReceiver {
         WebhookReceiver {
             _child: KilledOnDrop(child),
             port: listening,
+        }
+    }
+}
+
+/// A private certificate authority and a server certificate it signed for 127.0.0.1 and
+/// localhost, made by `tests/peers/make_test_ca.sh` with the `openssl` command.
+pub struct TestCa {
+    /// The CA's certificate (PEM): what a client is told to trust.
+    pub ca: PathBuf,
+    /// The server's certificate (PEM).
+    pub cert: PathBuf,
+    /// The server certificate's key (PEM).
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    /// Makes a new CA and server certificate in `dir`.
+    pub fn make(dir: &Path) -> TestCa {
+        let output = Command::new("bash")
+            .arg(format!("{ROOT}/tests/peers/make_test_ca.sh"))
+            .arg(dir)
+            .output()
+            .expect("bash and the openssl command (apt-get install openssl)");
+        assert!(
+            output.status.success(),
+            "make_test_ca.sh: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        TestCa {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
         }
     }
 }
