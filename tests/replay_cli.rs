@@ -154,7 +154,7 @@ fn replay_scores_the_shared_examples() {
     // leaks found within 300 m, and at most this many false alarms.
     assert!(found >= 1, "{found} found");
     assert!(
-        false_alarms <= 2,
+        false_alarms <= 1,
         "{false_alarms} false alarms in {days} days"
     );
 }
@@ -216,7 +216,7 @@ fn replay_scores_generated_net3_scenarios() {
     let (found, detected, leaks, false_alarms) = score_generated(1..=4);
     // What the detector reaches on these scenarios (deterministic: fixed seeds).
     assert_eq!(leaks, 8);
-    assert!(found >= 2 && detected >= 6, "{found} {detected}");
+    assert!(found >= 4 && detected >= 7, "{found} {detected}");
     assert!(false_alarms <= 6, "{false_alarms}");
 }
 
@@ -226,8 +226,11 @@ fn replay_scores_generated_net3_scenarios() {
 fn replay_scores_held_out_net3_scenarios() {
     let (found, detected, leaks, false_alarms) = score_generated(11..=18);
     assert_eq!(leaks, 16);
-    assert!(found >= 8 && detected >= 12, "{found} {detected}");
-    assert!(false_alarms <= 8, "{false_alarms}");
+    // Stop 13 (tank turns, robust signatures, re-location until confident): as located as
+    // stop 11's detector (8), more detected in the window (14, was 12), but 11 false alarms
+    // (stop 11: 8).
+    assert!(found >= 8 && detected >= 14, "{found} {detected}");
+    assert!(false_alarms <= 11, "{false_alarms}");
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! window and then raises leak and burst events, each located by matching its residual
 //! signature against the sensitivities of the period ([`Localizer`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use hydraulics::model::{ControlCondition, LinkAction, LinkKind, Network, NodeKind};
 use hydraulics::solver::{BoundaryConditions, LinkState, SnapshotError, SnapshotSolver};
@@ -30,11 +30,14 @@ use crate::reading::{NetworkUnits, Sensor, SensorKind, TargetKind};
 /// A pump whose metered flow is below this share of its design flow is taken as stopped.
 const PUMP_STOPPED_SHARE: f64 = 0.01;
 /// An alarm located this close (m, pipe distance) to a leak already reported is that leak
-/// growing.
-const SAME_LEAK_M: f64 = 500.0;
+/// growing: a growing leak raises the watch again, and its second location scatters by a
+/// kilometre or more around the first.
+const SAME_LEAK_M: f64 = 2_000.0;
 /// Bounds of the demand multiplier estimated from the inflow (a meter outage must not empty
 /// or flood the model).
 const MULTIPLIER_RANGE: (f64, f64) = (0.2, 5.0);
+/// Periods of tank levels kept to tell how fast a tank moved before it turned round.
+const TURN_WINDOW: usize = 12;
 
 /// Why a twin could not be built or stepped.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,26 @@ pub struct TwinEvent {
     pub location: Option<Location>,
 }
 
+/// An alarm waiting for a location it can be reported with.
+#[derive(Debug, Clone)]
+struct PendingAlarm {
+    alarm: Alarm,
+    /// When it was raised (ms).
+    raised_ms: i64,
+    /// When to locate it (again) (ms).
+    next_try_ms: i64,
+}
+
+/// What locating an alarm came to.
+enum Located {
+    /// Report it.
+    Report(TwinEvent),
+    /// Not confident yet: locate it again later, with more evidence.
+    Again,
+    /// It is a leak already reported nearby that grew.
+    Known,
+}
+
 /// The twin of one hydraulic network.
 pub struct NetworkTwin {
     network: Network,
@@ -173,12 +196,16 @@ pub struct NetworkTwin {
     last_sim_seconds: Option<u64>,
     /// Heads of the previous period (level and pressure controls).
     last_head: Vec<f64>,
+    /// Heads of the periods before that, oldest first, at most [`TURN_WINDOW`] (how fast a
+    /// tank was moving before it turned round).
+    earlier_heads: VecDeque<Vec<f64>>,
     watch: Option<LeakWatch>,
     localizer: Localizer,
     /// Nodes of the leaks reported so far.
     reported: Vec<usize>,
-    /// Gradual leaks raised and not yet reported (their signature is still building up).
-    pending: Vec<Alarm>,
+    /// Alarms raised and not yet reported (their signature is still building up, or their
+    /// location is not confident yet).
+    pending: Vec<PendingAlarm>,
     /// Demand group of each junction (the pattern of its first demand), for the multipliers.
     demand_groups: Vec<usize>,
     group_count: usize,
@@ -280,7 +307,7 @@ impl NetworkTwin {
             })
             .collect();
         let localizer = Localizer::new(&network, &units);
-        let last_head = network
+        let last_head: Vec<f64> = network
             .nodes
             .iter()
             .map(|node| match &node.kind {
@@ -307,6 +334,7 @@ impl NetworkTwin {
             inflow_meters,
             pump_meters,
             last_sim_seconds: None,
+            earlier_heads: VecDeque::new(),
             last_head,
             watch: None,
             localizer,
@@ -359,6 +387,7 @@ impl NetworkTwin {
         latest: &HashMap<String, f64>,
     ) -> Result<PeriodState, TwinError> {
         let sim_seconds = self.clock.sim_seconds(timestamp_ms);
+        let first_period = self.last_sim_seconds.is_none();
         let mut conditions = BoundaryConditions {
             time: sim_seconds,
             ..BoundaryConditions::default()
@@ -446,7 +475,14 @@ impl NetworkTwin {
                 })
             })
             .collect();
-        self.last_head.clone_from(&result.head);
+        let previous = std::mem::replace(&mut self.last_head, result.head.clone());
+        // Before a second period there is no way a tank was moving.
+        if !first_period {
+            self.earlier_heads.push_back(previous);
+            if self.earlier_heads.len() > TURN_WINDOW {
+                self.earlier_heads.pop_front();
+            }
+        }
         let mut state = PeriodState {
             timestamp_ms,
             sim_seconds,
@@ -498,23 +534,28 @@ impl NetworkTwin {
             residuals,
         };
         let now = state.timestamp_ms;
+        let config = watch.config().clone();
         if let Some(alarm) = watch.observe(frame) {
-            self.pending.push(alarm);
+            // An alarm is first located once its signature had time to build up: a gradual
+            // leak's slowly, a burst's within the hour.
+            let delay = match alarm.kind {
+                EventKind::Leak => config.gradual_report_delay_ms,
+                _ => config.burst_report_delay_ms,
+            };
+            self.pending.push(PendingAlarm {
+                raised_ms: alarm.time,
+                next_try_ms: alarm.time + delay,
+                alarm,
+            });
         }
-        // An alarm is reported once its signature had time to build up: a gradual leak's
-        // slowly, a burst's within the hour.
-        let config = watch.config();
-        let delay = |kind: EventKind| match kind {
-            EventKind::Leak => config.gradual_report_delay_ms,
-            _ => config.burst_report_delay_ms,
-        };
-        let (mut due, waiting): (Vec<Alarm>, Vec<Alarm>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|a| now - a.time >= delay(a.kind));
+        let (mut due, waiting): (Vec<PendingAlarm>, Vec<PendingAlarm>) =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|p| now >= p.next_try_ms);
         self.pending = waiting;
-        for alarm in due.iter_mut().filter(|a| a.time < now) {
-            alarm.signature = watch.signature(alarm.onset, now);
-            alarm.time = now;
+        for pending in due.iter_mut().filter(|p| p.alarm.time < now) {
+            pending.alarm.signature = watch.signature(pending.alarm.onset, now);
+            pending.alarm.time = now;
         }
         let needs_signatures = watch.needs_signatures();
         if due.is_empty() && !needs_signatures {
@@ -549,18 +590,33 @@ impl NetworkTwin {
                 .collect();
             watch.set_signatures(&responses);
         }
-        due.into_iter()
-            .filter_map(|alarm| self.locate(&sensitivity, &consumption, alarm))
-            .collect()
+        let mut events = Vec::new();
+        for pending in due {
+            let confident_enough = |confidence: f64| {
+                confidence >= config.locate_confidence
+                    || now - pending.raised_ms >= config.locate_max_wait_ms
+            };
+            match self.locate(&sensitivity, &consumption, &pending.alarm, confident_enough) {
+                Located::Report(event) => events.push(event),
+                Located::Again => self.pending.push(PendingAlarm {
+                    next_try_ms: now + config.relocate_every_ms,
+                    ..pending
+                }),
+                Located::Known => {}
+            }
+        }
+        events
     }
 
-    /// Locates an alarm; `None` when it is a leak already reported nearby that grew.
+    /// Locates an alarm: reported when `confident_enough` accepts the location's confidence,
+    /// dropped when it is a leak already reported nearby that grew.
     fn locate(
         &mut self,
         sensitivity: &Sensitivity,
         consumption: &[f64],
-        alarm: Alarm,
-    ) -> Option<TwinEvent> {
+        alarm: &Alarm,
+        confident_enough: impl Fn(f64) -> bool,
+    ) -> Located {
         let location = self.localizer.locate(
             sensitivity,
             &alarm.signature,
@@ -576,11 +632,15 @@ impl NetworkTwin {
         if let Some(node) = node {
             let near = self.localizer.distances(node, SAME_LEAK_M);
             if self.reported.iter().any(|&r| near[r].is_finite()) {
-                return None;
+                return Located::Known;
             }
-            self.reported.push(node);
         }
-        Some(TwinEvent {
+        let confidence = location.as_ref().map_or(0.0, |l| l.confidence);
+        if !confident_enough(confidence) {
+            return Located::Again;
+        }
+        self.reported.extend(node);
+        Located::Report(TwinEvent {
             kind: alarm.kind,
             time_ms: alarm.time,
             onset_ms: alarm.onset,
@@ -588,7 +648,7 @@ impl NetworkTwin {
                 .flow
                 .or_else(|| location.as_ref().map(|l| l.estimated_flow)),
             magnitude: alarm.strength,
-            confidence: location.as_ref().map_or(0.0, |l| l.confidence),
+            confidence,
             location,
         })
     }
@@ -624,14 +684,20 @@ impl NetworkTwin {
                     now
                 }
                 ControlCondition::NodeAbove { node, value } => {
-                    if self.node_value(node, latest).is_some_and(|v| v > value) {
+                    if self
+                        .node_value(node, latest)
+                        .is_some_and(|v| self.crossed(node, v, value, 1.0))
+                    {
                         u64::MAX
                     } else {
                         continue;
                     }
                 }
                 ControlCondition::NodeBelow { node, value } => {
-                    if self.node_value(node, latest).is_some_and(|v| v < value) {
+                    if self
+                        .node_value(node, latest)
+                        .is_some_and(|v| self.crossed(node, v, value, -1.0))
+                    {
                         u64::MAX
                     } else {
                         continue;
@@ -663,6 +729,40 @@ impl NetworkTwin {
                 }
             }
         }
+    }
+
+    /// Whether `value` (of `node`, see [`NetworkTwin::node_value`]) crossed the control level
+    /// `threshold` upwards (`direction` 1) or downwards (-1). A tank whose control switches a
+    /// pump at a level turns round there, between two readings, so its sampled level may
+    /// never pass the threshold; it counts as crossed once it fell back from a peak that lay
+    /// within one period's move of the threshold, the move measured over the recent readings
+    /// (one period's move alone is noise near the turn, where the tank slows). Without this
+    /// the twin keeps a pump in the wrong state for hours.
+    fn crossed(&self, node: usize, value: f64, threshold: f64, direction: f64) -> bool {
+        if direction * (value - threshold) > 0.0 {
+            return true;
+        }
+        let NodeKind::Tank(tank) = &self.network.nodes[node].kind else {
+            return false;
+        };
+        let levels: Vec<f64> = self
+            .earlier_heads
+            .iter()
+            .chain(std::iter::once(&self.last_head))
+            .map(|heads| direction * (heads[node] - tank.elevation))
+            .filter(|level| level.is_finite())
+            .collect();
+        let Some((peak_index, &peak)) = levels.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
+        else {
+            return false;
+        };
+        if peak_index == 0 {
+            return false;
+        }
+        let move_per_period = (peak - levels[0]) / peak_index as f64;
+        move_per_period > 0.0
+            && direction * value < peak
+            && peak + move_per_period > direction * threshold
     }
 
     /// What a control on `node` compares: a tank's level (measured this period when a level
@@ -783,4 +883,48 @@ fn demand_groups(network: &Network) -> (Vec<usize>, usize) {
         })
         .collect();
     (groups, index.len().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::Unit;
+
+    const NET3: &str = include_str!("../../hydraulics/networks/Net3.inp");
+
+    /// Net3's pump 335 runs while tank 1 fills and stops at 19.1 ft; the status of the pump in
+    /// the twin's state after feeding it tank 1 levels one period apart.
+    fn pump_status_after(levels: &[f64]) -> Vec<u8> {
+        let network = hydraulics::read_str(NET3, "Net3.inp").unwrap();
+        let pump = network.link_index("335").unwrap();
+        let sensors = vec![Sensor::new("tank-1", SensorKind::Level, "1", Unit::Foot).unwrap()];
+        let mut twin = NetworkTwin::new(network, sensors, TwinClock { origin_ms: 0 }).unwrap();
+        levels
+            .iter()
+            .enumerate()
+            .map(|(k, &level)| {
+                let latest = HashMap::from([("tank-1".to_string(), level)]);
+                let time = i64::try_from(k).unwrap() * 300_000;
+                twin.step(time, &latest).unwrap().status[pump]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tank_turning_round_just_short_of_its_control_level_switches_the_pump() {
+        // Rising by 0.08 ft a period: after 19.08 the tank reaches 19.1 before the next
+        // reading, where the control stops the pump and the level falls back.
+        let turning = pump_status_after(&[18.76, 18.84, 18.92, 19.0, 19.08, 19.05, 19.0]);
+        assert_eq!(turning[..5], [1, 1, 1, 1, 1], "{turning:?}");
+        assert_eq!(turning[5..], [0, 0], "{turning:?}");
+        // Near the turn the tank slows and the reading noise hides it: 19.04 then 19.05 (one
+        // period's move of 0.01 ft), then 18.96. Its rise over the last readings tells that
+        // it reached 19.1 in between.
+        let noisy = pump_status_after(&[18.41, 18.67, 18.84, 19.04, 19.05, 18.96, 18.88]);
+        assert_eq!(noisy[..5], [1, 1, 1, 1, 1], "{noisy:?}");
+        assert_eq!(noisy[5..], [0, 0], "{noisy:?}");
+        // A level that stops rising well below the control level leaves the pump running.
+        let short = pump_status_after(&[18.5, 18.6, 18.7, 18.7, 18.65]);
+        assert!(short.iter().all(|&s| s == 1), "{short:?}");
+    }
 }

@@ -27,8 +27,9 @@ use std::collections::VecDeque;
 mod signature;
 mod training;
 
+use crate::detect::stats::median;
 use signature::{largest_projection, leak_directions, project, step_change};
-use training::{block_means, components, fit, mean_finite, Fitted};
+use training::{block_means, components, fit, Fitted};
 /// Training shorter than this (ms) learns one level per observation, not a time-of-day profile.
 const PROFILE_MIN_TRAINING_MS: i64 = 3 * DAY_MS - 3_600_000;
 /// How long periods are kept for signatures (ms): the day before and a day of leak.
@@ -65,12 +66,19 @@ pub struct WatchConfig {
     /// A rise of the flow balance above this many standard deviations of a block is a burst
     /// whenever it was detected.
     pub burst_z: f64,
-    /// A gradual leak is located and reported this long after its alarm (ms), when its
-    /// signature has built up.
+    /// A gradual leak is first located this long after its alarm (ms), when its signature
+    /// has built up.
     pub gradual_report_delay_ms: i64,
-    /// A burst is located and reported this long after its alarm (ms): the hour after an
-    /// abrupt change is too short for a signature that the hourly demand noise does not blur.
+    /// A burst is first located this long after its alarm (ms): the hour after an abrupt
+    /// change is too short for a signature that the hourly demand noise does not blur.
     pub burst_report_delay_ms: i64,
+    /// An alarm is reported once its location's confidence reaches this ...
+    pub locate_confidence: f64,
+    /// ... or once it is this old (ms) whatever the confidence: an alarm is never dropped for
+    /// lack of confidence.
+    pub locate_max_wait_ms: i64,
+    /// Until then it is located again this often (ms), with the evidence grown.
+    pub relocate_every_ms: i64,
     /// How long the charts pause after a change before its level becomes the reference (ms).
     pub settle_ms: i64,
     /// Standardized block values are clipped to `±clip`: a sustained change still builds up,
@@ -108,6 +116,9 @@ impl Default for WatchConfig {
             settle_ms: 2 * 3_600_000,
             gradual_report_delay_ms: 12 * 3_600_000,
             burst_report_delay_ms: 3_600_000,
+            locate_confidence: 0.8,
+            locate_max_wait_ms: 12 * 3_600_000,
+            relocate_every_ms: 3_600_000,
             burst_z: 2.0,
             balance_z: 2.0,
             step_window_ms: 3_600_000,
@@ -417,8 +428,8 @@ impl LeakWatch {
         // The level now (the last two blocks: the onset estimate can be early) against the
         // level before the onset.
         let (before, after) = (
-            self.window_mean(onset - self.config.baseline_ms, onset - 1, false),
-            self.window_mean(onset.max(now - 2 * self.config.block_ms + 1), now, false),
+            self.window_median(onset - self.config.baseline_ms, onset - 1, false),
+            self.window_median(onset.max(now - 2 * self.config.block_ms + 1), now, false),
         );
         let day_change = self.day_change(onset, now);
         let mut change: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
@@ -542,8 +553,8 @@ impl LeakWatch {
     /// does not. The flow balance first when metered.
     fn day_change(&self, onset: i64, now: i64) -> Vec<f64> {
         let from = onset.max(now - DAY_MS + 1);
-        let today = self.window_mean(from, now, true);
-        let yesterday = self.window_mean(from - DAY_MS, now - DAY_MS, true);
+        let today = self.window_median(from, now, true);
+        let yesterday = self.window_median(from - DAY_MS, now - DAY_MS, true);
         today.iter().zip(&yesterday).map(|(a, b)| a - b).collect()
     }
 
@@ -560,8 +571,8 @@ impl LeakWatch {
     /// Makes the level from `since` to `now` the reference in place of the level before
     /// `onset`.
     fn recenter(&mut self, onset: i64, since: i64, now: i64) {
-        let before = self.window_mean(onset - self.config.baseline_ms, onset - 1, false);
-        let recent = self.window_mean(since, now, false);
+        let before = self.window_median(onset - self.config.baseline_ms, onset - 1, false);
+        let recent = self.window_median(since, now, false);
         for ((o, r), b) in self.offset.iter_mut().zip(&recent).zip(&before) {
             let shift = r - b;
             if shift.is_finite() {
@@ -582,9 +593,11 @@ impl LeakWatch {
         }
     }
 
-    /// Mean of each component (`raw`: as measured, else relative to the reference) over the
-    /// kept periods in `[from, to]` (0 when none).
-    fn window_mean(&self, from: i64, to: i64, raw: bool) -> Vec<f64> {
+    /// Median of each component (`raw`: as measured, else relative to the reference) over the
+    /// kept periods in `[from, to]` (0 when none). Not the mean: a pump that switched one
+    /// reading before or after the twin saw its tank reach the control level leaves a single
+    /// reading tens of psi off, which would dominate an hour's mean.
+    fn window_median(&self, from: i64, to: i64, raw: bool) -> Vec<f64> {
         let kept: Vec<&Kept> = self
             .history
             .iter()
@@ -593,11 +606,11 @@ impl LeakWatch {
         let width = self.history.back().map_or(0, |k| k.components.len());
         (0..width)
             .map(|i| {
-                mean_finite(
-                    kept.iter()
-                        .map(|k| if raw { k.raw[i] } else { k.components[i] }),
-                )
-                .unwrap_or(0.0)
+                let values: Vec<f64> = kept
+                    .iter()
+                    .map(|k| if raw { k.raw[i] } else { k.components[i] })
+                    .collect();
+                median(&values).unwrap_or(0.0)
             })
             .collect()
     }

@@ -27,13 +27,6 @@ pub(super) struct Fitted {
     pub(super) training_steps: Vec<Vec<f64>>,
 }
 
-pub(super) fn mean_finite(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values
-        .filter(|v| v.is_finite())
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
-}
-
 /// Block medians of each component divided by `sigmas` (`NaN` where a component has none):
 /// the median, so that one period solved with a pump in the wrong state (a control that
 /// switched between two readings) does not move the block.
