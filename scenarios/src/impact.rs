@@ -196,20 +196,33 @@ pub fn customers(network: &Network, settings: &CustomerSettings) -> Vec<f64> {
         .collect()
 }
 
-/// The full (PDA) demand of every node of `network` at time `t`, flow units: base demands
-/// times their pattern and the demand multiplier; zero for tanks and reservoirs.
+/// The full (PDA) demand of a network's junctions in each pattern period, flow units: base
+/// demands times their pattern and the demand multiplier. Each demand category is resolved
+/// once (pattern and factor), since runs ask for every junction at every period.
 struct DemandSchedule<'a> {
     network: &'a Network,
-    default_pattern: Option<usize>,
+    /// `(junction slot, base demand, pattern)` per demand category.
+    terms: Vec<(usize, f64, Option<usize>)>,
 }
 
 impl<'a> DemandSchedule<'a> {
-    fn new(network: &'a Network) -> Self {
+    /// The schedule of `junctions` (node indices of `network`; slot `k` is `junctions[k]`).
+    fn new(network: &'a Network, junctions: &[usize]) -> Self {
         let default_pattern = network.default_pattern_index();
-        Self {
-            network,
-            default_pattern,
-        }
+        let terms = (junctions.iter().enumerate())
+            .filter_map(|(slot, &node)| match &network.nodes[node].kind {
+                NodeKind::Junction(junction) => Some((slot, junction)),
+                _ => None,
+            })
+            .flat_map(|(slot, junction)| {
+                junction.demands.iter().map(move |demand| {
+                    let pattern = (demand.pattern.or(default_pattern))
+                        .filter(|&p| !network.patterns[p].multipliers.is_empty());
+                    (slot, demand.base, pattern)
+                })
+            })
+            .collect();
+        Self { network, terms }
     }
 
     /// The pattern period that time `t` (seconds) falls in.
@@ -218,24 +231,21 @@ impl<'a> DemandSchedule<'a> {
         ((t + times.pattern_start) / times.pattern_step.max(1)) as usize
     }
 
-    /// Full demand of `node` in pattern period `period`.
-    fn demand(&self, node: usize, period: usize) -> f64 {
-        let NodeKind::Junction(junction) = &self.network.nodes[node].kind else {
-            return 0.0;
-        };
-        junction
-            .demands
-            .iter()
-            .map(|d| {
-                let factor = d
-                    .pattern
-                    .or(self.default_pattern)
-                    .map(|p| &self.network.patterns[p].multipliers)
-                    .filter(|m| !m.is_empty())
-                    .map_or(1.0, |m| m[period % m.len()]);
-                d.base * factor * self.network.options.demand_multiplier
-            })
-            .sum()
+    /// Writes each junction's full demand in pattern period `period` (never negative) over
+    /// `full`, one value per slot.
+    fn fill(&self, period: usize, full: &mut [f64]) {
+        let multiplier = self.network.options.demand_multiplier;
+        full.fill(0.0);
+        for &(slot, base, pattern) in &self.terms {
+            let factor = pattern.map_or(1.0, |p| {
+                let multipliers = &self.network.patterns[p].multipliers;
+                multipliers[period % multipliers.len()]
+            });
+            full[slot] += base * factor * multiplier;
+        }
+        for demand in full {
+            *demand = demand.max(0.0);
+        }
     }
 }
 
@@ -257,10 +267,12 @@ struct Series {
 
 /// Builds a [`Series`] one step at a time, so that a run's steps need not all be kept.
 struct SeriesBuilder<'a> {
-    original: &'a Network,
     map: &'a [usize],
     schedule: DemandSchedule<'a>,
     junctions: Vec<usize>,
+    /// Each of `junctions`' elevation plus the required pressure as a head (the expected head
+    /// of Todini's index).
+    required_head: Vec<f64>,
     /// The full demand of each of `junctions` in pattern period `full_demand_period`: steps
     /// come several to a period.
     full_demand: Vec<f64>,
@@ -268,8 +280,6 @@ struct SeriesBuilder<'a> {
     reservoirs: Vec<usize>,
     pumps: Vec<(usize, usize, usize)>,
     required_pressure: f64,
-    /// Required pressure as a head above the elevation.
-    head_star: f64,
     to_m3: f64,
     /// Whether the per-junction quantities are kept.
     per_node: bool,
@@ -290,14 +300,18 @@ impl<'a> SeriesBuilder<'a> {
         let units = UnitFactors::new(&original.options);
         let nodes = original.nodes.len();
         let per_node_len = if per_node { nodes } else { 0 };
+        let junctions: Vec<usize> = (0..nodes)
+            .filter(|&i| matches!(original.nodes[i].kind, NodeKind::Junction(_)))
+            .collect();
+        let head_star = required_pressure / units.pressure * units.head;
         Self {
-            original,
             map,
-            schedule: DemandSchedule::new(original),
-            junctions: (0..nodes)
-                .filter(|&i| matches!(original.nodes[i].kind, NodeKind::Junction(_)))
+            schedule: DemandSchedule::new(original, &junctions),
+            required_head: (junctions.iter())
+                .map(|&j| head_star + node_elevation(&original.nodes[j]))
                 .collect(),
-            full_demand: Vec::new(),
+            full_demand: vec![0.0; junctions.len()],
+            junctions,
             full_demand_period: None,
             reservoirs: (0..run_network.nodes.len())
                 .filter(|&i| matches!(run_network.nodes[i].kind, NodeKind::Reservoir(_)))
@@ -307,7 +321,6 @@ impl<'a> SeriesBuilder<'a> {
                 .map(|l| (l, run_network.links[l].from, run_network.links[l].to))
                 .collect(),
             required_pressure,
-            head_star: required_pressure / units.pressure * units.head,
             to_m3: M3_PER_FT3 / units.flow,
             per_node,
             pending: vec![(0.0, 0.0); per_node_len],
@@ -332,16 +345,14 @@ impl<'a> SeriesBuilder<'a> {
         }
         let period = self.schedule.period(step.t);
         if self.full_demand_period != Some(period) {
-            let schedule = &self.schedule;
-            self.full_demand = (self.junctions.iter())
-                .map(|&j| schedule.demand(j, period).max(0.0))
-                .collect();
+            self.schedule.fill(period, &mut self.full_demand);
             self.full_demand_period = Some(period);
         }
         let (mut below, mut unmet, mut required) = (0, 0.0, 0.0);
         let (mut p_out, mut p_exp, mut p_in) = (0.0, 0.0, 0.0);
         let s = &mut self.series;
-        for (&j, &full) in self.junctions.iter().zip(&self.full_demand) {
+        let junctions = self.junctions.iter().zip(&self.full_demand);
+        for ((&j, &full), &required_head) in junctions.zip(&self.required_head) {
             let at = self.map[j];
             let delivered = step.demand[at];
             let short = (full - delivered).max(0.0);
@@ -356,7 +367,7 @@ impl<'a> SeriesBuilder<'a> {
                 self.pending[j] = (full, short);
             }
             p_out += delivered * step.head[at];
-            p_exp += delivered * (self.head_star + node_elevation(&self.original.nodes[j]));
+            p_exp += delivered * required_head;
         }
         for &i in &self.reservoirs {
             p_in -= step.demand[i] * step.head[i];
