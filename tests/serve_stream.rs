@@ -83,6 +83,20 @@ impl Peer {
     }
 
     /// The first event `wanted` accepts, within `limit`.
+    /// Asserts that the stream stays open and carries only states until one arrives after
+    /// `at_ms` (Unix ms).
+    fn only_states_past(&self, at_ms: i64) {
+        let events = self.until(Duration::from_secs(10), |event| {
+            event["at_ms"].as_i64().is_some_and(|at| at > at_ms)
+        });
+        assert!(
+            events
+                .iter()
+                .all(|e| e["event"] == "message" && e["data"]["type"] == "state"),
+            "{events:#?}"
+        );
+    }
+
     fn wait_for(&self, limit: Duration, wanted: impl FnMut(&Value) -> bool) -> Value {
         self.until(limit, wanted).pop().unwrap()
     }
@@ -471,17 +485,7 @@ fn a_logout_closes_the_streams_of_its_session_only() {
     // Both stay open across several checks while their sessions last.
     let opened = now_ms();
     for peer in [&ended, &other] {
-        let events = peer.until(Duration::from_secs(10), |event| {
-            event["at_ms"]
-                .as_i64()
-                .is_some_and(|at| at > opened + 2 * ACCESS_RECHECK_MS)
-        });
-        assert!(
-            events
-                .iter()
-                .all(|e| e["event"] == "message" && e["data"]["type"] == "state"),
-            "{events:#?}"
-        );
+        peer.only_states_past(opened + 2 * ACCESS_RECHECK_MS);
     }
 
     // The first session logs out over the HTTP API: its stream is told why and closed.
@@ -523,17 +527,7 @@ fn a_logout_closes_the_streams_of_its_session_only() {
     );
 
     // The other session's stream goes on past the next checks.
-    let events = other.until(Duration::from_secs(10), |event| {
-        event["at_ms"]
-            .as_i64()
-            .is_some_and(|at| at > closed_at + 2 * ACCESS_RECHECK_MS)
-    });
-    assert!(
-        events
-            .iter()
-            .all(|e| e["event"] == "message" && e["data"]["type"] == "state"),
-        "{events:#?}"
-    );
+    other.only_states_past(closed_at + 2 * ACCESS_RECHECK_MS);
 }
 
 #[test]
