@@ -24,6 +24,7 @@ mod rules;
 mod snapshot;
 mod status;
 mod tanks;
+mod vector_math;
 mod warnings;
 
 pub use compile::{close_link, compile};

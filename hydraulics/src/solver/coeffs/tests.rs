@@ -1,4 +1,6 @@
+use super::darcy_weisbach::{friction_factor, RE_LAMINAR, RE_TURBULENT};
 use super::*;
+use std::f64::consts::PI;
 
 #[test]
 fn swamee_jain_friction_factor_matches_hand_value() {

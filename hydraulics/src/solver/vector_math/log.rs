@@ -1,0 +1,1 @@
+//! glibc-exact `log` over slices (in progress).

@@ -1,0 +1,1 @@
+//! glibc-exact `pow` over slices (in progress).
