@@ -6,8 +6,14 @@
 //! The map is checked against the server's own answers, not the viewer's: every link on screen
 //! carries the mean pressure of its end nodes in the state `GET .../state` served for the period
 //! shown (the states are recorded while the viewer runs), the PNG shows those colours at the
-//! links' places, and the alert listed by `GET .../alerts` has its marker. Refusals (a wrong
-//! token, an unknown municipality, a URL that is not http) end the viewer with the cause.
+//! links' places, and the alert listed by `GET .../alerts` has its marker.
+//!
+//! A viewer given an account (a password file) instead of a token follows a server that
+//! restarts with a new signing key: the connection drops, every token issued before is refused
+//! (checked here), and the viewer must log in again by itself and show a period the restarted
+//! server served (the first server ends none). Refusals (a wrong token or password, no
+//! password, an unknown municipality, a URL that is not http, a token and an account at once)
+//! end the viewer with the cause and what to do, and never print a password.
 //!
 //! Needs the release build of the viewer next to `aquatwin` (`cargo test --release
 //! --workspace`, or `cargo build --release -p viz`), `curl`, `python3` (the PNG is decoded by
@@ -53,9 +59,54 @@ struct Finished {
     stderr: String,
 }
 
+/// A viewer started by [`start_viewer`]; killed (with Xvfb) when dropped before it ends.
+struct RunningViewer {
+    run: KilledOnDrop,
+    log: PathBuf,
+    args: Vec<String>,
+    started: Instant,
+}
+
+impl RunningViewer {
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for it to end; fails the test when it runs longer than [`VIEWER_LIMIT`].
+    fn finish(mut self) -> Finished {
+        let deadline = self.started + VIEWER_LIMIT;
+        let status = loop {
+            if let Some(status) = self.run.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aquatwin-view {:?} still runs after {VIEWER_LIMIT:?}:\n{}",
+                self.args,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Finished {
+            status,
+            stderr: self.stderr(),
+        }
+    }
+}
+
 /// Runs the viewer with `args` (under `xvfb-run -a` when `windowed`), its stderr in
 /// `dir/log`; fails the test when it takes longer than [`VIEWER_LIMIT`].
 fn run_viewer(dir: &Path, log: &str, args: &[&str], windowed: bool) -> Finished {
+    start_viewer(dir, log, args, windowed, &[]).finish()
+}
+
+/// Environment variables given to a viewer run (name, value).
+type Envs<'a> = &'a [(&'a str, &'a str)];
+
+/// Starts the viewer with `args` and the environment variables `envs` (under `xvfb-run -a`
+/// when `windowed`), its stderr in `dir/log`.
+fn start_viewer(dir: &Path, log: &str, args: &[&str], windowed: bool, envs: Envs) -> RunningViewer {
     let viewer = viewer_binary();
     let mut command = if windowed {
         let mut xvfb = Command::new("xvfb-run");
@@ -69,32 +120,24 @@ fn run_viewer(dir: &Path, log: &str, args: &[&str], windowed: bool) -> Finished 
     command
         .args(args)
         .env_remove("AQUATWIN_TOKEN")
+        .env_remove("AQUATWIN_PASSWORD")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     // A process group of its own: `xvfb-run` is a script, and killing it alone would leave Xvfb
     // and the viewer running; the guard kills the whole group.
-    let mut run = KilledOnDrop(
+    let run = KilledOnDrop(
         command
             .process_group(0)
             .spawn()
             .expect("xvfb-run must be installed (apt install xvfb xauth mesa-vulkan-drivers)"),
     );
-    let deadline = Instant::now() + VIEWER_LIMIT;
-    let status = loop {
-        if let Some(status) = run.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "aquatwin-view {args:?} still runs after {VIEWER_LIMIT:?}:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Finished {
-        status,
-        stderr: std::fs::read_to_string(&log).unwrap_or_default(),
+    RunningViewer {
+        run,
+        log,
+        args: args.iter().map(|arg| arg.to_string()).collect(),
+        started: Instant::now(),
     }
 }
 
@@ -416,16 +459,163 @@ fn the_viewer_shows_the_live_state_and_alerts() {
     }
 }
 
+/// Longest wait for the viewer to follow the first server's stream.
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
+/// The HTTP listener of the test configuration, on a port picked by the system.
+const ANY_HTTP_PORT: &str = "[http]\nlisten = \"127.0.0.1:0\"";
+
+#[test]
+fn the_viewer_logs_in_again_when_a_restarted_server_refuses_its_token() {
+    let dir = TempDir::new("view-live-login-again");
+    let config = write_config(dir.path(), EMBEDDED_MQTT);
+    // One HTTP port for both servers: the viewer reconnects where it connected. The first
+    // server ends no period, so whatever state the viewer shows, the restarted one served.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(ANY_HTTP_PORT) && text.contains("period_seconds = 0.5"));
+    let port = free_port();
+    let first_config = text
+        .replace(
+            ANY_HTTP_PORT,
+            &format!("[http]\nlisten = \"127.0.0.1:{port}\""),
+        )
+        .replace("period_seconds = 0.5", "period_seconds = 3600.0");
+    std::fs::write(&config, &first_config).unwrap();
+    let data = config.with_file_name("data");
+    create_viewer(&data, VIEWER, MUNICIPALITY);
+    // The restarted server signs with another key: every token issued before is refused.
+    let first_key = dir.path().join("jwt-first");
+    let second_key = dir.path().join("jwt-second");
+    std::fs::write(&first_key, "first-signing-secret-0123456789abcdef").unwrap();
+    std::fs::write(&second_key, "second-signing-secret-0123456789abcdef").unwrap();
+    let serve = Serve::start(&config, &["--jwt-secret-file", first_key.to_str().unwrap()]);
+
+    // A sensor fault raised on the first server, listed over the HTTP API at each connection.
+    post_batch(
+        &serve.url("/api/v1/ingest"),
+        DEVICE_A,
+        &fault_batch(now_ms()),
+    );
+    let alerts_route = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
+    let mut alert_id = None;
+    assert!(
+        serve.wait_for(Duration::from_secs(10), || {
+            alert_id = serve.get(&alerts_route).1["alerts"]
+                .as_array()
+                .and_then(|alerts| alerts.iter().find(|a| a["kind"] == "sensor_fault"))
+                .and_then(|alert| alert["id"].as_u64());
+            alert_id.is_some()
+        }),
+        "no sensor fault raised:\n{}",
+        serve.log()
+    );
+    let alert_id = alert_id.unwrap();
+    // A token of the viewer's account issued now: what the viewer's first login got.
+    let issued_before = login(serve.http, VIEWER.0, VIEWER.1);
+
+    let password_file = dir.path().join("viewer.password");
+    std::fs::write(&password_file, format!("{}\n", VIEWER.1)).unwrap();
+    let png = dir.path().join("after-restart.png");
+    let map = dir.path().join("after-restart.json");
+    let connect = format!("http://127.0.0.1:{port}");
+    let args = [
+        "--connect",
+        connect.as_str(),
+        "--user",
+        VIEWER.0,
+        "--password-file",
+        password_file.to_str().unwrap(),
+        "--municipality",
+        MUNICIPALITY,
+        "--color-by",
+        "pressure",
+        "--headless",
+        "--screenshot",
+        png.to_str().unwrap(),
+        "--map",
+        map.to_str().unwrap(),
+    ];
+    let viewer = start_viewer(dir.path(), "viewer.log", &args, false, &[]);
+    let deadline = Instant::now() + CONNECT_LIMIT;
+    while !viewer.stderr().contains("connected to") {
+        assert!(
+            Instant::now() < deadline,
+            "the viewer did not follow the stream within {CONNECT_LIMIT:?}:\n{}",
+            viewer.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = viewer.stderr();
+    assert!(
+        before.contains(&format!("logged in as {}", VIEWER.0)),
+        "{before}"
+    );
+
+    std::fs::write(
+        &config,
+        first_config.replace("period_seconds = 3600.0", "period_seconds = 1.0"),
+    )
+    .unwrap();
+    let serve = serve.restart(
+        &config,
+        &["--jwt-secret-file", second_key.to_str().unwrap()],
+    );
+    let (finished, states) = record_states(&serve, &serve.token, || {
+        let (status, body) = serve.get_as(&issued_before, &alerts_route);
+        assert_eq!(
+            status, 401,
+            "a token of the first server is refused: {body}"
+        );
+        let t = now_ms();
+        post_readings(
+            &serve,
+            &[("L-T2", t, 12.5), ("P-123", t, 62.0), ("P-149", t, 55.0)],
+        );
+        viewer.finish()
+    });
+    assert!(
+        finished.status.success(),
+        "aquatwin-view failed ({}):\n{}",
+        finished.status,
+        finished.stderr
+    );
+    // It logged in again by itself, listed the alerts with its new token, connected, and the
+    // replaced session was ended; the password never shows.
+    let after = &finished.stderr[before.len()..];
+    let again = after
+        .find(&format!("logged in again as {}", VIEWER.0))
+        .unwrap_or_else(|| panic!("no second login:\n{}", finished.stderr));
+    assert!(after[again..].contains("connected to"), "{after}");
+    for unexpected in [
+        "earlier alerts unavailable",
+        "replaced session stays",
+        VIEWER.1,
+    ] {
+        assert!(
+            !finished.stderr.contains(unexpected),
+            "{unexpected}:\n{}",
+            finished.stderr
+        );
+    }
+    check_capture(&png, &map, &states, alert_id);
+}
+
 #[test]
 fn refusals_name_their_cause() {
     let dir = TempDir::new("view-live-refusals");
     let config = write_config(dir.path(), EMBEDDED_MQTT);
+    create_viewer(&config.with_file_name("data"), VIEWER, MUNICIPALITY);
     let serve = Serve::start(&config, &[]);
     let connect = format!("http://{}", serve.http);
     let good = dir.path().join("admin.token");
     std::fs::write(&good, &serve.token).unwrap();
     let wrong = dir.path().join("wrong.token");
     std::fs::write(&wrong, "not.a.token").unwrap();
+    const WRONG_PASSWORD: &str = "not-the-password-of-the-viewer";
+    let wrong_password = dir.path().join("wrong.password");
+    std::fs::write(&wrong_password, WRONG_PASSWORD).unwrap();
+    let never = dir.path().join("never.png");
+    let never = never.to_str().unwrap();
     let viewer_args = |url: &str, token: &Path, municipality: &str| -> Vec<String> {
         [
             "--connect",
@@ -436,26 +626,49 @@ fn refusals_name_their_cause() {
             municipality,
             "--headless",
             "--screenshot",
-            dir.path().join("never.png").to_str().unwrap(),
+            never,
         ]
         .map(String::from)
         .to_vec()
     };
-    let cases = [
+    let account_args = |password_file: Option<&Path>, municipality: &str| -> Vec<String> {
+        let mut args = ["--connect", &connect, "--user", VIEWER.0]
+            .map(String::from)
+            .to_vec();
+        if let Some(file) = password_file {
+            args.extend(["--password-file".into(), file.to_str().unwrap().into()]);
+        }
+        args.extend(
+            [
+                "--municipality",
+                municipality,
+                "--headless",
+                "--screenshot",
+                never,
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let password_env = [("AQUATWIN_PASSWORD", VIEWER.1)];
+    let cases: [(&str, Vec<String>, Envs, &[&str]); 8] = [
         (
             "wrong-token",
             viewer_args(&connect, &wrong, MUNICIPALITY),
-            "401",
+            &[],
+            &["401", "--user NAME and --password-file"],
         ),
         (
             "unknown-municipality",
             viewer_args(&connect, &good, "nowhere"),
-            "404",
+            &[],
+            &["404"],
         ),
         (
             "not-http",
             viewer_args(&format!("ftp://{}", serve.http), &good, MUNICIPALITY),
-            "is not an http:// URL",
+            &[],
+            &["is not an http:// URL"],
         ),
         (
             "no-token",
@@ -468,23 +681,62 @@ fn refusals_name_their_cause() {
             ]
             .map(String::from)
             .to_vec(),
-            "needs a token",
+            &[],
+            &["needs a token", "--user NAME"],
+        ),
+        (
+            "wrong-password",
+            account_args(Some(&wrong_password), MUNICIPALITY),
+            &[],
+            &["login as viewer-north refused", "401"],
+        ),
+        (
+            "no-password",
+            account_args(None, MUNICIPALITY),
+            &[],
+            &["--user viewer-north needs a password"],
+        ),
+        (
+            "account-of-another-municipality",
+            account_args(None, "nowhere"),
+            &password_env,
+            &["logged in as viewer-north", "404"],
+        ),
+        (
+            "token-and-account",
+            [
+                viewer_args(&connect, &good, MUNICIPALITY),
+                vec!["--user".into(), VIEWER.0.into()],
+            ]
+            .concat(),
+            &password_env,
+            &["cannot be used with"],
         ),
     ];
-    for (name, args, named) in cases {
+    for (name, args, envs, named) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let finished = run_viewer(dir.path(), &format!("{name}.log"), &args, false);
+        let finished =
+            start_viewer(dir.path(), &format!("{name}.log"), &args, false, envs).finish();
         assert_eq!(
             finished.status.code(),
             Some(2),
             "{name}: {}",
             finished.stderr
         );
-        assert!(
-            finished.stderr.contains(named),
-            "{name}: {}",
-            finished.stderr
-        );
+        for words in named {
+            assert!(
+                finished.stderr.contains(words),
+                "{name}: no {words:?} in {}",
+                finished.stderr
+            );
+        }
+        for secret in [VIEWER.1, WRONG_PASSWORD] {
+            assert!(
+                !finished.stderr.contains(secret),
+                "{name}: {}",
+                finished.stderr
+            );
+        }
     }
-    assert!(!dir.path().join("never.png").exists());
+    assert!(!Path::new(never).exists());
 }

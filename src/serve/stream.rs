@@ -20,11 +20,9 @@
 //! - `{"type":"closing","reason"}` before the server closes the stream: a slow consumer or
 //!   access withdrawn (close code 1008 with the same reason), or the server stopping (1001).
 //!
-//! The token a stream opened with is checked again every few seconds
-//! ([`ACCESS_RECHECK`]), as a request's would be but for its age: once its session has ended
-//! (logout) or its user was deactivated or lost the municipality, the stream is closed (1008,
-//! `access withdrawn: ...` and why). An open stream outlives its short-lived access token (a
-//! control room watches for hours), never its session.
+//! The token a stream opened with is checked again every few seconds, as a request's would be
+//! but for its age ([`access`]): an open stream outlives its short-lived access token, never
+//! its session.
 //!
 //! Each stream has a bounded send queue (bytes and messages). A client that does not keep up,
 //! so that its queue stays full or it misses broadcast messages, is told and closed: memory
@@ -37,7 +35,6 @@ use std::time::Duration;
 use actors::messages::Alert;
 use actors::runtime::{QueryError, StoredReadings, TwinRuntime};
 use aquatwin::auth::http::{bearer_token, role_names, unix_now, ApiError, Caller, ErrorBody};
-use aquatwin::auth::users::{Accounts, AuthError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Query, Request, State};
@@ -57,14 +54,9 @@ use utoipa_axum::routes;
 
 use super::http::{period_fields, query_error, AppState, READERS};
 
-/// How often a stream checks that its token still gives access: the longest a stream outlives
-/// its session, its token or its user's access. Each check reads two small records (the
-/// user, the session) from the store, so the most streams open at once ([`MAX_STREAMS`])
-/// cost about a thousand small reads a second.
-const ACCESS_RECHECK: Duration = Duration::from_secs(2);
+mod access;
 
-/// The longest reason a close frame carries (125 bytes of payload less the code's two).
-const CLOSE_REASON_MAX: usize = 123;
+use access::{StreamAccess, ACCESS_RECHECK};
 
 /// How often the server pings each client.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -353,8 +345,7 @@ async fn stream(
     let session = Session {
         closing: state.streams.closing.subscribe(),
         state,
-        token,
-        opened_at: unix_now(),
+        access: StreamAccess::new(token, unix_now()),
         municipality,
         subscription,
         feeds,
@@ -458,10 +449,8 @@ impl Outbox {
 /// One accepted stream, before and while it runs.
 struct Session {
     state: Arc<AppState>,
-    /// The access token the stream opened with, checked again every [`ACCESS_RECHECK`].
-    token: String,
-    /// When the stream opened (Unix seconds): the token's age is judged at this time.
-    opened_at: i64,
+    /// What the stream opened with, checked again every [`ACCESS_RECHECK`].
+    access: StreamAccess,
     municipality: String,
     subscription: Subscription,
     feeds: Feeds,
@@ -590,12 +579,9 @@ impl Session {
                 Ok(())
             }
             Event::Ping => outbox.push(Message::Ping(Default::default())).await,
-            Event::AccessCheck => still_allowed(
-                self.state.accounts.as_ref(),
-                &self.token,
-                &self.municipality,
-                self.opened_at,
-            ),
+            Event::AccessCheck => self
+                .access
+                .still_allowed(self.state.accounts.as_ref(), &self.municipality),
             Event::ServerClosing => Err(Ending::Close {
                 code: close_code::AWAY,
                 reason: "server shutting down".into(),
@@ -634,44 +620,6 @@ fn received<T>(message: Result<T, RecvError>, what: &str) -> Result<T, Ending> {
             reason: "the twin is stopping".into(),
         }),
     }
-}
-
-/// Whether `token`, valid when its stream opened at `opened_at` (Unix seconds), still lets its
-/// holder read `municipality`: the checks of a request (session, user, role, tenant) on the
-/// accounts as they are now; why the stream ends otherwise.
-fn still_allowed(
-    accounts: &Accounts,
-    token: &str,
-    municipality: &str,
-    opened_at: i64,
-) -> Result<(), Ending> {
-    let withdrawn = |cause: &str| Ending::Close {
-        code: close_code::POLICY,
-        reason: close_reason(&format!("access withdrawn: {cause}")),
-    };
-    match accounts.authenticate(token, opened_at) {
-        Ok(principal) => Caller(principal)
-            .allow(READERS, Some(municipality))
-            .map_err(|refusal| withdrawn(&refusal.detail)),
-        Err(AuthError::Store(err)) => {
-            tracing::error!("a stream's access check failed: {err}");
-            Err(Ending::Close {
-                code: close_code::ERROR,
-                reason: "internal error (logged)".into(),
-            })
-        }
-        Err(AuthError::InvalidCredentials) => Err(withdrawn("the user is disabled or removed")),
-        Err(refusal) => Err(withdrawn(&refusal.to_string())),
-    }
-}
-
-/// `reason` cut to what a close frame carries, at a character boundary.
-fn close_reason(reason: &str) -> String {
-    let mut end = reason.len().min(CLOSE_REASON_MAX);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_string()
 }
 
 fn error_message(detail: &str) -> String {
@@ -741,72 +689,6 @@ mod tests {
         assert!(only.wants_sensor("anything"), "no sensors: every sensor");
         let err = Subscription::from_query(Some("state,nope"), None).unwrap_err();
         assert!(err.starts_with("topics:") && err.contains("nope"), "{err}");
-    }
-
-    /// The close code and reason of a stream's ending (`None`: it goes on).
-    fn verdict(ending: Result<(), Ending>) -> Option<(u16, String)> {
-        match ending {
-            Ok(()) => None,
-            Err(Ending::Close { code, reason }) => Some((code, reason)),
-            Err(other) => panic!("a check ends a stream with a close frame, not {other:?}"),
-        }
-    }
-
-    #[test]
-    fn access_is_withdrawn_when_the_session_ends_or_the_user_is_disabled_not_when_time_passes() {
-        use aquatwin::auth::jwt::JwtKey;
-        use aquatwin::auth::users::ACCESS_TTL_S;
-        use aquatwin::auth::Role;
-        use twin::store::MemoryStore;
-
-        const PASSWORD: &str = "a long enough password";
-        let accounts = Accounts::new(
-            Arc::new(MemoryStore::new()),
-            Some(JwtKey::new(vec![5u8; 32]).unwrap()),
-        );
-        accounts
-            .create_user("ann", PASSWORD, Role::Viewer, Some("north"), 0)
-            .unwrap();
-        let issued = 1_000;
-        let first = accounts.login("ann", PASSWORD, issued).unwrap();
-        let second = accounts.login("ann", PASSWORD, issued).unwrap();
-        let check = |token: &str, municipality: &str, opened_at: i64| {
-            verdict(still_allowed(&accounts, token, municipality, opened_at))
-        };
-        let withdrawn = |token: &str, municipality: &str, opened_at: i64, cause: &str| {
-            let (code, reason) = check(token, municipality, opened_at).expect("access withdrawn");
-            assert_eq!(code, close_code::POLICY, "{reason}");
-            assert!(reason.starts_with("access withdrawn: "), "{reason}");
-            assert!(reason.contains(cause), "{reason} does not say {cause}");
-        };
-
-        assert_eq!(check(&first.access_token, "north", issued), None);
-        // A stream opened in the token's last second keeps going; one cannot open later.
-        let expiry = issued + ACCESS_TTL_S;
-        assert_eq!(check(&first.access_token, "north", expiry - 1), None);
-        withdrawn(&first.access_token, "north", expiry, "expired");
-        withdrawn(
-            &first.access_token,
-            "south",
-            issued,
-            "no municipality south",
-        );
-
-        accounts.logout(&first.refresh_token).unwrap();
-        withdrawn(&first.access_token, "north", issued, "session");
-        assert_eq!(check(&second.access_token, "north", issued), None);
-
-        accounts.set_active("ann", false).unwrap();
-        withdrawn(&second.access_token, "north", issued, "disabled");
-    }
-
-    #[test]
-    fn close_reasons_fit_a_close_frame() {
-        assert_eq!(close_reason("short"), "short");
-        let long = "é".repeat(100);
-        let cut = close_reason(&long);
-        assert!(cut.len() <= CLOSE_REASON_MAX && long.starts_with(&cut));
-        assert_eq!(cut.len(), 122, "cut at the last whole character");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The stream is read on its own thread with a blocking client, so the viewer needs no async
 //! runtime; the thread hands finished frames to the render loop through a channel and
-//! reconnects (with backoff) when the server goes away.
+//! reconnects (with backoff) when the server goes away, logging in again first when the
+//! viewer has an account and the server no longer takes its access token ([`access`]).
 
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -21,24 +22,33 @@ use tungstenite::{Message, WebSocket};
 use crate::colour::Quantity;
 use crate::frames::Frame;
 
+mod access;
+
+use access::{Access, Failure};
+pub use access::{Credentials, PASSWORD_ENV};
+
 /// Largest network document accepted from the server.
 const NETWORK_LIMIT: u64 = 512 * 1024 * 1024;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Where the twin runs and who asks.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LiveSource {
     /// `http://host:port` of `serve`.
     pub url: String,
-    /// An access token (`aquatwin` login).
-    pub token: String,
     pub municipality: String,
+    access: Access,
 }
 
 /// Why the live twin cannot be followed.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// Refused in a way that asking again does not change (a token that is not taken and no
+    /// account to log in as, a failed login, no access to the municipality).
+    #[error("{url}: {detail}")]
+    Refused { url: String, detail: String },
+    /// Not reached, or it failed: asking again later may work.
     #[error("{url}: {detail}")]
     Http { url: String, detail: String },
     #[error("the network served at {url} does not parse: {detail}")]
@@ -47,36 +57,42 @@ pub enum LiveError {
     BadUrl(String),
 }
 
+impl LiveError {
+    /// Whether asking again later may succeed.
+    fn is_transient(&self) -> bool {
+        matches!(self, LiveError::Http { .. })
+    }
+}
+
 impl LiveSource {
-    fn base(&self) -> Result<&str, LiveError> {
+    /// The twin of `municipality` served at `url` (`http://host:port`), asked as
+    /// `credentials` say.
+    pub fn new(url: String, municipality: String, credentials: Credentials) -> Self {
+        Self {
+            url,
+            municipality,
+            access: Access::new(credentials),
+        }
+    }
+
+    fn base(&self) -> Result<String, LiveError> {
         let base = self.url.trim_end_matches('/');
         if base.starts_with("http://") {
-            Ok(base)
+            Ok(base.to_string())
         } else {
             Err(LiveError::BadUrl(self.url.clone()))
         }
     }
 
-    fn get(&self, path: &str) -> Result<String, LiveError> {
-        let url = format!("{}{path}", self.base()?);
-        let failed = |detail: String| LiveError::Http {
-            url: url.clone(),
-            detail,
-        };
-        let mut response = ureq::get(&url)
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .map_err(|error| failed(explain(&error)))?;
-        response
-            .body_mut()
-            .with_config()
-            .limit(NETWORK_LIMIT)
-            .read_to_string()
-            .map_err(|error| failed(error.to_string()))
+    fn get(&mut self, path: &str) -> Result<String, LiveError> {
+        let base = self.base()?;
+        let url = format!("{base}{path}");
+        self.access
+            .authorized(&base, |token| access::get(&url, token, NETWORK_LIMIT))
     }
 
     /// The municipality's network, as the server has it.
-    pub fn fetch_network(&self) -> Result<Network, LiveError> {
+    pub fn fetch_network(&mut self) -> Result<Network, LiveError> {
         let path = format!(
             "/api/v1/municipalities/{}/network?format=inp",
             self.municipality
@@ -90,7 +106,7 @@ impl LiveSource {
 
     /// The municipality's alerts as the server keeps them (open and resolved): the stream
     /// only sends alerts raised or changed while connected.
-    pub fn fetch_alerts(&self) -> Result<Vec<AlertUpdate>, LiveError> {
+    pub fn fetch_alerts(&mut self) -> Result<Vec<AlertUpdate>, LiveError> {
         let path = format!("/api/v1/municipalities/{}/alerts", self.municipality);
         let text = self.get(&path)?;
         let list: AlertList = serde_json::from_str(&text).map_err(|error| LiveError::Http {
@@ -108,14 +124,12 @@ impl LiveSource {
             self.municipality
         ))
     }
-}
 
-fn explain(error: &ureq::Error) -> String {
-    match error {
-        ureq::Error::StatusCode(401) => "401: the token is missing, wrong or expired".into(),
-        ureq::Error::StatusCode(403) => "403: this account may not read the twin".into(),
-        ureq::Error::StatusCode(404) => "404: no such municipality for this account".into(),
-        other => other.to_string(),
+    /// The stream, subscribed.
+    fn open_stream(&mut self) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, LiveError> {
+        let base = self.base()?;
+        let url = self.stream_url()?;
+        self.access.authorized(&base, |token| connect(&url, token))
     }
 }
 
@@ -177,7 +191,6 @@ pub fn follow(
     network: &Network,
     sensor_nodes: HashMap<String, usize>,
 ) -> Result<LiveFeed, LiveError> {
-    let url = source.stream_url()?;
     let url_of_source = source.url.clone();
     let (sender, receiver) = mpsc::channel();
     let decoder = Decoder {
@@ -199,7 +212,7 @@ pub fn follow(
     };
     std::thread::Builder::new()
         .name("aquatwin-view-live".into())
-        .spawn(move || run_stream(&url, &source, decoder, &sender))
+        .spawn(move || run_stream(source, decoder, &sender))
         .map_err(|error| LiveError::Http {
             url: url_of_source,
             detail: format!("cannot start the stream thread: {error}"),
@@ -209,10 +222,13 @@ pub fn follow(
     })
 }
 
-fn run_stream(url: &str, source: &LiveSource, mut decoder: Decoder, events: &Sender<LiveEvent>) {
+/// Follows the stream until the viewer closes or the server refuses it, reconnecting (and
+/// logging in again, with an account) whenever it drops. Connection changes go to stderr too:
+/// a control-room screen's log says when and why it went stale.
+fn run_stream(mut source: LiveSource, mut decoder: Decoder, events: &Sender<LiveEvent>) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match connect(url, &source.token) {
+        match source.open_stream() {
             Ok(mut socket) => {
                 backoff = Duration::from_millis(500);
                 // Listed once subscribed, so that none raised in between is missed (one that
@@ -228,22 +244,34 @@ fn run_stream(url: &str, source: &LiveSource, mut decoder: Decoder, events: &Sen
                     }
                     Err(error) => Some(format!("earlier alerts unavailable: {error}")),
                 };
+                match &warning {
+                    None => eprintln!("aquatwin-view: connected to {}", source.url),
+                    Some(warning) => {
+                        eprintln!("aquatwin-view: connected to {}; {warning}", source.url)
+                    }
+                }
                 if events.send(LiveEvent::Connected { warning }).is_err() {
                     return;
                 }
                 let reason = read_messages(&mut socket, &mut decoder, events);
+                eprintln!("aquatwin-view: disconnected ({reason}); reconnecting");
                 if events.send(LiveEvent::Disconnected(reason)).is_err() {
                     return;
                 }
             }
-            Err(Connect::Refused(reason)) => {
-                let _ = events.send(LiveEvent::Refused(reason));
+            Err(error) if error.is_transient() => {
+                eprintln!("aquatwin-view: reconnecting: {error}");
+                if events
+                    .send(LiveEvent::Disconnected(error.to_string()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(error) => {
+                eprintln!("aquatwin-view: refused: {error}; no longer following the twin");
+                let _ = events.send(LiveEvent::Refused(error.to_string()));
                 return;
-            }
-            Err(Connect::Failed(reason)) => {
-                if events.send(LiveEvent::Disconnected(reason)).is_err() {
-                    return;
-                }
             }
         }
         std::thread::sleep(backoff);
@@ -251,36 +279,33 @@ fn run_stream(url: &str, source: &LiveSource, mut decoder: Decoder, events: &Sen
     }
 }
 
-enum Connect {
-    /// Authentication or authorization failed: retrying will not help.
-    Refused(String),
-    Failed(String),
-}
-
-fn connect(url: &str, token: &str) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, Connect> {
+fn connect(url: &str, token: &str) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, Failure> {
+    let refused = |detail: String| {
+        Failure::Other(LiveError::Refused {
+            url: url.to_string(),
+            detail,
+        })
+    };
     let mut request = url
         .into_client_request()
-        .map_err(|e| Connect::Refused(format!("{url}: {e}")))?;
+        .map_err(|error| refused(error.to_string()))?;
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| Connect::Refused("the token has characters a header cannot carry".into()))?;
+        .map_err(|_| refused("the token has characters a header cannot carry".into()))?;
     request.headers_mut().insert("authorization", bearer);
     match tungstenite::connect(request) {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => {
-            let status = response.status();
             let body = response
                 .body()
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            let reason = format!("{url}: HTTP {status} {body}");
-            if matches!(status.as_u16(), 401 | 403 | 404) {
-                Err(Connect::Refused(reason))
-            } else {
-                Err(Connect::Failed(reason))
-            }
+            Err(access::refusal(url, response.status().as_u16(), &body))
         }
-        Err(error) => Err(Connect::Failed(format!("{url}: {error}"))),
+        Err(error) => Err(Failure::Other(LiveError::Http {
+            url: url.to_string(),
+            detail: error.to_string(),
+        })),
     }
 }
 
@@ -593,16 +618,10 @@ mod tests {
 
     #[test]
     fn only_http_urls_are_accepted() {
-        let source = LiveSource {
-            url: "ftp://example".into(),
-            token: "t".into(),
-            municipality: "m".into(),
-        };
+        let token = || Credentials::Token("t".into());
+        let mut source = LiveSource::new("ftp://example".into(), "m".into(), token());
         assert!(matches!(source.fetch_network(), Err(LiveError::BadUrl(_))));
-        let source = LiveSource {
-            url: "http://127.0.0.1:8080/".into(),
-            ..source
-        };
+        let source = LiveSource::new("http://127.0.0.1:8080/".into(), "m".into(), token());
         assert_eq!(
             source.stream_url().unwrap(),
             "ws://127.0.0.1:8080/api/v1/stream?municipality=m&topics=state,alerts"

@@ -14,7 +14,7 @@ use twin::reading::TargetKind;
 use viz::colour::{format_value, Quantity};
 use viz::frames::{Clock, Frames};
 use viz::geometry::Geometry;
-use viz::live::{LiveFeed, LiveSource};
+use viz::live::{Credentials, LiveFeed, LiveSource, PASSWORD_ENV};
 use viz::playback::parse_time;
 use viz::view::{self, AlertMarker, Model, SensorMarker, Units, ViewerOptions};
 
@@ -43,12 +43,22 @@ struct Args {
     /// Follow a running `aquatwin serve` at this URL (http://host:port).
     #[arg(long, requires = "municipality")]
     connect: Option<String>,
-    /// Access token for --connect (else --token-file, else $AQUATWIN_TOKEN).
-    #[arg(long)]
+    /// Access token for --connect (else --token-file, else $AQUATWIN_TOKEN). Taken for 15
+    /// minutes after it was issued, so a reconnection after that is refused: for a screen that
+    /// stays on, use --user.
+    #[arg(long, conflicts_with = "user")]
     token: Option<String>,
     /// File holding the access token for --connect.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "user")]
     token_file: Option<PathBuf>,
+    /// Account to log in as with --connect (instead of a token): the viewer logs in at start
+    /// and again whenever the server refuses its access token. Its password comes from
+    /// --password-file, else $AQUATWIN_PASSWORD.
+    #[arg(long, requires = "connect")]
+    user: Option<String>,
+    /// File whose first line is the password of --user.
+    #[arg(long, requires = "user")]
+    password_file: Option<PathBuf>,
     /// Municipality to follow with --connect.
     #[arg(long)]
     municipality: Option<String>,
@@ -111,11 +121,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (network, mut frames, source, feed_source) = match &args.connect {
         Some(url) => {
-            let source = LiveSource {
-                url: url.clone(),
-                token: token(&args)?,
-                municipality: args.municipality.clone().unwrap_or_default(),
-            };
+            let mut source = LiveSource::new(
+                url.clone(),
+                args.municipality.clone().unwrap_or_default(),
+                credentials(&args)?,
+            );
             eprintln!(
                 "aquatwin-view: fetching the network of {} from {url}",
                 source.municipality
@@ -195,18 +205,45 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn token(args: &Args) -> anyhow::Result<String> {
+/// Who `--connect` asks as: an account (`--user`, its password from a file or the
+/// environment, never the command line), else an access token.
+fn credentials(args: &Args) -> anyhow::Result<Credentials> {
+    if let Some(user) = &args.user {
+        let password = match &args.password_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("--password-file {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            None => std::env::var(PASSWORD_ENV).map_err(|_| {
+                anyhow!("--user {user} needs a password: --password-file FILE or ${PASSWORD_ENV}")
+            })?,
+        };
+        if password.is_empty() {
+            return Err(anyhow!("--user {user}: the password is empty"));
+        }
+        return Ok(Credentials::Account {
+            user: user.clone(),
+            password,
+        });
+    }
     if let Some(token) = &args.token {
-        return Ok(token.trim().to_string());
+        return Ok(Credentials::Token(token.trim().to_string()));
     }
     if let Some(path) = &args.token_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("--token-file {}", path.display()))?;
-        return Ok(text.trim().to_string());
+        return Ok(Credentials::Token(text.trim().to_string()));
     }
     std::env::var(TOKEN_ENV)
-        .map(|t| t.trim().to_string())
-        .map_err(|_| anyhow!("--connect needs a token: --token, --token-file or ${TOKEN_ENV}"))
+        .map(|token| Credentials::Token(token.trim().to_string()))
+        .map_err(|_| {
+            anyhow!(
+                "--connect needs a token: --token, --token-file or ${TOKEN_ENV}; or an account \
+                 to log in as: --user NAME with --password-file FILE or ${PASSWORD_ENV}"
+            )
+        })
 }
 
 fn read_network(path: &Path) -> anyhow::Result<Network> {
