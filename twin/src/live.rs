@@ -16,28 +16,29 @@
 //! window and then raises leak and burst events, each located by matching its residual
 //! signature against the sensitivities of the period ([`Localizer`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
-use hydraulics::model::{ControlCondition, LinkAction, LinkKind, Network, NodeKind};
+use hydraulics::model::{LinkKind, Network, NodeKind};
 use hydraulics::solver::{BoundaryConditions, LinkState, SnapshotError, SnapshotSolver};
 use hydraulics::SolverError;
 
-use crate::detect::{Alarm, EventKind, Frame, LeakWatch, WatchConfig};
+use crate::detect::{Frame, LeakWatch, WatchConfig};
 use crate::estimate::{nominal_demands, Observation, Sensitivity};
-use crate::localize::{Localizer, Location, Method};
+use crate::localize::Localizer;
 use crate::reading::{NetworkUnits, Sensor, SensorKind, TargetKind};
+
+mod alarms;
+mod controls;
+
+pub use alarms::TwinEvent;
+use alarms::{AlarmBook, Area};
+use controls::TankTrail;
 
 /// A pump whose metered flow is below this share of its design flow is taken as stopped.
 const PUMP_STOPPED_SHARE: f64 = 0.01;
-/// An alarm located this close (m, pipe distance) to a leak already reported is that leak
-/// growing: a growing leak raises the watch again, and its second location scatters by a
-/// kilometre or more around the first.
-const SAME_LEAK_M: f64 = 2_000.0;
 /// Bounds of the demand multiplier estimated from the inflow (a meter outage must not empty
 /// or flood the model).
 const MULTIPLIER_RANGE: (f64, f64) = (0.2, 5.0);
-/// Periods of tank levels kept to tell how fast a tank moved before it turned round.
-const TURN_WINDOW: usize = 12;
 
 /// Why a twin could not be built or stepped.
 #[derive(Debug, thiserror::Error)]
@@ -134,46 +135,6 @@ pub struct PeriodState {
     pub events: Vec<TwinEvent>,
 }
 
-/// A detection of the twin's detection stage, located.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TwinEvent {
-    /// `leak` (gradual) or `burst` (abrupt).
-    pub kind: EventKind,
-    /// When it was detected (Unix ms).
-    pub time_ms: i64,
-    /// Estimated start (Unix ms).
-    pub onset_ms: i64,
-    /// Estimated leak outflow (network flow unit): from the flow balance when metered, else
-    /// from the localization's fit.
-    pub estimated_flow: Option<f64>,
-    /// The detector's statistic over its threshold (`>= 1`): how clear the change is.
-    pub magnitude: f64,
-    /// Confidence in the location (0..1).
-    pub confidence: f64,
-    /// Where, when the signature could be matched.
-    pub location: Option<Location>,
-}
-
-/// An alarm waiting for a location it can be reported with.
-#[derive(Debug, Clone)]
-struct PendingAlarm {
-    alarm: Alarm,
-    /// When it was raised (ms).
-    raised_ms: i64,
-    /// When to locate it (again) (ms).
-    next_try_ms: i64,
-}
-
-/// What locating an alarm came to.
-enum Located {
-    /// Report it.
-    Report(TwinEvent),
-    /// Not confident yet: locate it again later, with more evidence.
-    Again,
-    /// It is a leak already reported nearby that grew.
-    Known,
-}
-
 /// The twin of one hydraulic network.
 pub struct NetworkTwin {
     network: Network,
@@ -196,16 +157,12 @@ pub struct NetworkTwin {
     last_sim_seconds: Option<u64>,
     /// Heads of the previous period (level and pressure controls).
     last_head: Vec<f64>,
-    /// Heads of the periods before that, oldest first, at most [`TURN_WINDOW`] (how fast a
-    /// tank was moving before it turned round).
-    earlier_heads: VecDeque<Vec<f64>>,
+    /// Recent levels of the tanks that controls watch (how fast a tank was moving before it
+    /// turned round).
+    tank_trail: TankTrail,
     watch: Option<LeakWatch>,
     localizer: Localizer,
-    /// Nodes of the leaks reported so far.
-    reported: Vec<usize>,
-    /// Alarms raised and not yet reported (their signature is still building up, or their
-    /// location is not confident yet).
-    pending: Vec<PendingAlarm>,
+    alarms: AlarmBook,
     /// Demand group of each junction (the pattern of its first demand), for the multipliers.
     demand_groups: Vec<usize>,
     group_count: usize,
@@ -318,8 +275,8 @@ impl NetworkTwin {
             .collect();
         let (demand_groups, group_count) = demand_groups(&network);
         Ok(Self {
-            reported: Vec::new(),
-            pending: Vec::new(),
+            tank_trail: TankTrail::new(&network),
+            alarms: AlarmBook::default(),
             demand_groups,
             group_count,
             network,
@@ -334,7 +291,6 @@ impl NetworkTwin {
             inflow_meters,
             pump_meters,
             last_sim_seconds: None,
-            earlier_heads: VecDeque::new(),
             last_head,
             watch: None,
             localizer,
@@ -387,7 +343,6 @@ impl NetworkTwin {
         latest: &HashMap<String, f64>,
     ) -> Result<PeriodState, TwinError> {
         let sim_seconds = self.clock.sim_seconds(timestamp_ms);
-        let first_period = self.last_sim_seconds.is_none();
         let mut conditions = BoundaryConditions {
             time: sim_seconds,
             ..BoundaryConditions::default()
@@ -475,14 +430,8 @@ impl NetworkTwin {
                 })
             })
             .collect();
-        let previous = std::mem::replace(&mut self.last_head, result.head.clone());
-        // Before a second period there is no way a tank was moving.
-        if !first_period {
-            self.earlier_heads.push_back(previous);
-            if self.earlier_heads.len() > TURN_WINDOW {
-                self.earlier_heads.pop_front();
-            }
-        }
+        self.last_head.clone_from(&result.head);
+        self.tank_trail.record(&result.head);
         let mut state = PeriodState {
             timestamp_ms,
             sim_seconds,
@@ -534,29 +483,10 @@ impl NetworkTwin {
             residuals,
         };
         let now = state.timestamp_ms;
-        let config = watch.config().clone();
         if let Some(alarm) = watch.observe(frame) {
-            // An alarm is first located once its signature had time to build up: a gradual
-            // leak's slowly, a burst's within the hour.
-            let delay = match alarm.kind {
-                EventKind::Leak => config.gradual_report_delay_ms,
-                _ => config.burst_report_delay_ms,
-            };
-            self.pending.push(PendingAlarm {
-                raised_ms: alarm.time,
-                next_try_ms: alarm.time + delay,
-                alarm,
-            });
+            self.alarms.file(alarm, watch.config());
         }
-        let (mut due, waiting): (Vec<PendingAlarm>, Vec<PendingAlarm>) =
-            std::mem::take(&mut self.pending)
-                .into_iter()
-                .partition(|p| now >= p.next_try_ms);
-        self.pending = waiting;
-        for pending in due.iter_mut().filter(|p| p.alarm.time < now) {
-            pending.alarm.signature = watch.signature(pending.alarm.onset, now);
-            pending.alarm.time = now;
-        }
+        let due = self.alarms.take_due(now, watch);
         let needs_signatures = watch.needs_signatures();
         if due.is_empty() && !needs_signatures {
             return Vec::new();
@@ -590,201 +520,13 @@ impl NetworkTwin {
                 .collect();
             watch.set_signatures(&responses);
         }
-        let mut events = Vec::new();
-        for pending in due {
-            let confident_enough = |confidence: f64| {
-                confidence >= config.locate_confidence
-                    || now - pending.raised_ms >= config.locate_max_wait_ms
-            };
-            match self.locate(&sensitivity, &consumption, &pending.alarm, confident_enough) {
-                Located::Report(event) => events.push(event),
-                Located::Again => self.pending.push(PendingAlarm {
-                    next_try_ms: now + config.relocate_every_ms,
-                    ..pending
-                }),
-                Located::Known => {}
-            }
-        }
-        events
-    }
-
-    /// Locates an alarm: reported when `confident_enough` accepts the location's confidence,
-    /// dropped when it is a leak already reported nearby that grew.
-    fn locate(
-        &mut self,
-        sensitivity: &Sensitivity,
-        consumption: &[f64],
-        alarm: &Alarm,
-        confident_enough: impl Fn(f64) -> bool,
-    ) -> Located {
-        let location = self.localizer.locate(
-            sensitivity,
-            &alarm.signature,
-            &alarm.sigmas,
-            consumption,
-            alarm.flow,
-            Method::LeastSquares,
-        );
-        // A leak already reported nearby that grew, not a new one.
-        let node = location
-            .as_ref()
-            .and_then(|l| self.network.node_index(&l.node));
-        if let Some(node) = node {
-            let near = self.localizer.distances(node, SAME_LEAK_M);
-            if self.reported.iter().any(|&r| near[r].is_finite()) {
-                return Located::Known;
-            }
-        }
-        let confidence = location.as_ref().map_or(0.0, |l| l.confidence);
-        if !confident_enough(confidence) {
-            return Located::Again;
-        }
-        self.reported.extend(node);
-        Located::Report(TwinEvent {
-            kind: alarm.kind,
-            time_ms: alarm.time,
-            onset_ms: alarm.onset,
-            estimated_flow: alarm
-                .flow
-                .or_else(|| location.as_ref().map(|l| l.estimated_flow)),
-            magnitude: alarm.strength,
-            confidence,
-            location,
-        })
-    }
-
-    /// Adds the link states and settings that the network's `[CONTROLS]` set for this period:
-    /// time controls that fell due since the previous period, and level or pressure controls
-    /// whose condition holds on the measured tank levels (else the previous period's state).
-    fn apply_controls(
-        &self,
-        now: u64,
-        latest: &HashMap<String, f64>,
-        conditions: &mut BoundaryConditions,
-    ) {
-        let network = &self.network;
-        let clocktime = |t: u64| (t + network.times.start_clocktime) % 86_400;
-        let due = |at: u64| match self.last_sim_seconds {
-            Some(previous) => previous < at && at <= now,
-            None => at <= now,
+        let area = Area {
+            network: &self.network,
+            localizer: &self.localizer,
+            sensitivity: &sensitivity,
+            consumption: &consumption,
         };
-        let mut fired: Vec<(u64, usize, LinkAction)> = Vec::new();
-        for control in network.controls.iter().filter(|c| c.enabled) {
-            let order = match control.condition {
-                ControlCondition::AtTime(at) if due(at) => at,
-                ControlCondition::AtClockTime(at) => {
-                    let (start, end) = (self.last_sim_seconds.unwrap_or(now), now);
-                    let crossed = end.saturating_sub(start) >= 86_400
-                        || (clocktime(start) < at && at <= clocktime(end))
-                        || (clocktime(start) > clocktime(end)
-                            && (at > clocktime(start) || at <= clocktime(end)));
-                    if !crossed {
-                        continue;
-                    }
-                    now
-                }
-                ControlCondition::NodeAbove { node, value } => {
-                    if self
-                        .node_value(node, latest)
-                        .is_some_and(|v| self.crossed(node, v, value, 1.0))
-                    {
-                        u64::MAX
-                    } else {
-                        continue;
-                    }
-                }
-                ControlCondition::NodeBelow { node, value } => {
-                    if self
-                        .node_value(node, latest)
-                        .is_some_and(|v| self.crossed(node, v, value, -1.0))
-                    {
-                        u64::MAX
-                    } else {
-                        continue;
-                    }
-                }
-                ControlCondition::AtTime(_) => continue,
-            };
-            fired.push((order, control.link, control.action));
-        }
-        fired.sort_by_key(|f| f.0);
-        for (_, link, action) in fired {
-            let id = network.links[link].id.clone();
-            let is_pump = matches!(network.links[link].kind, LinkKind::Pump(_));
-            match action {
-                LinkAction::Open | LinkAction::Active => {
-                    conditions.link_states.push((id, LinkState::Open));
-                }
-                LinkAction::Closed => conditions.link_states.push((id, LinkState::Closed)),
-                LinkAction::Setting(v) if is_pump && v <= 0.0 => {
-                    conditions.link_states.push((id, LinkState::Closed));
-                }
-                LinkAction::Setting(v) => {
-                    if is_pump {
-                        conditions.link_states.push((id.clone(), LinkState::Open));
-                    }
-                    if !matches!(network.links[link].kind, LinkKind::Pipe(_)) {
-                        conditions.link_settings.push((id, v));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whether `value` (of `node`, see [`NetworkTwin::node_value`]) crossed the control level
-    /// `threshold` upwards (`direction` 1) or downwards (-1). A tank whose control switches a
-    /// pump at a level turns round there, between two readings, so its sampled level may
-    /// never pass the threshold; it counts as crossed once it fell back from a peak that lay
-    /// within one period's move of the threshold, the move measured over the recent readings
-    /// (one period's move alone is noise near the turn, where the tank slows). Without this
-    /// the twin keeps a pump in the wrong state for hours.
-    fn crossed(&self, node: usize, value: f64, threshold: f64, direction: f64) -> bool {
-        if direction * (value - threshold) > 0.0 {
-            return true;
-        }
-        let NodeKind::Tank(tank) = &self.network.nodes[node].kind else {
-            return false;
-        };
-        let levels: Vec<f64> = self
-            .earlier_heads
-            .iter()
-            .chain(std::iter::once(&self.last_head))
-            .map(|heads| direction * (heads[node] - tank.elevation))
-            .filter(|level| level.is_finite())
-            .collect();
-        let Some((peak_index, &peak)) = levels.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
-        else {
-            return false;
-        };
-        if peak_index == 0 {
-            return false;
-        }
-        let move_per_period = (peak - levels[0]) / peak_index as f64;
-        move_per_period > 0.0
-            && direction * value < peak
-            && peak + move_per_period > direction * threshold
-    }
-
-    /// What a control on `node` compares: a tank's level (measured this period when a level
-    /// sensor has it, else the previous period's), a junction's pressure or a reservoir's
-    /// head from the previous period.
-    fn node_value(&self, node: usize, latest: &HashMap<String, f64>) -> Option<f64> {
-        let network = &self.network;
-        match &network.nodes[node].kind {
-            NodeKind::Tank(tank) => {
-                let measured = self.sensors.iter().zip(&self.targets).find_map(|(s, t)| {
-                    (s.kind == SensorKind::Level && *t == Target::Node(node))
-                        .then(|| latest.get(&s.id).copied())
-                        .flatten()
-                });
-                Some(measured.unwrap_or(self.last_head[node] - tank.elevation))
-            }
-            NodeKind::Junction(junction) => Some(
-                (self.last_head[node] - junction.elevation) * self.units.factors.pressure
-                    / self.units.factors.head,
-            ),
-            NodeKind::Reservoir(_) => Some(self.last_head[node]),
-        }
+        self.alarms.locate_due(due, now, watch.config(), &area)
     }
 
     /// Adds the measurement of sensor `index` to `conditions` when it is a boundary condition
@@ -883,48 +625,4 @@ fn demand_groups(network: &Network) -> (Vec<usize>, usize) {
         })
         .collect();
     (groups, index.len().max(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::reading::Unit;
-
-    const NET3: &str = include_str!("../../hydraulics/networks/Net3.inp");
-
-    /// Net3's pump 335 runs while tank 1 fills and stops at 19.1 ft; the status of the pump in
-    /// the twin's state after feeding it tank 1 levels one period apart.
-    fn pump_status_after(levels: &[f64]) -> Vec<u8> {
-        let network = hydraulics::read_str(NET3, "Net3.inp").unwrap();
-        let pump = network.link_index("335").unwrap();
-        let sensors = vec![Sensor::new("tank-1", SensorKind::Level, "1", Unit::Foot).unwrap()];
-        let mut twin = NetworkTwin::new(network, sensors, TwinClock { origin_ms: 0 }).unwrap();
-        levels
-            .iter()
-            .enumerate()
-            .map(|(k, &level)| {
-                let latest = HashMap::from([("tank-1".to_string(), level)]);
-                let time = i64::try_from(k).unwrap() * 300_000;
-                twin.step(time, &latest).unwrap().status[pump]
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_tank_turning_round_just_short_of_its_control_level_switches_the_pump() {
-        // Rising by 0.08 ft a period: after 19.08 the tank reaches 19.1 before the next
-        // reading, where the control stops the pump and the level falls back.
-        let turning = pump_status_after(&[18.76, 18.84, 18.92, 19.0, 19.08, 19.05, 19.0]);
-        assert_eq!(turning[..5], [1, 1, 1, 1, 1], "{turning:?}");
-        assert_eq!(turning[5..], [0, 0], "{turning:?}");
-        // Near the turn the tank slows and the reading noise hides it: 19.04 then 19.05 (one
-        // period's move of 0.01 ft), then 18.96. Its rise over the last readings tells that
-        // it reached 19.1 in between.
-        let noisy = pump_status_after(&[18.41, 18.67, 18.84, 19.04, 19.05, 18.96, 18.88]);
-        assert_eq!(noisy[..5], [1, 1, 1, 1, 1], "{noisy:?}");
-        assert_eq!(noisy[5..], [0, 0], "{noisy:?}");
-        // A level that stops rising well below the control level leaves the pump running.
-        let short = pump_status_after(&[18.5, 18.6, 18.7, 18.7, 18.65]);
-        assert!(short.iter().all(|&s| s == 1), "{short:?}");
-    }
 }
