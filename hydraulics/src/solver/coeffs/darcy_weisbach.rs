@@ -1,8 +1,16 @@
 //! The Darcy-Weisbach head loss law (EPANET's `DWpipecoeff` and `frictionFactor`).
+//!
+//! A turbulent pipe's friction factor needs `w^0.9` and a logarithm (Swamee-Jain), two C
+//! library calls of long latency. [`swamee_jain_terms`] packs the turbulent pipes of each
+//! block of links and computes both with the vectorized `abs_powers` and `natural_logs` (the
+//! C library's bits, so the coefficients are EPANET's to the bit) before the coefficient loop
+//! reads them; the transition's cubic depends on the pipe alone and is set up once.
 
 use std::f64::consts::PI;
 
+use super::LinkLaw;
 use crate::solver::data::{HydLink, HydOptions};
+use crate::solver::vector_math::{abs_powers, natural_logs};
 
 // Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
 /// 1000 pi: Reynolds number 4000 in units of `q / (viscosity * d)`.
@@ -10,13 +18,17 @@ pub(super) const RE_TURBULENT: f64 = 3141.5926535897934;
 /// 500 pi: Reynolds number 2000 likewise.
 pub(super) const RE_LAMINAR: f64 = 1570.7963267948967;
 /// 5.74 (pi/4)^0.9.
-pub(super) const SWAMEE_JAIN_RE_TERM: f64 = 4.618413198590667;
+const SWAMEE_JAIN_RE_TERM: f64 = 4.618413198590667;
 /// -2 / ln(10).
-pub(super) const MINUS_TWO_OVER_LN10: f64 = -0.8685889638065036;
+const MINUS_TWO_OVER_LN10: f64 = -0.8685889638065036;
 /// 5.74 / 4000^0.9.
-pub(super) const SWAMEE_JAIN_AT_4000: f64 = 0.0032889547634539907;
+const SWAMEE_JAIN_AT_4000: f64 = 0.0032889547634539907;
 /// -2 * 0.9 * 2 / ln(10) * 5.74 / 4000^0.9.
-pub(super) const DUNLOP_SLOPE_TERM: f64 = -0.005142149657990939;
+const DUNLOP_SLOPE_TERM: f64 = -0.005142149657990939;
+
+/// Links whose Swamee-Jain terms are computed together: small enough for the stack, large
+/// enough that the vector passes run long.
+const BLOCK: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
 /// A Darcy-Weisbach pipe's constants, folded in at set-up.
@@ -30,62 +42,289 @@ pub(crate) struct DarcyWeisbachPipe {
     /// Flow of Reynolds number 2000, and the Hagen-Poiseuille resistance below it.
     laminar_flow_limit: f64,
     laminar_resistance: f64,
+    /// Dunlop's cubic in `Re / 2000` between Re 2000 and 4000, lowest degree first.
+    transition: [f64; 4],
 }
 
 impl DarcyWeisbachPipe {
     pub(super) fn new(link: &HydLink, options: &HydOptions) -> Self {
         let viscosity_diameter = options.viscosity * link.diameter;
+        let roughness_term = link.roughness / link.diameter / 3.7;
         Self {
             resistance: link.resistance,
             minor_loss: link.minor_loss,
-            roughness_term: link.roughness / link.diameter / 3.7,
+            roughness_term,
             viscosity_diameter,
             laminar_flow_limit: RE_LAMINAR * viscosity_diameter,
             laminar_resistance: 16.0 * PI * viscosity_diameter * link.resistance,
+            transition: dunlop_cubic(roughness_term),
+        }
+    }
+}
+
+/// The coefficients of Dunlop's cubic, which joins the laminar friction factor at Re 2000 to
+/// Swamee-Jain's at Re 4000 (value and slope), computed as EPANET computes them at every call.
+fn dunlop_cubic(roughness_term: f64) -> [f64; 4] {
+    let y2 = roughness_term + SWAMEE_JAIN_AT_4000;
+    let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
+    let fa = 1.0 / (y3 * y3);
+    let fb = (2.0 + DUNLOP_SLOPE_TERM / (y2 * y3)) * fa;
+    [
+        7.0 * fa - fb,
+        0.128 - 17.0 * fa + 2.5 * fb,
+        -0.128 + 13.0 * fa - (fb + fb),
+        0.032 - 3.0 * fa + 0.5 * fb,
+    ]
+}
+
+/// A pipe's Swamee-Jain terms at its flow, meaningful where the flow is turbulent (Re 4000 or
+/// more): `y1 = 5.74 / Re^0.9` (computed as `5.74 (pi/4)^0.9 / w^0.9`, `w` = |q| / (viscosity
+/// d)) and `ln(roughness_term + y1)`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SwameeJainTerms {
+    pub y1: f64,
+    pub ln_y2: f64,
+}
+
+/// The Swamee-Jain terms of every turbulent Darcy-Weisbach pipe of `laws` at its flow
+/// (`flows[i]` is the flow of `laws[i]`): `y1` into `y1_out`, `ln_y2` into `ln_y2_out`. The
+/// entries of other links are left as they are.
+pub(super) fn swamee_jain_terms(
+    laws: &[LinkLaw],
+    flows: &[f64],
+    y1_out: &mut [f64],
+    ln_y2_out: &mut [f64],
+) {
+    let blocks = laws
+        .chunks(BLOCK)
+        .zip(flows.chunks(BLOCK))
+        .zip(y1_out.chunks_mut(BLOCK))
+        .zip(ln_y2_out.chunks_mut(BLOCK));
+    for (((laws, flows), y1_out), ln_y2_out) in blocks {
+        // The block's turbulent pipes, packed: their position, `w` and roughness term.
+        let mut turbulent = 0;
+        let mut positions = [0; BLOCK];
+        let (mut w, mut roughness_terms) = ([0.0; BLOCK], [0.0; BLOCK]);
+        for (position, (law, flow)) in laws.iter().zip(flows).enumerate() {
+            if let LinkLaw::DarcyWeisbach(pipe) = law {
+                // Written at the next free slot whatever the regime, kept only if turbulent:
+                // no branch on the flow.
+                let pipe_w = flow.abs() / pipe.viscosity_diameter;
+                positions[turbulent] = position;
+                w[turbulent] = pipe_w;
+                roughness_terms[turbulent] = pipe.roughness_term;
+                turbulent += usize::from(pipe_w >= RE_TURBULENT);
+            }
+        }
+        let mut y1 = [0.0; BLOCK];
+        abs_powers(&w[..turbulent], 0.9, &mut y1[..turbulent]);
+        let mut y2 = [0.0; BLOCK];
+        let packed = y2[..turbulent]
+            .iter_mut()
+            .zip(&mut y1)
+            .zip(&roughness_terms);
+        for ((y2, y1), roughness_term) in packed {
+            *y1 = SWAMEE_JAIN_RE_TERM / *y1;
+            *y2 = roughness_term + *y1;
+        }
+        let mut logs = [0.0; BLOCK];
+        natural_logs(&y2[..turbulent], &mut logs[..turbulent]);
+        for ((&position, &y1), &ln_y2) in positions.iter().zip(&y1).zip(&logs).take(turbulent) {
+            y1_out[position] = y1;
+            ln_y2_out[position] = ln_y2;
         }
     }
 }
 
 /// Darcy-Weisbach: Hagen-Poiseuille below Re 2000, else the friction factor (with its
-/// derivative) from `friction_factor`.
-pub(super) fn darcy_weisbach_coeff(pipe: &DarcyWeisbachPipe, flow: f64) -> (f64, f64) {
+/// derivative) from `pipe_friction_factor`; `terms` are the pipe's Swamee-Jain terms at
+/// `flow`.
+pub(super) fn darcy_weisbach_coeff(
+    pipe: &DarcyWeisbachPipe,
+    flow: f64,
+    terms: SwameeJainTerms,
+) -> (f64, f64) {
     let q = flow.abs();
     let ml = pipe.minor_loss;
     let (hloss, hgrad) = if q <= pipe.laminar_flow_limit {
         let r = pipe.laminar_resistance;
         (flow * (r + ml * q), r + 2.0 * ml * q)
     } else {
-        let (f, dfdq) = friction_factor(q, pipe.roughness_term, pipe.viscosity_diameter);
+        let (f, dfdq) = pipe_friction_factor(pipe, q, terms);
         let r1 = f * pipe.resistance + ml;
         (r1 * q * flow, 2.0 * r1 * q + dfdq * pipe.resistance * q * q)
     };
     (1.0 / hgrad, hloss / hgrad)
 }
 
-/// Darcy-Weisbach friction factor and its derivative with respect to flow, for `q` = |flow|,
-/// `roughness_term` = roughness / diameter / 3.7, `s` = viscosity * diameter: Swamee-Jain
-/// from Re 4000, Dunlop's cubic interpolation between Re 2000 and 4000.
-pub(super) fn friction_factor(q: f64, roughness_term: f64, s: f64) -> (f64, f64) {
+/// Darcy-Weisbach friction factor and its derivative with respect to flow, for `q` = |flow|
+/// above the laminar limit: Swamee-Jain from Re 4000 (from `terms`), Dunlop's cubic between
+/// Re 2000 and 4000.
+fn pipe_friction_factor(pipe: &DarcyWeisbachPipe, q: f64, terms: SwameeJainTerms) -> (f64, f64) {
+    let s = pipe.viscosity_diameter;
     let w = q / s;
     if w >= RE_TURBULENT {
-        let y1 = SWAMEE_JAIN_RE_TERM / w.powf(0.9);
-        let y2 = roughness_term + y1;
-        let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
+        let y1 = terms.y1;
+        let y2 = pipe.roughness_term + y1;
+        let y3 = MINUS_TWO_OVER_LN10 * terms.ln_y2;
         let f = 1.0 / (y3 * y3);
         let dfdq = 1.8 * f * y1 * MINUS_TWO_OVER_LN10 / y2 / y3 / q;
         (f, dfdq)
     } else {
-        let y2 = roughness_term + SWAMEE_JAIN_AT_4000;
-        let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
-        let fa = 1.0 / (y3 * y3);
-        let fb = (2.0 + DUNLOP_SLOPE_TERM / (y2 * y3)) * fa;
+        let [x1, x2, x3, x4] = pipe.transition;
         let r = w / RE_LAMINAR;
-        let x1 = 7.0 * fa - fb;
-        let x2 = 0.128 - 17.0 * fa + 2.5 * fb;
-        let x3 = -0.128 + 13.0 * fa - (fb + fb);
-        let x4 = 0.032 - 3.0 * fa + 0.5 * fb;
         let f = x1 + r * (x2 + r * (x3 + r * x4));
         let dfdq = (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / RE_LAMINAR;
         (f, dfdq)
+    }
+}
+
+/// The friction factor and its derivative the solver uses at `q` = |flow| for a pipe of
+/// Swamee-Jain roughness term `roughness_term` and viscosity times diameter `s`.
+#[cfg(test)]
+pub(super) fn friction_factor(q: f64, roughness_term: f64, s: f64) -> (f64, f64) {
+    let pipe = test_pipe(roughness_term, s, 1.0, 0.0);
+    let terms = terms_of(&pipe, q);
+    pipe_friction_factor(&pipe, q, terms)
+}
+
+/// A pipe of the given constants, the laminar ones derived as `DarcyWeisbachPipe::new` does.
+#[cfg(test)]
+fn test_pipe(roughness_term: f64, s: f64, resistance: f64, minor_loss: f64) -> DarcyWeisbachPipe {
+    DarcyWeisbachPipe {
+        resistance,
+        minor_loss,
+        roughness_term,
+        viscosity_diameter: s,
+        laminar_flow_limit: RE_LAMINAR * s,
+        laminar_resistance: 16.0 * PI * s * resistance,
+        transition: dunlop_cubic(roughness_term),
+    }
+}
+
+/// `pipe`'s Swamee-Jain terms at `flow`, by `swamee_jain_terms`.
+#[cfg(test)]
+fn terms_of(pipe: &DarcyWeisbachPipe, flow: f64) -> SwameeJainTerms {
+    let (mut y1, mut ln_y2) = ([0.0], [0.0]);
+    swamee_jain_terms(
+        &[LinkLaw::DarcyWeisbach(*pipe)],
+        &[flow],
+        &mut y1,
+        &mut ln_y2,
+    );
+    SwameeJainTerms {
+        y1: y1[0],
+        ln_y2: ln_y2[0],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::solver::data::LinkType;
+
+    /// EPANET's `DWpipecoeff` as written in `hydcoeffs.c` (scalar `pow` and `log` at every
+    /// call), for an open pipe of the given constants at `flow`.
+    fn epanet_dw_pipe_coeff(
+        roughness_term: f64,
+        s: f64,
+        resistance: f64,
+        minor_loss: f64,
+        flow: f64,
+    ) -> (f64, f64) {
+        let q = flow.abs();
+        let (hloss, hgrad) = if q <= RE_LAMINAR * s {
+            let r = 16.0 * PI * s * resistance;
+            (flow * (r + minor_loss * q), r + 2.0 * minor_loss * q)
+        } else {
+            let w = q / s;
+            let (f, dfdq) = if w >= RE_TURBULENT {
+                let y1 = SWAMEE_JAIN_RE_TERM / w.powf(0.9);
+                let y2 = roughness_term + y1;
+                let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
+                let f = 1.0 / (y3 * y3);
+                (f, 1.8 * f * y1 * MINUS_TWO_OVER_LN10 / y2 / y3 / q)
+            } else {
+                let y2 = roughness_term + SWAMEE_JAIN_AT_4000;
+                let y3 = MINUS_TWO_OVER_LN10 * y2.ln();
+                let fa = 1.0 / (y3 * y3);
+                let fb = (2.0 + DUNLOP_SLOPE_TERM / (y2 * y3)) * fa;
+                let r = w / RE_LAMINAR;
+                let x1 = 7.0 * fa - fb;
+                let x2 = 0.128 - 17.0 * fa + 2.5 * fb;
+                let x3 = -0.128 + 13.0 * fa - (fb + fb);
+                let x4 = 0.032 - 3.0 * fa + 0.5 * fb;
+                let f = x1 + r * (x2 + r * (x3 + r * x4));
+                (f, (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / RE_LAMINAR)
+            };
+            let r1 = f * resistance + minor_loss;
+            (r1 * q * flow, 2.0 * r1 * q + dfdq * resistance * q * q)
+        };
+        (1.0 / hgrad, hloss / hgrad)
+    }
+
+    #[test]
+    fn block_terms_give_epanets_coefficients_to_the_bit() {
+        // 1,000 links over several blocks: pipes of varied roughness and diameter at flows
+        // from laminar to fully turbulent, both directions, and a pump every 7th link.
+        let mut state = 0x5eed_u64;
+        let mut unit = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut constants = Vec::new();
+        let mut laws = Vec::new();
+        let mut flows = Vec::new();
+        for link in 0..1000 {
+            let roughness_term = 0.01 * unit() * unit();
+            let s = 1.2e-5 * (0.1 + 3.0 * unit());
+            let (resistance, minor_loss) = (1e3 * unit(), if link % 3 == 0 { 0.0 } else { unit() });
+            // Flow over viscosity times diameter: laminar, transitional, then turbulent up to
+            // Re 4e7.
+            let w = match link % 3 {
+                _ if link % 50 == 0 => 0.0,
+                0 => RE_LAMINAR * unit(),
+                1 => RE_LAMINAR * (1.0 + unit()),
+                _ => RE_TURBULENT * 10f64.powf(4.0 * unit()),
+            };
+            let flow = w * s * if unit() < 0.3 { -1.0 } else { 1.0 };
+            constants.push((roughness_term, s, resistance, minor_loss));
+            flows.push(flow);
+            laws.push(if link % 7 == 3 {
+                LinkLaw::NotPipe(LinkType::Pump)
+            } else {
+                LinkLaw::DarcyWeisbach(test_pipe(roughness_term, s, resistance, minor_loss))
+            });
+        }
+        let (mut y1, mut ln_y2) = (vec![-1.0; laws.len()], vec![-1.0; laws.len()]);
+        swamee_jain_terms(&laws, &flows, &mut y1, &mut ln_y2);
+        let mut regimes = [0; 3];
+        for (link, law) in laws.iter().enumerate() {
+            let LinkLaw::DarcyWeisbach(pipe) = law else {
+                // A valve's `y` (where `ln_y2` goes) is its state: it must be kept.
+                assert_eq!(ln_y2[link], -1.0, "link {link} untouched");
+                continue;
+            };
+            let (roughness_term, s, resistance, minor_loss) = constants[link];
+            let w = flows[link].abs() / s;
+            regimes[usize::from(w > RE_LAMINAR) + usize::from(w >= RE_TURBULENT)] += 1;
+            let terms = SwameeJainTerms {
+                y1: y1[link],
+                ln_y2: ln_y2[link],
+            };
+            let (p, y) = darcy_weisbach_coeff(pipe, flows[link], terms);
+            let (expected_p, expected_y) =
+                epanet_dw_pipe_coeff(roughness_term, s, resistance, minor_loss, flows[link]);
+            assert_eq!(
+                (p.to_bits(), y.to_bits()),
+                (expected_p.to_bits(), expected_y.to_bits()),
+                "link {link} at flow {}",
+                flows[link]
+            );
+        }
+        // Laminar, transitional and turbulent flows are all exercised.
+        assert!(regimes.iter().all(|&count| count > 50), "{regimes:?}");
     }
 }

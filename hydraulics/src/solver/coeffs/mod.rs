@@ -8,9 +8,10 @@ use super::data::{
     HydCurve, HydLink, HydNetwork, HydOptions, HydState, LinkType, PumpType, Status, MISSING,
 };
 use super::linear::LinearSystem;
+use super::vector_math::abs_powers;
 use crate::model::HeadlossFormula;
 use crate::units::UnitFactors;
-use darcy_weisbach::{darcy_weisbach_coeff, DarcyWeisbachPipe};
+use darcy_weisbach::{darcy_weisbach_coeff, swamee_jain_terms, DarcyWeisbachPipe, SwameeJainTerms};
 pub(crate) use nodes::{demand_headloss, emitter_headloss, leakage_headloss, NodeLeakage};
 use nodes::{demand_matrix_coeffs, emitter_matrix_coeffs, leakage_matrix_coeffs, node_leakage};
 
@@ -85,6 +86,9 @@ struct PowerLawConstants {
     rqtol: f64,
     /// The gradient of the linear law used near zero flow, `rqtol / hexp`.
     linear_gradient: f64,
+    /// Pipes follow this law: the powers `|q|^gradient_exponent` of all links are computed
+    /// in one vectorized pass before the coefficients.
+    pipes_follow_it: bool,
 }
 
 impl PowerLawConstants {
@@ -94,6 +98,7 @@ impl PowerLawConstants {
             gradient_exponent: options.hexp - 1.0,
             rqtol: options.rqtol,
             linear_gradient: options.rqtol / options.hexp,
+            pipes_follow_it: options.headloss != HeadlossFormula::DarcyWeisbach,
         }
     }
 }
@@ -258,18 +263,30 @@ fn link_coeffs(
     let power_law = PowerLawConstants::new(&network.options);
     let flows = state.flow.get(first..).unwrap_or_default();
     let statuses = state.status.get(first..).unwrap_or_default();
+    if power_law.pipes_follow_it {
+        // `p` holds each link's `|q|^(hexp - 1)` until the link's coefficients replace it.
+        abs_powers(flows, power_law.gradient_exponent, p);
+    } else {
+        // Each turbulent Darcy-Weisbach pipe's `p` and `y` hold its Swamee-Jain terms until
+        // its coefficients replace them.
+        swamee_jain_terms(laws, flows, p, y);
+    }
     let links = laws.iter().zip(flows).zip(statuses).zip(p).zip(y);
     for (offset, ((((law, &flow), &status), p), y)) in links.enumerate() {
         (*p, *y) = match law {
             LinkLaw::Power {
                 hexp_resistance,
                 minor_loss,
-            } => power_law_coeff(&power_law, *hexp_resistance, *minor_loss, flow, status),
+            } => {
+                let pipe = (*hexp_resistance, *minor_loss);
+                power_law_coeff(&power_law, pipe, flow, *p, status)
+            }
             LinkLaw::DarcyWeisbach(pipe) => {
                 if status.is_closed() {
                     closed_coeff(flow)
                 } else {
-                    darcy_weisbach_coeff(pipe, flow)
+                    let terms = SwameeJainTerms { y1: *p, ln_y2: *y };
+                    darcy_weisbach_coeff(pipe, flow, terms)
                 }
             }
             LinkLaw::NotPipe(link_type) => {
@@ -331,20 +348,21 @@ fn closed_coeff(flow: f64) -> (f64, f64) {
     (1.0 / CBIG, flow)
 }
 
-/// Hazen-Williams or Chezy-Manning pipe, `hexp_resistance` = `hexp R`.
+/// Hazen-Williams or Chezy-Manning pipe `(hexp R, minor loss)` at `flow`, with
+/// `gradient_power` = `|flow|^(hexp - 1)`.
 #[inline]
 fn power_law_coeff(
     law: &PowerLawConstants,
-    hexp_resistance: f64,
-    minor_loss: f64,
+    (hexp_resistance, minor_loss): (f64, f64),
     flow: f64,
+    gradient_power: f64,
     status: Status,
 ) -> (f64, f64) {
     if status.is_closed() {
         return closed_coeff(flow);
     }
     let q = flow.abs();
-    let mut hgrad = hexp_resistance * q.powf(law.gradient_exponent);
+    let mut hgrad = hexp_resistance * gradient_power;
     let mut hloss = if hgrad < law.rqtol {
         // A linear law near zero flow keeps the gradient from vanishing.
         hgrad = law.linear_gradient;

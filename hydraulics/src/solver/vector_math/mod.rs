@@ -4,3 +4,6 @@
 
 mod log;
 mod pow;
+
+pub(crate) use log::natural_logs;
+pub(crate) use pow::abs_powers;
