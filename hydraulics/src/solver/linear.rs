@@ -160,6 +160,14 @@ impl LinearSystem {
         self.rhs[self.position[junction]] += value;
     }
 
+    /// Adds a node term to a junction's row: `diagonal` to its diagonal coefficient and `rhs`
+    /// to its right-hand side (one position lookup for both).
+    pub(crate) fn add_node_term(&mut self, junction: usize, diagonal: f64, rhs: f64) {
+        let at = self.position[junction];
+        self.diagonal[at] += diagonal;
+        self.rhs[at] += rhs;
+    }
+
     /// Adds to the off-diagonal coefficient of a link joining two junctions (no-op otherwise).
     pub(crate) fn add_off_diagonal(&mut self, link: usize, value: f64) {
         let entry = self.link_slots[link].entry;
@@ -191,20 +199,25 @@ impl LinearSystem {
                 continue;
             }
             let LinkSlots { entry, from, to } = *slots;
-            if entry != NO_ENTRY {
-                lower[entry] += -p;
-            }
-            if from != NO_COLUMN {
-                diagonal[from] += p;
-                rhs[from] += y;
-            } else if to != NO_COLUMN {
-                rhs[to] += p * heads[n1];
-            }
-            if to != NO_COLUMN {
-                diagonal[to] += p;
-                rhs[to] += -y;
-            } else if from != NO_COLUMN {
-                rhs[from] += p * heads[n2];
+            // SAFETY (every access below): `new` sets `entry` to an entry of `lower` or
+            // NO_ENTRY, and `from`, `to` to positions (below the junction count, the length
+            // of `diagonal` and `rhs`) or NO_COLUMN, and the lengths never change.
+            unsafe {
+                if entry != NO_ENTRY {
+                    *lower.get_unchecked_mut(entry) += -p;
+                }
+                if from != NO_COLUMN {
+                    *diagonal.get_unchecked_mut(from) += p;
+                    *rhs.get_unchecked_mut(from) += y;
+                } else if to != NO_COLUMN {
+                    *rhs.get_unchecked_mut(to) += p * heads[n1];
+                }
+                if to != NO_COLUMN {
+                    *diagonal.get_unchecked_mut(to) += p;
+                    *rhs.get_unchecked_mut(to) += -y;
+                } else if from != NO_COLUMN {
+                    *rhs.get_unchecked_mut(from) += p * heads[n2];
+                }
             }
         }
     }

@@ -235,19 +235,20 @@ fn new_flows(network: &HydNetwork, state: &mut HydState, work: &mut Workspace) -
     if options.demand_model == DemandModel::Pda {
         let dp = (options.preq - options.pmin).max(MIN_PDA_PRESSURE_RANGE);
         let n = 1.0 / options.pexp;
-        for i in 0..junctions {
-            let full = work.full_demand[i];
+        let demands = work.full_demand.iter().zip(&mut state.demand_flow);
+        let nodes = state.head.iter().zip(&network.nodes[..junctions]);
+        for ((&full, demand_flow), (&head, node)) in demands.zip(nodes) {
             if full <= 0.0 {
                 continue;
             }
-            let (hloss, hgrad) = demand_headloss(state.demand_flow[i], full, dp, n);
-            let dh = state.head[i] - network.nodes[i].elevation - options.pmin;
+            let (hloss, hgrad) = demand_headloss(*demand_flow, full, dp, n);
+            let dh = head - node.elevation - options.pmin;
             let mut dq = (hloss - dh) / hgrad * relax;
             if dq.abs() > MAX_DEMAND_CHANGE * full {
                 dq = MAX_DEMAND_CHANGE * dq.signum() * full;
             }
-            state.demand_flow[i] -= dq;
-            update.add(state.demand_flow[i], dq);
+            *demand_flow -= dq;
+            update.add(*demand_flow, dq);
         }
     }
 
@@ -343,21 +344,24 @@ fn leakage_converged(network: &HydNetwork, state: &HydState, work: &Workspace) -
 fn pda_converged(network: &HydNetwork, state: &HydState, work: &Workspace) -> bool {
     let options = &network.options;
     let dp = options.preq - options.pmin;
-    (0..network.junctions).all(|i| {
-        let full = work.full_demand[i];
-        if full <= 0.0 {
-            return true;
-        }
-        let pressure = state.head[i] - network.nodes[i].elevation;
-        let expected = if pressure <= options.pmin {
-            0.0
-        } else if pressure >= options.preq {
-            full
-        } else {
-            full * ((pressure - options.pmin) / dp).powf(options.pexp)
-        };
-        (expected - state.demand_flow[i]).abs() <= DEMAND_FLOW_TOLERANCE
-    })
+    let demands = work.full_demand.iter().zip(&state.demand_flow);
+    let nodes = state.head.iter().zip(&network.nodes[..network.junctions]);
+    demands
+        .zip(nodes)
+        .all(|((&full, &demand_flow), (&head, node))| {
+            if full <= 0.0 {
+                return true;
+            }
+            let pressure = head - node.elevation;
+            let expected = if pressure <= options.pmin {
+                0.0
+            } else if pressure >= options.preq {
+                full
+            } else {
+                full * ((pressure - options.pmin) / dp).powf(options.pexp)
+            };
+            (expected - demand_flow).abs() <= DEMAND_FLOW_TOLERANCE
+        })
 }
 
 #[cfg(test)]

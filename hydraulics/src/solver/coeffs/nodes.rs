@@ -104,8 +104,8 @@ pub(super) fn emitter_matrix_coeffs(
 ) {
     for &i in &work.emitters {
         let (hloss, hgrad) = emitter_headloss(network, i, state.emitter_flow[i]);
-        system.add_diagonal(i, 1.0 / hgrad);
-        system.add_rhs(i, (hloss + network.nodes[i].elevation) / hgrad);
+        let rhs = (hloss + network.nodes[i].elevation) / hgrad;
+        system.add_node_term(i, 1.0 / hgrad, rhs);
         work.xflow[i] -= state.emitter_flow[i];
     }
 }
@@ -133,18 +133,16 @@ pub(super) fn demand_matrix_coeffs(
     }
     let dp = options.preq - options.pmin;
     let n = 1.0 / options.pexp;
-    for i in 0..network.junctions {
-        let full = work.full_demand[i];
+    let demands = work.full_demand.iter().zip(&state.demand_flow);
+    let nodes = demands.zip(&network.nodes[..network.junctions]);
+    for (i, ((&full, &demand_flow), node)) in nodes.enumerate() {
         if full <= 0.0 {
             continue;
         }
-        let (hloss, hgrad) = demand_headloss(state.demand_flow[i], full, dp, n);
+        let (hloss, hgrad) = demand_headloss(demand_flow, full, dp, n);
         if hgrad > 0.0 {
-            system.add_diagonal(i, 1.0 / hgrad);
-            system.add_rhs(
-                i,
-                (hloss + network.nodes[i].elevation + options.pmin) / hgrad,
-            );
+            let rhs = (hloss + node.elevation + options.pmin) / hgrad;
+            system.add_node_term(i, 1.0 / hgrad, rhs);
         }
     }
 }
@@ -183,12 +181,10 @@ pub(super) fn leakage_matrix_coeffs(
         let elevation = network.nodes[i].elevation;
         let ((hfa, gfa), (hva, gva)) = leakage_headloss(leak, rqtol);
         if gfa > 0.0 {
-            system.add_diagonal(i, 1.0 / gfa);
-            system.add_rhs(i, (hfa + elevation) / gfa);
+            system.add_node_term(i, 1.0 / gfa, (hfa + elevation) / gfa);
         }
         if gva > 0.0 {
-            system.add_diagonal(i, 1.0 / gva);
-            system.add_rhs(i, (hva + elevation) / gva);
+            system.add_node_term(i, 1.0 / gva, (hva + elevation) / gva);
         }
         work.xflow[i] -= leak.qfa + leak.qva;
     }
