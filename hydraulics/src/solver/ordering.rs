@@ -66,6 +66,40 @@ pub(crate) fn minimum_degree_order(neighbours: &[Vec<usize>]) -> Vec<usize> {
         .collect()
 }
 
+/// Walks the members of a node's list in the quotient graph: a negative entry continues the
+/// walk in the list of that (eliminated) node, a zero or the end of the last list ends it.
+///
+/// The arrays are passed to every step, not held, because the walks run while the
+/// algorithm updates them; each entry is read when the walk reaches it.
+struct Members {
+    at: usize,
+    end: usize,
+}
+
+impl Members {
+    fn of(xadj: &[usize], node: usize) -> Self {
+        Self {
+            at: xadj[node],
+            end: xadj[node + 1],
+        }
+    }
+
+    fn next(&mut self, xadj: &[usize], adjncy: &[isize]) -> Option<usize> {
+        while self.at < self.end {
+            let member = adjncy[self.at];
+            self.at += 1;
+            if member > 0 {
+                return Some(member as usize);
+            }
+            if member == 0 {
+                return None;
+            }
+            *self = Self::of(xadj, (-member) as usize);
+        }
+        None
+    }
+}
+
 impl MinimumDegree {
     /// Puts every node in the list of its degree (plus one), each list a stack.
     fn initialise(&mut self, count: usize) {
@@ -159,31 +193,19 @@ impl MinimumDegree {
         // their storage once this node's own runs out.
         while elements > 0 {
             self.adjncy[store_end] = -elements;
-            let mut element = elements as usize;
-            'element: loop {
-                for j in self.xadj[element]..self.xadj[element + 1] {
-                    let node = self.adjncy[j];
-                    if node < 0 {
-                        element = (-node) as usize;
-                        continue 'element;
-                    }
-                    if node == 0 {
-                        break;
-                    }
-                    let n = node as usize;
-                    if self.marker[n] >= tag || self.forward[n] < 0 {
-                        continue;
-                    }
-                    self.marker[n] = tag;
-                    while store_at >= store_end {
-                        let borrowed = (-self.adjncy[store_end]) as usize;
-                        store_at = self.xadj[borrowed];
-                        store_end = self.xadj[borrowed + 1] - 1;
-                    }
-                    self.adjncy[store_at] = node;
-                    store_at += 1;
+            let mut members = Members::of(&self.xadj, elements as usize);
+            while let Some(n) = members.next(&self.xadj, &self.adjncy) {
+                if self.marker[n] >= tag || self.forward[n] < 0 {
+                    continue;
                 }
-                break;
+                self.marker[n] = tag;
+                while store_at >= store_end {
+                    let borrowed = (-self.adjncy[store_end]) as usize;
+                    store_at = self.xadj[borrowed];
+                    store_end = self.xadj[borrowed + 1] - 1;
+                }
+                self.adjncy[store_at] = n as isize;
+                store_at += 1;
             }
             elements = self.next_in_list[elements as usize];
         }
@@ -191,20 +213,9 @@ impl MinimumDegree {
             self.adjncy[store_at] = 0;
         }
 
-        let mut list = eliminated;
-        'reachable: loop {
-            for i in self.xadj[list]..self.xadj[list + 1] {
-                let reached = self.adjncy[i];
-                if reached < 0 {
-                    list = (-reached) as usize;
-                    continue 'reachable;
-                }
-                if reached == 0 {
-                    return;
-                }
-                self.reach(reached as usize, eliminated);
-            }
-            return;
+        let mut reachable = Members::of(&self.xadj, eliminated);
+        while let Some(reached) = reachable.next(&self.xadj, &self.adjncy) {
+            self.reach(reached, eliminated);
         }
     }
 
@@ -262,35 +273,23 @@ impl MinimumDegree {
         let mut two_neighbours = 0;
         let mut more_neighbours = 0;
         let mut element_size = 0;
-        let mut list = element;
-        'members: loop {
-            for i in self.xadj[list]..self.xadj[list + 1] {
-                let member = self.adjncy[i];
-                if member < 0 {
-                    list = (-member) as usize;
-                    continue 'members;
-                }
-                if member == 0 {
-                    break;
-                }
-                let m = member as usize;
-                if self.supernode_size[m] == 0 {
-                    continue;
-                }
-                element_size += self.supernode_size[m];
-                self.marker[m] = element_tag;
-                if self.backward[m] != 0 {
-                    continue;
-                }
-                if self.forward[m] == 2 {
-                    self.next_in_list[m] = two_neighbours;
-                    two_neighbours = member;
-                } else {
-                    self.next_in_list[m] = more_neighbours;
-                    more_neighbours = member;
-                }
+        let mut members = Members::of(&self.xadj, element);
+        while let Some(m) = members.next(&self.xadj, &self.adjncy) {
+            if self.supernode_size[m] == 0 {
+                continue;
             }
-            break;
+            element_size += self.supernode_size[m];
+            self.marker[m] = element_tag;
+            if self.backward[m] != 0 {
+                continue;
+            }
+            if self.forward[m] == 2 {
+                self.next_in_list[m] = two_neighbours;
+                two_neighbours = m as isize;
+            } else {
+                self.next_in_list[m] = more_neighbours;
+                more_neighbours = m as isize;
+            }
         }
 
         let mut node = two_neighbours;
@@ -325,42 +324,28 @@ impl MinimumDegree {
         if other == element as isize {
             other = self.adjncy[first + 1];
         }
-        let mut list = other as usize;
-        if self.forward[list] >= 0 {
-            return degree + self.supernode_size[list];
+        let other = other as usize;
+        if self.forward[other] >= 0 {
+            return degree + self.supernode_size[other];
         }
-        'other: loop {
-            for i in self.xadj[list]..self.xadj[list + 1] {
-                let member = self.adjncy[i];
-                if member == node as isize {
-                    continue;
-                }
-                if member < 0 {
-                    list = (-member) as usize;
-                    continue 'other;
-                }
-                if member == 0 {
-                    break;
-                }
-                let m = member as usize;
-                if self.supernode_size[m] == 0 {
-                    continue;
-                }
-                if self.marker[m] < tag {
-                    self.marker[m] = tag;
-                    degree += self.supernode_size[m];
-                } else if self.backward[m] == 0 {
-                    if self.forward[m] == 2 {
-                        self.supernode_size[node] += self.supernode_size[m];
-                        self.supernode_size[m] = 0;
-                        self.marker[m] = MAX_TAG;
-                        self.forward[m] = -(node as isize);
-                    }
-                    // Merged, or outmatched by `node`: either way no longer needs an update.
-                    self.backward[m] = -MAX_TAG;
-                }
+        let mut members = Members::of(&self.xadj, other);
+        while let Some(m) = members.next(&self.xadj, &self.adjncy) {
+            if m == node || self.supernode_size[m] == 0 {
+                continue;
             }
-            break;
+            if self.marker[m] < tag {
+                self.marker[m] = tag;
+                degree += self.supernode_size[m];
+            } else if self.backward[m] == 0 {
+                if self.forward[m] == 2 {
+                    self.supernode_size[node] += self.supernode_size[m];
+                    self.supernode_size[m] = 0;
+                    self.marker[m] = MAX_TAG;
+                    self.forward[m] = -(node as isize);
+                }
+                // Merged, or outmatched by `node`: either way no longer needs an update.
+                self.backward[m] = -MAX_TAG;
+            }
         }
         degree
     }
@@ -384,24 +369,12 @@ impl MinimumDegree {
                 degree += self.supernode_size[n];
                 continue;
             }
-            let mut list = n;
-            'element: loop {
-                for j in self.xadj[list]..self.xadj[list + 1] {
-                    let member = self.adjncy[j];
-                    if member < 0 {
-                        list = (-member) as usize;
-                        continue 'element;
-                    }
-                    if member == 0 {
-                        break;
-                    }
-                    let m = member as usize;
-                    if self.marker[m] < tag {
-                        self.marker[m] = tag;
-                        degree += self.supernode_size[m];
-                    }
+            let mut members = Members::of(&self.xadj, n);
+            while let Some(m) = members.next(&self.xadj, &self.adjncy) {
+                if self.marker[m] < tag {
+                    self.marker[m] = tag;
+                    degree += self.supernode_size[m];
                 }
-                break;
             }
         }
         degree
