@@ -7,7 +7,7 @@ use crate::impact::{summarize, RunSummary, SummaryBuilder};
 use crate::segments::{Segments, ValvePlacement};
 use crate::spec::{Event, EventKind, Outflow, PdaSettings, Scenario};
 use hydraulics::model::{LinkKind, Network};
-use hydraulics::solver::data::{HydNetwork, HydState};
+use hydraulics::solver::data::{HydNetwork, HydState, Status};
 use hydraulics::solver::{close_link, compile, PeriodRun, Solver, StepResult};
 use hydraulics::{SimOptions, SolverError};
 use rayon::prelude::*;
@@ -103,13 +103,15 @@ pub enum PeriodStart {
 
 /// What every failure of a sweep starts from: the baseline compiled once, its solver (the
 /// ordering and symbolic factorization, done once) and its flows and delivered demands at
-/// every period.
+/// every period, with its links' statuses.
 struct Prepared<'a> {
     network: &'a Network,
     base: Network,
     hyd: HydNetwork,
     solver: Solver,
     periods: Vec<BasePeriod>,
+    /// Links whose status changes between the baseline's periods.
+    switching: Vec<usize>,
     summary: RunSummary,
     identity: Vec<usize>,
     settings: &'a Settings,
@@ -120,6 +122,7 @@ struct BasePeriod {
     t: u64,
     flow: Vec<f64>,
     demand_flow: Vec<f64>,
+    status: Vec<Status>,
 }
 
 /// What one failure run gives.
@@ -147,13 +150,21 @@ impl<'a> Prepared<'a> {
                 periods.push(BasePeriod {
                     t: period.t,
                     flow: state.flow.clone(),
+                    status: state.status.clone(),
                     demand_flow: state.demand_flow[..hyd.junctions].to_vec(),
                 });
             }
         }
         let summary = summary.finish(base.times.duration);
+        let switching = match periods.first() {
+            Some(first) => (0..hyd.links.len())
+                .filter(|&link| periods.iter().any(|p| p.status[link] != first.status[link]))
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Self {
             network,
+            switching,
             summary,
             hyd,
             solver,
@@ -188,7 +199,7 @@ impl<'a> Prepared<'a> {
             close_link(hyd, link);
         }
         let mut summary = SummaryBuilder::new(self.network, &self.base, &self.identity, required);
-        let mut warm = WarmStart::new(&self.periods, hyd.junctions);
+        let mut warm = WarmStart::new(&self.periods, &self.switching, hyd.junctions, &closed);
         let mut step = StepResult::default();
         let mut halted = None;
         let mut run = PeriodRun::new(&*hyd, solver, &SimOptions::default());
@@ -242,24 +253,43 @@ impl<'a> Prepared<'a> {
 }
 
 /// Starts each period of a failure run from the failure's own previous period: its flows moved
-/// by what the baseline's flows did between the same two times (the failure's rerouting kept,
-/// the new period's demand change added) and each junction delivering the same share of its
-/// demand as before. The first period starts from the baseline's first period. Only the
-/// starting point changes: the solve still iterates to the network's accuracy.
+/// by what the baseline's flows did between two of its periods (the failure's rerouting kept,
+/// the new period's change added) and each junction delivering the same share of its demand as
+/// before. The two baseline periods are those at the same two times unless the links' statuses
+/// there differ from the failure's (a pump switched by a tank control, a link to a full tank
+/// closed, at another time than in the baseline): then the baseline period whose statuses are
+/// most like the failure's, the nearest in time of those, stands in, so that a switch is added
+/// to the flows when the failure switches, not when the baseline does. The first period starts
+/// from the baseline's first period. Only the starting point changes: the solve still iterates
+/// to the network's accuracy.
 struct WarmStart<'a> {
     base: &'a [BasePeriod],
-    /// Time of the failure's last solved period, with its junctions' full and delivered
-    /// demands.
+    /// Links whose status changes during the baseline, those closed for the failure aside:
+    /// the statuses compared with the failure's.
+    switching: Vec<usize>,
+    /// The failure's last solved period: time, link statuses and its junctions' full and
+    /// delivered demands.
     previous: Option<u64>,
+    status: Vec<Status>,
     full_demand: Vec<f64>,
     delivered: Vec<f64>,
 }
 
 impl<'a> WarmStart<'a> {
-    fn new(base: &'a [BasePeriod], junctions: usize) -> Self {
+    fn new(
+        base: &'a [BasePeriod],
+        switching: &[usize],
+        junctions: usize,
+        closed: &[usize],
+    ) -> Self {
         Self {
             base,
+            switching: (switching.iter())
+                .filter(|link| !closed.contains(link))
+                .copied()
+                .collect(),
             previous: None,
+            status: Vec::new(),
             full_demand: vec![0.0; junctions],
             delivered: vec![0.0; junctions],
         }
@@ -271,15 +301,38 @@ impl<'a> WarmStart<'a> {
         self.base.get(after.checked_sub(1)?)
     }
 
+    /// How many switching links have in the baseline period the statuses of `status`.
+    fn agreeing(&self, period: &BasePeriod, status: &[Status]) -> usize {
+        (self.switching.iter())
+            .filter(|&&link| period.status.get(link) == status.get(link))
+            .count()
+    }
+
+    /// The baseline period in force at `t` if its switching links have the statuses of
+    /// `status`, else the one where most of them have, the nearest to `t` of those (the
+    /// earlier of two as near).
+    fn base_like(&self, t: u64, status: &[Status]) -> Option<&'a BasePeriod> {
+        let at = self.base_at(t)?;
+        let all = self.switching.len();
+        if self.agreeing(at, status) == all {
+            return Some(at);
+        }
+        (self.base.iter()).min_by_key(|period| {
+            let disagreeing = all - self.agreeing(period, status);
+            (disagreeing, period.t.abs_diff(t))
+        })
+    }
+
     fn seed(&mut self, state: &mut HydState) {
         let junctions = self.full_demand.len();
-        let Some(now) = self.base_at(state.time.max(0) as u64) else {
-            return;
-        };
-        let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
+        let t = state.time.max(0) as u64;
         let demands = (state.demand_flow.iter_mut()).zip(&state.node_demand[..junctions]);
-        match self.previous.and_then(|t| self.base_at(t)) {
+        match self.previous {
             None => {
+                let Some(now) = self.base_at(t) else {
+                    return;
+                };
+                let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
                 for ((q, status), &base) in flows {
                     if !status.is_closed() {
                         *q = base;
@@ -291,7 +344,14 @@ impl<'a> WarmStart<'a> {
                     }
                 }
             }
-            Some(before) => {
+            Some(previous) => {
+                let (Some(now), Some(before)) = (
+                    self.base_like(t, &state.status),
+                    self.base_like(previous, &self.status),
+                ) else {
+                    return;
+                };
+                let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
                 for (((q, status), &base), &base_before) in flows.zip(&before.flow) {
                     if !status.is_closed() {
                         *q += base - base_before;
@@ -313,6 +373,7 @@ impl<'a> WarmStart<'a> {
 
     fn remember(&mut self, t: u64, state: &HydState) {
         self.previous = Some(t);
+        self.status.clone_from(&state.status);
         let junctions = self.delivered.len();
         self.delivered
             .copy_from_slice(&state.demand_flow[..junctions]);
