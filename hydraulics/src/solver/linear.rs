@@ -22,6 +22,9 @@ pub enum SymbolicError {
     /// A link starts and ends at the same node (EPANET rejects such links when reading).
     #[error("link {link} starts and ends at the same node")]
     SelfLoop { link: usize },
+    /// More junctions than the factor's 32-bit row indices can number.
+    #[error("{junctions} junctions are more than the solver can number")]
+    TooManyJunctions { junctions: usize },
 }
 
 /// Shortest dense tail worth a contiguous update (shorter ones keep the scattered loop,
@@ -40,7 +43,8 @@ pub(crate) struct LinearSystem {
     /// Strictly lower part of `L` by column (position), rows ascending within a column:
     /// the entries of column `c` are `column_start[c]..column_start[c + 1]`.
     column_start: Vec<usize>,
-    entry_row: Vec<usize>,
+    /// 32-bit rows: half the memory traffic of the factorization's scattered loops.
+    entry_row: Vec<u32>,
     /// For each entry, whether it starts a dense tail of its column: at least
     /// [`DENSE_TAIL_MIN`] entries to the column's end, in consecutive rows. The separators
     /// that minimum degree numbers last make such tails; their updates are contiguous slices
@@ -127,6 +131,11 @@ impl LinearSystem {
         let entries = entry_row.len();
         let dense_tail = dense_tails(&column_start, &entry_row);
         let (update_start, updates) = update_schedule(&column_start, &entry_row, &dense_tail);
+        if u32::try_from(junctions).is_err() {
+            return Err(SymbolicError::TooManyJunctions { junctions });
+        }
+        // Rows are below the junction count, which fits (checked above).
+        let entry_row = entry_row.iter().map(|&row| row as u32).collect();
         Ok(Self {
             position,
             junction_at,
@@ -290,7 +299,7 @@ impl LinearSystem {
                 let values = &mut lower[start..end];
                 let dense = dense_tail[start];
                 if dense {
-                    let first_row = rows[0];
+                    let first_row = rows[0] as usize;
                     let pending = &mut pending_update[first_row..first_row + rows.len()];
                     for (value, update) in values.iter_mut().zip(pending) {
                         *value = (*value - *update) / pivot;
@@ -298,6 +307,7 @@ impl LinearSystem {
                     }
                 } else {
                     for (&row, value) in rows.iter().zip(values.iter_mut()) {
+                        let row = row as usize;
                         *value = (*value - pending_update[row]) / pivot;
                         pending_update[row] = 0.0;
                     }
@@ -328,7 +338,7 @@ impl LinearSystem {
             let entries = bounds[0]..bounds[1];
             let mut value = rhs[column];
             for (&row, &l) in entry_row[entries.clone()].iter().zip(&lower[entries]) {
-                value -= l * rhs[row];
+                value -= l * rhs[row as usize];
             }
             rhs[column] = value / diagonal[column];
         }
@@ -337,7 +347,7 @@ impl LinearSystem {
 
 /// Some entries of one column of `L`.
 struct Column<'a> {
-    rows: &'a [usize],
+    rows: &'a [u32],
     values: &'a [f64],
     /// The rows are consecutive (a dense tail).
     dense: bool,
@@ -348,6 +358,7 @@ impl Column<'_> {
     fn add_scaled_to(&self, target: &mut [f64], factor: f64) {
         match (self.dense, self.rows.first()) {
             (true, Some(&first_row)) => {
+                let first_row = first_row as usize;
                 let rows = first_row..first_row + self.rows.len();
                 for (target, &value) in target[rows].iter_mut().zip(self.values) {
                     *target += value * factor;
@@ -355,7 +366,7 @@ impl Column<'_> {
             }
             _ => {
                 for (&row, &value) in self.rows.iter().zip(self.values) {
-                    target[row] += value * factor;
+                    target[row as usize] += value * factor;
                 }
             }
         }

@@ -8,8 +8,8 @@
 
 use std::f64::consts::PI;
 
-use super::LinkLaw;
-use crate::solver::data::{HydLink, HydOptions};
+use super::{LinkLaw, CBIG};
+use crate::solver::data::{HydLink, HydOptions, Status};
 use crate::solver::vector_math::{abs_powers, natural_logs};
 
 // Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
@@ -77,6 +77,200 @@ fn dunlop_cubic(roughness_term: f64) -> [f64; 4] {
     ]
 }
 
+/// The Darcy-Weisbach pipes' constants as a structure of arrays, for the vectorized
+/// coefficient pass (the `LinkLaw` enum keeps the compiler from running several links at a
+/// time). Per link; other links have NaN as `resistance` and ones elsewhere.
+#[derive(Clone, Default)]
+pub(super) struct DarcyWeisbachPipes {
+    resistance: Vec<f64>,
+    minor_loss: Vec<f64>,
+    roughness_term: Vec<f64>,
+    viscosity_diameter: Vec<f64>,
+    laminar_flow_limit: Vec<f64>,
+    laminar_resistance: Vec<f64>,
+    /// Dunlop's cubic, one array per coefficient.
+    transition: [Vec<f64>; 4],
+}
+
+impl DarcyWeisbachPipes {
+    /// The arrays of `laws` (empty when no link is a Darcy-Weisbach pipe).
+    pub(super) fn new(laws: &[LinkLaw]) -> Self {
+        let mut pipes = Self::default();
+        if !laws
+            .iter()
+            .any(|law| matches!(law, LinkLaw::DarcyWeisbach(_)))
+        {
+            return pipes;
+        }
+        for law in laws {
+            let pipe = match law {
+                LinkLaw::DarcyWeisbach(pipe) => *pipe,
+                LinkLaw::NotPipe(_) | LinkLaw::Power { .. } => DarcyWeisbachPipe {
+                    resistance: f64::NAN,
+                    minor_loss: 1.0,
+                    roughness_term: 1.0,
+                    viscosity_diameter: 1.0,
+                    laminar_flow_limit: 1.0,
+                    laminar_resistance: 1.0,
+                    transition: [1.0; 4],
+                },
+            };
+            pipes.resistance.push(pipe.resistance);
+            pipes.minor_loss.push(pipe.minor_loss);
+            pipes.roughness_term.push(pipe.roughness_term);
+            pipes.viscosity_diameter.push(pipe.viscosity_diameter);
+            pipes.laminar_flow_limit.push(pipe.laminar_flow_limit);
+            pipes.laminar_resistance.push(pipe.laminar_resistance);
+            for (coefficients, &x) in pipes.transition.iter_mut().zip(&pipe.transition) {
+                coefficients.push(x);
+            }
+        }
+        pipes
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.resistance.is_empty()
+    }
+}
+
+/// `P` and `Y` of the Darcy-Weisbach pipes among links `first..` (as many as `p` holds),
+/// with each turbulent pipe's Swamee-Jain terms in `p` and `y` (from
+/// [`swamee_jain_terms`]): the arithmetic of [`darcy_weisbach_coeff`], every regime computed
+/// and the pipe's selected, several links at a time, so the bits are the same. Other links
+/// get a meaningless `P` and keep their `Y`; the caller computes them afterwards.
+pub(super) fn darcy_weisbach_pass(
+    pipes: &DarcyWeisbachPipes,
+    first: usize,
+    flows: &[f64],
+    statuses: &[Status],
+    p: &mut [f64],
+    y: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above).
+        unsafe { darcy_weisbach_pass_avx(pipes, first, flows, statuses, p, y) };
+        return;
+    }
+    darcy_weisbach_pass_body(pipes, first, flows, statuses, p, y);
+}
+
+/// [`darcy_weisbach_pass_body`] compiled for AVX (four links per instruction): additions,
+/// products, divisions and comparisons round alike in any lane width and no fused
+/// multiply-add is formed, so the bits are those of the scalar code.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn darcy_weisbach_pass_avx(
+    pipes: &DarcyWeisbachPipes,
+    first: usize,
+    flows: &[f64],
+    statuses: &[Status],
+    p: &mut [f64],
+    y: &mut [f64],
+) {
+    darcy_weisbach_pass_body(pipes, first, flows, statuses, p, y);
+}
+
+#[inline(always)]
+fn darcy_weisbach_pass_body(
+    pipes: &DarcyWeisbachPipes,
+    first: usize,
+    flows: &[f64],
+    statuses: &[Status],
+    p: &mut [f64],
+    y: &mut [f64],
+) {
+    let count = p.len().min(y.len());
+    let part = first..first + count;
+    let [x1s, x2s, x3s, x4s] = &pipes.transition;
+    let (
+        Some(flows),
+        Some(statuses),
+        Some(resistances),
+        Some(minor_losses),
+        Some(roughness_terms),
+        Some(viscosity_diameters),
+        Some(laminar_flow_limits),
+        Some(laminar_resistances),
+        Some(x1s),
+        Some(x2s),
+        Some(x3s),
+        Some(x4s),
+    ) = (
+        flows.get(..count),
+        statuses.get(..count),
+        pipes.resistance.get(part.clone()),
+        pipes.minor_loss.get(part.clone()),
+        pipes.roughness_term.get(part.clone()),
+        pipes.viscosity_diameter.get(part.clone()),
+        pipes.laminar_flow_limit.get(part.clone()),
+        pipes.laminar_resistance.get(part.clone()),
+        x1s.get(part.clone()),
+        x2s.get(part.clone()),
+        x3s.get(part.clone()),
+        x4s.get(part),
+    )
+    else {
+        return;
+    };
+    let (p, y) = (&mut p[..count], &mut y[..count]);
+    for i in 0..count {
+        let flow = flows[i];
+        let q = flow.abs();
+        let ml = minor_losses[i];
+        let resistance = resistances[i];
+        // Laminar (Hagen-Poiseuille).
+        let r = laminar_resistances[i];
+        let laminar_hloss = flow * (r + ml * q);
+        let laminar_hgrad = r + 2.0 * ml * q;
+        // Turbulent (Swamee-Jain), from the pre-pass's terms.
+        let s = viscosity_diameters[i];
+        let w = q / s;
+        let y1 = p[i];
+        let y2 = roughness_terms[i] + y1;
+        let y3 = MINUS_TWO_OVER_LN10 * y[i];
+        let turbulent_f = 1.0 / (y3 * y3);
+        let turbulent_dfdq = 1.8 * turbulent_f * y1 * MINUS_TWO_OVER_LN10 / y2 / y3 / q;
+        // Transitional (Dunlop's cubic).
+        let (x1, x2, x3, x4) = (x1s[i], x2s[i], x3s[i], x4s[i]);
+        let r = w / RE_LAMINAR;
+        let transition_f = x1 + r * (x2 + r * (x3 + r * x4));
+        let transition_dfdq = (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / RE_LAMINAR;
+        let turbulent = w >= RE_TURBULENT;
+        let f = if turbulent { turbulent_f } else { transition_f };
+        let dfdq = if turbulent {
+            turbulent_dfdq
+        } else {
+            transition_dfdq
+        };
+        let r1 = f * resistance + ml;
+        let friction_hloss = r1 * q * flow;
+        let friction_hgrad = 2.0 * r1 * q + dfdq * resistance * q * q;
+        let laminar = q <= laminar_flow_limits[i];
+        let hloss = if laminar {
+            laminar_hloss
+        } else {
+            friction_hloss
+        };
+        let hgrad = if laminar {
+            laminar_hgrad
+        } else {
+            friction_hgrad
+        };
+        let (open_p, open_y) = (1.0 / hgrad, hloss / hgrad);
+        let closed = statuses[i] <= Status::Closed;
+        let is_pipe = !resistance.is_nan();
+        p[i] = if closed { 1.0 / CBIG } else { open_p };
+        y[i] = if !is_pipe {
+            y[i]
+        } else if closed {
+            flow
+        } else {
+            open_y
+        };
+    }
+}
+
 /// A pipe's Swamee-Jain terms at its flow, meaningful where the flow is turbulent (Re 4000 or
 /// more): `y1 = 5.74 / Re^0.9` (computed as `5.74 (pi/4)^0.9 / w^0.9`, `w` = |q| / (viscosity
 /// d)) and `ln(roughness_term + y1)`.
@@ -86,39 +280,55 @@ pub(super) struct SwameeJainTerms {
     pub ln_y2: f64,
 }
 
-/// The Swamee-Jain terms of every turbulent Darcy-Weisbach pipe of `laws` at its flow
-/// (`flows[i]` is the flow of `laws[i]`): `y1` into `y1_out`, `ln_y2` into `ln_y2_out`. The
-/// entries of other links are left as they are.
+/// The Swamee-Jain terms of every turbulent Darcy-Weisbach pipe among links `first..` of
+/// `pipes` (`flows[i]` is the flow of link `first + i`): `y1` into `y1_out`, `ln_y2` into
+/// `ln_y2_out`. The entries of other links are left as they are.
 pub(super) fn swamee_jain_terms(
-    laws: &[LinkLaw],
+    pipes: &DarcyWeisbachPipes,
+    first: usize,
     flows: &[f64],
     y1_out: &mut [f64],
     ln_y2_out: &mut [f64],
 ) {
-    let blocks = laws
+    let part = first..first + flows.len();
+    let (Some(resistances), Some(viscosity_diameters), Some(roughness)) = (
+        pipes.resistance.get(part.clone()),
+        pipes.viscosity_diameter.get(part.clone()),
+        pipes.roughness_term.get(part),
+    ) else {
+        return;
+    };
+    let blocks = resistances
         .chunks(BLOCK)
+        .zip(viscosity_diameters.chunks(BLOCK))
+        .zip(roughness.chunks(BLOCK))
         .zip(flows.chunks(BLOCK))
         .zip(y1_out.chunks_mut(BLOCK))
         .zip(ln_y2_out.chunks_mut(BLOCK));
-    for (((laws, flows), y1_out), ln_y2_out) in blocks {
+    // Shared by the blocks: each reads only what it wrote itself (its first `turbulent`).
+    let mut positions = [0; BLOCK];
+    let (mut w, mut roughness_terms) = ([0.0; BLOCK], [0.0; BLOCK]);
+    let (mut y1, mut y2, mut logs) = ([0.0; BLOCK], [0.0; BLOCK], [0.0; BLOCK]);
+    for (((((resistances, viscosity_diameters), roughness), flows), y1_out), ln_y2_out) in blocks {
         // The block's turbulent pipes, packed: their position, `w` and roughness term.
         let mut turbulent = 0;
-        let mut positions = [0; BLOCK];
-        let (mut w, mut roughness_terms) = ([0.0; BLOCK], [0.0; BLOCK]);
-        for (position, (law, flow)) in laws.iter().zip(flows).enumerate() {
-            if let LinkLaw::DarcyWeisbach(pipe) = law {
-                // Written at the next free slot whatever the regime, kept only if turbulent:
-                // no branch on the flow.
-                let pipe_w = flow.abs() / pipe.viscosity_diameter;
-                positions[turbulent] = position;
-                w[turbulent] = pipe_w;
-                roughness_terms[turbulent] = pipe.roughness_term;
-                turbulent += usize::from(pipe_w >= RE_TURBULENT);
-            }
+        let links = resistances
+            .iter()
+            .zip(viscosity_diameters)
+            .zip(roughness)
+            .zip(flows);
+        for (position, (((resistance, viscosity_diameter), &roughness_term), flow)) in
+            links.enumerate()
+        {
+            // Written at the next free slot whatever the regime, kept only if a turbulent
+            // pipe (other links have a NaN resistance): no branch on the flow.
+            let pipe_w = flow.abs() / viscosity_diameter;
+            positions[turbulent] = position;
+            w[turbulent] = pipe_w;
+            roughness_terms[turbulent] = roughness_term;
+            turbulent += usize::from(pipe_w >= RE_TURBULENT && !resistance.is_nan());
         }
-        let mut y1 = [0.0; BLOCK];
         abs_powers(&w[..turbulent], 0.9, &mut y1[..turbulent]);
-        let mut y2 = [0.0; BLOCK];
         let packed = y2[..turbulent]
             .iter_mut()
             .zip(&mut y1)
@@ -127,7 +337,6 @@ pub(super) fn swamee_jain_terms(
             *y1 = SWAMEE_JAIN_RE_TERM / *y1;
             *y2 = roughness_term + *y1;
         }
-        let mut logs = [0.0; BLOCK];
         natural_logs(&y2[..turbulent], &mut logs[..turbulent]);
         for ((&position, &y1), &ln_y2) in positions.iter().zip(&y1).zip(&logs).take(turbulent) {
             y1_out[position] = y1;
@@ -206,12 +415,8 @@ fn test_pipe(roughness_term: f64, s: f64, resistance: f64, minor_loss: f64) -> D
 #[cfg(test)]
 fn terms_of(pipe: &DarcyWeisbachPipe, flow: f64) -> SwameeJainTerms {
     let (mut y1, mut ln_y2) = ([0.0], [0.0]);
-    swamee_jain_terms(
-        &[LinkLaw::DarcyWeisbach(*pipe)],
-        &[flow],
-        &mut y1,
-        &mut ln_y2,
-    );
+    let pipes = DarcyWeisbachPipes::new(&[LinkLaw::DarcyWeisbach(*pipe)]);
+    swamee_jain_terms(&pipes, 0, &[flow], &mut y1, &mut ln_y2);
     SwameeJainTerms {
         y1: y1[0],
         ln_y2: ln_y2[0],
@@ -298,8 +503,9 @@ mod tests {
                 LinkLaw::DarcyWeisbach(test_pipe(roughness_term, s, resistance, minor_loss))
             });
         }
+        let pipes = DarcyWeisbachPipes::new(&laws);
         let (mut y1, mut ln_y2) = (vec![-1.0; laws.len()], vec![-1.0; laws.len()]);
-        swamee_jain_terms(&laws, &flows, &mut y1, &mut ln_y2);
+        swamee_jain_terms(&pipes, 0, &flows, &mut y1, &mut ln_y2);
         let mut regimes = [0; 3];
         for (link, law) in laws.iter().enumerate() {
             let LinkLaw::DarcyWeisbach(pipe) = law else {
@@ -326,5 +532,49 @@ mod tests {
         }
         // Laminar, transitional and turbulent flows are all exercised.
         assert!(regimes.iter().all(|&count| count > 50), "{regimes:?}");
+
+        // The vectorized pass (AVX where the CPU has it, and the plain loop) gives every
+        // pipe the coefficients of `darcy_weisbach_coeff` to the bit, closed pipes those of
+        // a closed link, and leaves the `Y` of other links alone; also on a part of the
+        // links, as one thread of a large network gets.
+        let statuses: Vec<Status> = (0..laws.len())
+            .map(|k| match k % 11 {
+                5 => Status::Closed,
+                8 => Status::TempClosed,
+                _ => Status::Open,
+            })
+            .collect();
+        for first in [0, 300] {
+            for vectorized in [true, false] {
+                let (mut p, mut y) = (y1[first..].to_vec(), ln_y2[first..].to_vec());
+                let (flows, statuses) = (&flows[first..], &statuses[first..]);
+                if vectorized {
+                    darcy_weisbach_pass(&pipes, first, flows, statuses, &mut p, &mut y);
+                } else {
+                    darcy_weisbach_pass_body(&pipes, first, flows, statuses, &mut p, &mut y);
+                }
+                for (offset, law) in laws[first..].iter().enumerate() {
+                    let (link, flow) = (first + offset, flows[offset]);
+                    let LinkLaw::DarcyWeisbach(pipe) = law else {
+                        assert_eq!(y[offset], -1.0, "link {link} keeps its Y");
+                        continue;
+                    };
+                    let expected = if statuses[offset].is_closed() {
+                        (1.0 / CBIG, flow)
+                    } else {
+                        let terms = SwameeJainTerms {
+                            y1: y1[link],
+                            ln_y2: ln_y2[link],
+                        };
+                        darcy_weisbach_coeff(pipe, flow, terms)
+                    };
+                    assert_eq!(
+                        (p[offset].to_bits(), y[offset].to_bits()),
+                        (expected.0.to_bits(), expected.1.to_bits()),
+                        "link {link} at flow {flow} (vectorized: {vectorized})"
+                    );
+                }
+            }
+        }
     }
 }
