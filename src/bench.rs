@@ -45,11 +45,13 @@ pub struct BenchArgs {
     pub no_epanet: bool,
 }
 
-/// Medians of one solver on one network.
+/// Times of one solver on one network: one run's, or medians.
 #[derive(Debug, Clone, Copy)]
 struct Timing {
     read: Duration,
     solve: Duration,
+    /// The fastest solve: the run least disturbed by whatever else the machine was doing.
+    fastest_solve: Duration,
 }
 
 /// One line of the report.
@@ -96,27 +98,51 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
             return HashMap::new();
         }
         epanet_timings(&args.python, &peer, paths, repeat, steady).unwrap_or_else(|error| {
-            notes.push(format!("EPANET not timed: {error:#}"));
+            let note = format!("EPANET not timed: {error:#}");
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
             HashMap::new()
         })
     };
 
     println!(
-        "aquatwin bench: medians of {} runs ({} for the grid); EPANET 2.3 via owa-epanet",
+        "aquatwin bench: medians of {} runs ({} for the grid), ours and EPANET's alternated \
+         round by round; EPANET 2.3 via owa-epanet; `fastest`: the fastest solves' ratio",
         args.repeat, args.grid_repeat
     );
-    let epanet_eps = epanet_of(&paths, args.repeat, false);
+    // Round by round, EPANET's run of every network then ours: a machine that slows down for
+    // a while (other load, clock changes) slows both sides alike instead of one.
+    let mut epanet_runs: HashMap<String, Vec<Timing>> = HashMap::new();
+    let mut our_runs: Vec<Result<(usize, Vec<Timing>), String>> =
+        vec![Ok((0, Vec::new())); paths.len()];
+    for _ in 0..args.repeat {
+        for (name, timing) in epanet_of(&paths, 1, false) {
+            epanet_runs.entry(name).or_default().push(timing);
+        }
+        for (runs, path) in our_runs.iter_mut().zip(&paths) {
+            if let Ok((steps, timings)) = runs {
+                match time_ours(path, 1, false) {
+                    Ok((run_steps, timing)) => {
+                        *steps = run_steps;
+                        timings.push(timing);
+                    }
+                    Err(error) => *runs = Err(format!("{error:#}")),
+                }
+            }
+        }
+    }
     let mut rows = Vec::new();
-    for (name, path) in args.names.iter().zip(&paths) {
-        let (steps, ours) = match time_ours(path, args.repeat, false) {
-            Ok((steps, timing)) => (Some(steps), Ok(timing)),
-            Err(error) => (None, Err(format!("{error:#}"))),
+    for ((name, path), runs) in args.names.iter().zip(&paths).zip(our_runs) {
+        let (steps, ours) = match runs {
+            Ok((steps, timings)) => (Some(steps), Ok(median_timing(&timings))),
+            Err(error) => (None, Err(error)),
         };
         rows.push(Row {
             label: format!("{name} (EPS)"),
             steps,
             ours,
-            epanet: epanet_eps.get(name).copied(),
+            epanet: epanet_runs.get(name).map(|runs| median_timing(runs)),
             peak_memory_mib: peak_memory_of_simulation(path, false),
         });
     }
@@ -168,8 +194,24 @@ fn time_ours(path: &Path, repeat: usize, steady: bool) -> anyhow::Result<(usize,
         Timing {
             read: median(&mut reads),
             solve: median(&mut solves),
+            fastest_solve: solves.iter().min().copied().unwrap_or_default(),
         },
     ))
+}
+
+/// Medians of reading and solving, each over the runs.
+fn median_timing(runs: &[Timing]) -> Timing {
+    let mut reads: Vec<Duration> = runs.iter().map(|run| run.read).collect();
+    let mut solves: Vec<Duration> = runs.iter().map(|run| run.solve).collect();
+    Timing {
+        read: median(&mut reads),
+        solve: median(&mut solves),
+        fastest_solve: runs
+            .iter()
+            .map(|run| run.fastest_solve)
+            .min()
+            .unwrap_or_default(),
+    }
 }
 
 fn median(durations: &mut [Duration]) -> Duration {
@@ -214,7 +256,13 @@ fn epanet_timings(
             seconds("open_s"),
             seconds("solve_s"),
         ) {
-            timings.insert(name.to_string(), Timing { read, solve });
+            let fastest_solve = seconds("fastest_solve_s").unwrap_or(solve);
+            let timing = Timing {
+                read,
+                solve,
+                fastest_solve,
+            };
+            timings.insert(name.to_string(), timing);
         }
     }
     Ok(timings)
@@ -245,7 +293,7 @@ fn peak_memory_of_simulation(path: &Path, steady: bool) -> Option<f64> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10}",
+        "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>8} {:>10}",
         "network",
         "steps",
         "ours read",
@@ -253,6 +301,7 @@ fn print_table(rows: &[Row]) {
         "EPANET open",
         "EPANET solve",
         "ours/EPANET",
+        "fastest",
         "peak RSS"
     );
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
@@ -268,22 +317,25 @@ fn print_table(rows: &[Row]) {
             .map_or_else(|| "-".to_string(), |m| format!("{m:.1} MiB"));
         match &row.ours {
             Ok(ours) => {
-                let ratio = row.epanet.map_or_else(
-                    || "n/a".to_string(),
-                    |e| {
-                        let ratio = ours.solve.as_secs_f64() / e.solve.as_secs_f64();
-                        format!("{}x", format_general(ratio, 3))
-                    },
-                );
+                let ratio = |ours: Duration, epanet: Option<Duration>| {
+                    epanet.map_or_else(
+                        || "n/a".to_string(),
+                        |e| {
+                            let ratio = ours.as_secs_f64() / e.as_secs_f64();
+                            format!("{}x", format_general(ratio, 3))
+                        },
+                    )
+                };
                 println!(
-                    "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10}",
+                    "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>8} {:>10}",
                     row.label,
                     steps,
                     ms(ours.read),
                     ms(ours.solve),
                     epanet_read,
                     epanet_solve,
-                    ratio,
+                    ratio(ours.solve, row.epanet.map(|e| e.solve)),
+                    ratio(ours.fastest_solve, row.epanet.map(|e| e.fastest_solve)),
                     peak
                 );
             }
