@@ -2,9 +2,10 @@
 //!
 //! A turbulent pipe's friction factor needs `w^0.9` and a logarithm (Swamee-Jain), two C
 //! library calls of long latency. [`swamee_jain_terms`] packs the turbulent pipes of each
-//! block of links and computes both with the vectorized `abs_powers` and `natural_logs` (the
-//! C library's bits, so the coefficients are EPANET's to the bit) before the coefficient loop
-//! reads them; the transition's cubic depends on the pipe alone and is set up once.
+//! block of links (four at a time with AVX2) and computes both with the vectorized
+//! `abs_powers` and `natural_logs` (the C library's bits, so the coefficients are EPANET's to
+//! the bit) before the coefficient loop reads them; the transition's cubic depends on the pipe
+//! alone and is set up once.
 
 use std::f64::consts::PI;
 
@@ -298,6 +299,8 @@ pub(super) fn swamee_jain_terms(
     ) else {
         return;
     };
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
     let blocks = resistances
         .chunks(BLOCK)
         .zip(viscosity_diameters.chunks(BLOCK))
@@ -306,34 +309,39 @@ pub(super) fn swamee_jain_terms(
         .zip(y1_out.chunks_mut(BLOCK))
         .zip(ln_y2_out.chunks_mut(BLOCK));
     // Shared by the blocks: each reads only what it wrote itself (its first `turbulent`).
-    let mut positions = [0; BLOCK];
-    let (mut w, mut roughness_terms) = ([0.0; BLOCK], [0.0; BLOCK]);
+    let mut packed = Packed {
+        positions: [0; BLOCK],
+        w: [0.0; BLOCK],
+        roughness_terms: [0.0; BLOCK],
+    };
     let (mut y1, mut y2, mut logs) = ([0.0; BLOCK], [0.0; BLOCK], [0.0; BLOCK]);
     for (((((resistances, viscosity_diameters), roughness), flows), y1_out), ln_y2_out) in blocks {
-        // The block's turbulent pipes, packed: their position, `w` and roughness term.
-        let mut turbulent = 0;
-        let links = resistances
-            .iter()
-            .zip(viscosity_diameters)
-            .zip(roughness)
-            .zip(flows);
-        for (position, (((resistance, viscosity_diameter), &roughness_term), flow)) in
-            links.enumerate()
-        {
-            // Written at the next free slot whatever the regime, kept only if a turbulent
-            // pipe (other links have a NaN resistance): no branch on the flow.
-            let pipe_w = flow.abs() / viscosity_diameter;
-            positions[turbulent] = position;
-            w[turbulent] = pipe_w;
-            roughness_terms[turbulent] = roughness_term;
-            turbulent += usize::from(pipe_w >= RE_TURBULENT && !resistance.is_nan());
-        }
+        let block = BlockInputs {
+            resistances,
+            viscosity_diameters,
+            roughness,
+            flows,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let turbulent = if avx2 {
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { pack_turbulent_avx2(&block, &mut packed) }
+        } else {
+            pack_turbulent(&block, &mut packed, 0, 0)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let turbulent = pack_turbulent(&block, &mut packed, 0, 0);
+        let Packed {
+            positions,
+            w,
+            roughness_terms,
+        } = &packed;
         abs_powers(&w[..turbulent], 0.9, &mut y1[..turbulent]);
-        let packed = y2[..turbulent]
+        let terms = y2[..turbulent]
             .iter_mut()
             .zip(&mut y1)
-            .zip(&roughness_terms);
-        for ((y2, y1), roughness_term) in packed {
+            .zip(roughness_terms.iter());
+        for ((y2, y1), roughness_term) in terms {
             *y1 = SWAMEE_JAIN_RE_TERM / *y1;
             *y2 = roughness_term + *y1;
         }
@@ -343,6 +351,131 @@ pub(super) fn swamee_jain_terms(
             ln_y2_out[position] = ln_y2;
         }
     }
+}
+
+/// One block's inputs to [`swamee_jain_terms`], by link.
+struct BlockInputs<'a> {
+    resistances: &'a [f64],
+    viscosity_diameters: &'a [f64],
+    roughness: &'a [f64],
+    flows: &'a [f64],
+}
+
+/// A block's turbulent pipes, packed: their position in the block, `w` and roughness term.
+struct Packed {
+    positions: [usize; BLOCK],
+    w: [f64; BLOCK],
+    roughness_terms: [f64; BLOCK],
+}
+
+/// Packs the turbulent pipes among the block's links `start..` after the `turbulent` already
+/// packed; returns the new count.
+#[inline(always)]
+fn pack_turbulent(
+    block: &BlockInputs<'_>,
+    packed: &mut Packed,
+    start: usize,
+    mut turbulent: usize,
+) -> usize {
+    let links = block
+        .resistances
+        .iter()
+        .zip(block.viscosity_diameters)
+        .zip(block.roughness)
+        .zip(block.flows)
+        .take(BLOCK)
+        .enumerate()
+        .skip(start);
+    for (position, (((resistance, viscosity_diameter), &roughness_term), flow)) in links {
+        // Written at the next free slot whatever the regime, kept only if a turbulent pipe
+        // (other links have a NaN resistance): no branch on the flow. `turbulent` stays at
+        // or below `position`, inside the arrays.
+        let pipe_w = flow.abs() / viscosity_diameter;
+        packed.positions[turbulent] = position;
+        packed.w[turbulent] = pipe_w;
+        packed.roughness_terms[turbulent] = roughness_term;
+        turbulent += usize::from(pipe_w >= RE_TURBULENT && !resistance.is_nan());
+    }
+    turbulent
+}
+
+/// For each 4-bit mask of selected lanes, the `vpermd` indices that move the selected 64-bit
+/// lanes, in order, to the lowest ones.
+#[cfg(target_arch = "x86_64")]
+const COMPRESS: [[i32; 8]; 16] = {
+    let mut table = [[0; 8]; 16];
+    let mut mask = 0;
+    while mask < 16 {
+        let (mut lane, mut to): (i32, usize) = (0, 0);
+        while lane < 4 {
+            if mask & (1 << lane) != 0 {
+                table[mask][2 * to] = 2 * lane;
+                table[mask][2 * to + 1] = 2 * lane + 1;
+                to += 1;
+            }
+            lane += 1;
+        }
+        mask += 1;
+    }
+    table
+};
+
+/// [`pack_turbulent`] four links at a time: `w` by the same division, the turbulent lanes
+/// moved together by a permutation from [`COMPRESS`] and stored at the next free slot (the
+/// lanes stored past the turbulent ones are overwritten by the next group or never read).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_turbulent_avx2(block: &BlockInputs<'_>, packed: &mut Packed) -> usize {
+    use std::arch::x86_64::*;
+    let count = block
+        .resistances
+        .len()
+        .min(block.viscosity_diameters.len())
+        .min(block.roughness.len())
+        .min(block.flows.len())
+        .min(BLOCK);
+    let groups = count / 4;
+    let magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
+    let limit = _mm256_set1_pd(RE_TURBULENT);
+    let lane_offsets = _mm256_setr_epi64x(0, 1, 2, 3);
+    let mut turbulent = 0;
+    for group in 0..groups {
+        let at = 4 * group;
+        // SAFETY: `at + 4 <= count`, within every input; `turbulent <= at`, so the four
+        // lanes stored at `turbulent` are within the packed arrays (`count <= BLOCK`).
+        unsafe {
+            let flow = _mm256_loadu_pd(block.flows.as_ptr().add(at));
+            let viscosity_diameter = _mm256_loadu_pd(block.viscosity_diameters.as_ptr().add(at));
+            let w = _mm256_div_pd(_mm256_and_pd(flow, magnitude), viscosity_diameter);
+            let resistance = _mm256_loadu_pd(block.resistances.as_ptr().add(at));
+            let selected = _mm256_and_pd(
+                _mm256_cmp_pd::<_CMP_GE_OQ>(w, limit),
+                _mm256_cmp_pd::<_CMP_ORD_Q>(resistance, resistance),
+            );
+            let mask = _mm256_movemask_pd(selected) as usize & 15;
+            let permutation = _mm256_loadu_si256(COMPRESS[mask].as_ptr().cast());
+            let roughness = _mm256_loadu_si256(block.roughness.as_ptr().add(at).cast());
+            let positions = _mm256_add_epi64(_mm256_set1_epi64x(at as i64), lane_offsets);
+            _mm256_storeu_si256(
+                packed.w.as_mut_ptr().add(turbulent).cast(),
+                _mm256_permutevar8x32_epi32(_mm256_castpd_si256(w), permutation),
+            );
+            _mm256_storeu_si256(
+                packed.roughness_terms.as_mut_ptr().add(turbulent).cast(),
+                _mm256_permutevar8x32_epi32(roughness, permutation),
+            );
+            // Positions are below BLOCK: their 64-bit pattern is that of the `usize`.
+            _mm256_storeu_si256(
+                packed.positions.as_mut_ptr().add(turbulent).cast(),
+                _mm256_permutevar8x32_epi32(positions, permutation),
+            );
+            turbulent += mask.count_ones() as usize;
+        }
+    }
+    pack_turbulent(block, packed, 4 * groups, turbulent)
 }
 
 /// Darcy-Weisbach: Hagen-Poiseuille below Re 2000, else the friction factor (with its
@@ -532,6 +665,39 @@ mod tests {
         }
         // Laminar, transitional and turbulent flows are all exercised.
         assert!(regimes.iter().all(|&count| count > 50), "{regimes:?}");
+
+        // The AVX2 packing packs the same pipes, in the same order, with the same bits as
+        // the plain loop, also for a block whose length is not a multiple of four.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            for (first, end) in [(0, BLOCK), (BLOCK, 2 * BLOCK - 5)] {
+                let part = first..end;
+                let block = BlockInputs {
+                    resistances: &pipes.resistance[part.clone()],
+                    viscosity_diameters: &pipes.viscosity_diameter[part.clone()],
+                    roughness: &pipes.roughness_term[part.clone()],
+                    flows: &flows[part],
+                };
+                let empty = || Packed {
+                    positions: [0; BLOCK],
+                    w: [0.0; BLOCK],
+                    roughness_terms: [0.0; BLOCK],
+                };
+                let (mut plain, mut vector) = (empty(), empty());
+                let count = pack_turbulent(&block, &mut plain, 0, 0);
+                // SAFETY: the CPU has AVX2 (checked above).
+                let vector_count = unsafe { pack_turbulent_avx2(&block, &mut vector) };
+                assert_eq!(count, vector_count);
+                assert!(count > 10, "{count} turbulent pipes");
+                assert_eq!(plain.positions[..count], vector.positions[..count]);
+                let bits = |values: &[f64]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&plain.w[..count]), bits(&vector.w[..count]));
+                assert_eq!(
+                    bits(&plain.roughness_terms[..count]),
+                    bits(&vector.roughness_terms[..count])
+                );
+            }
+        }
 
         // The vectorized pass (AVX where the CPU has it, and the plain loop) gives every
         // pipe the coefficients of `darcy_weisbach_coeff` to the bit, closed pipes those of
