@@ -144,7 +144,7 @@ impl<'a> Prepared<'a> {
         let mut run = PeriodRun::new(&hyd, &mut solver, &SimOptions::default());
         while let Some(period) = run.solve_period(|_| {}) {
             if period.solved {
-                run.write_step(&period, &mut step);
+                run.write_step_values(&period, &mut step);
                 summary.push(&step);
                 let state = run.state();
                 periods.push(BasePeriod {
@@ -209,7 +209,7 @@ impl<'a> Prepared<'a> {
             }
         }) {
             if period.solved {
-                run.write_step(&period, &mut step);
+                run.write_step_values(&period, &mut step);
                 summary.push(&step);
                 warm.remember(period.t, run.state());
             }

@@ -304,6 +304,10 @@ impl<'a> SeriesBuilder<'a> {
             .filter(|&i| matches!(original.nodes[i].kind, NodeKind::Junction(_)))
             .collect();
         let head_star = required_pressure / units.pressure * units.head;
+        // One step per hydraulic step (and a few more at tank and control events): room
+        // enough that the series rarely grow, bounded against odd time options.
+        let times = &run_network.times;
+        let steps = (times.duration / times.hydraulic_step.max(1)).min(4096) as usize + 8;
         Self {
             map,
             schedule: DemandSchedule::new(original, &junctions),
@@ -325,12 +329,12 @@ impl<'a> SeriesBuilder<'a> {
             per_node,
             pending: vec![(0.0, 0.0); per_node_len],
             series: Series {
-                t: Vec::new(),
+                t: Vec::with_capacity(steps),
                 weight: Vec::new(),
-                below: Vec::new(),
-                unmet: Vec::new(),
-                required: Vec::new(),
-                todini: Vec::new(),
+                below: Vec::with_capacity(steps),
+                unmet: Vec::with_capacity(steps),
+                required: Vec::with_capacity(steps),
+                todini: Vec::with_capacity(steps),
                 service: vec![Vec::new(); per_node_len],
                 node_required_m3: vec![0.0; per_node_len],
                 node_unmet_m3: vec![0.0; per_node_len],
@@ -352,22 +356,40 @@ impl<'a> SeriesBuilder<'a> {
         let (mut p_out, mut p_exp, mut p_in) = (0.0, 0.0, 0.0);
         let s = &mut self.series;
         let junctions = self.junctions.iter().zip(&self.full_demand);
-        for ((&j, &full), &required_head) in junctions.zip(&self.required_head) {
-            let at = self.map[j];
-            let delivered = step.demand[at];
-            let short = (full - delivered).max(0.0);
-            if step.pressure[at] < self.required_pressure {
-                below += 1;
-            }
-            unmet += short;
-            required += full;
-            if self.per_node {
+        if self.per_node {
+            for ((&j, &full), &required_head) in junctions.zip(&self.required_head) {
+                let at = self.map[j];
+                let delivered = step.demand[at];
+                let short = (full - delivered).max(0.0);
+                if step.pressure[at] < self.required_pressure {
+                    below += 1;
+                }
+                unmet += short;
+                required += full;
                 s.node_min_pressure[j] = s.node_min_pressure[j].min(step.pressure[at]);
                 s.service[j].push(if full > 0.0 { delivered / full } else { 1.0 });
                 self.pending[j] = (full, short);
+                p_out += delivered * step.head[at];
+                p_exp += delivered * required_head;
             }
-            p_out += delivered * step.head[at];
-            p_exp += delivered * required_head;
+        } else {
+            // The totals alone (every period of a criticality sweep): the same sums in the
+            // same order, without the per-junction bookkeeping.
+            let (demand, pressure, head) = (&step.demand[..], &step.pressure[..], &step.head[..]);
+            let junctions = junctions.zip(&self.required_head);
+            for ((&j, &full), &required_head) in junctions {
+                let at = self.map[j];
+                let (Some(&delivered), Some(&node_pressure), Some(&node_head)) =
+                    (demand.get(at), pressure.get(at), head.get(at))
+                else {
+                    continue;
+                };
+                below += usize::from(node_pressure < self.required_pressure);
+                unmet += (full - delivered).max(0.0);
+                required += full;
+                p_out += delivered * node_head;
+                p_exp += delivered * required_head;
+            }
         }
         for &i in &self.reservoirs {
             p_in -= step.demand[i] * step.head[i];

@@ -133,15 +133,144 @@ pub(super) fn demand_matrix_coeffs(
     }
     let dp = options.preq - options.pmin;
     let n = 1.0 / options.pexp;
-    let demands = work.full_demand.iter().zip(&state.demand_flow);
-    let nodes = demands.zip(&network.nodes[..network.junctions]);
-    for (i, ((&full, &demand_flow), node)) in nodes.enumerate() {
+    let law = DemandLaw {
+        // `n * dp * r^(n-1) / full` multiplies left to right, so `n * dp` keeps its bits.
+        scale: n * dp,
+        n,
+        exponent: n - 1.0,
+        pmin: options.pmin,
+    };
+    let count = (work.full_demand.len())
+        .min(state.demand_flow.len())
+        .min(network.junctions);
+    let (full, flow) = (&work.full_demand[..count], &state.demand_flow[..count]);
+    let nodes = &network.nodes[..count];
+    // With the usual exponent 0.5 the power is the identity and the terms are plain
+    // arithmetic, which the wide loop computes several junctions at a time.
+    #[cfg(target_arch = "x86_64")]
+    if law.exponent == 1.0 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above).
+        unsafe { linear_demand_terms_avx(&law, full, flow, nodes, system) };
+        return;
+    }
+    for (i, ((&full, &demand_flow), node)) in full.iter().zip(flow).zip(nodes).enumerate() {
         if full <= 0.0 {
             continue;
         }
-        let (hloss, hgrad) = demand_headloss(demand_flow, full, dp, n);
+        let (hgrad, rhs) = demand_terms(&law, demand_flow, full, node.elevation);
         if hgrad > 0.0 {
-            let rhs = (hloss + node.elevation + options.pmin) / hgrad;
+            system.add_node_term(i, 1.0 / hgrad, rhs);
+        }
+    }
+}
+
+/// The constants of [`demand_headloss`] over one network.
+struct DemandLaw {
+    scale: f64,
+    n: f64,
+    exponent: f64,
+    pmin: f64,
+}
+
+/// A junction's gradient and right-hand side term: [`demand_headloss`] operation for
+/// operation, so with the same bits.
+#[inline(always)]
+fn demand_terms(law: &DemandLaw, d: f64, full: f64, elevation: f64) -> (f64, f64) {
+    let r = d.abs() / full;
+    let mut hgrad = law.scale * power(r, law.exponent) / full;
+    let mut hloss = hgrad * d / law.n;
+    add_lower_barrier(d, &mut hloss, &mut hgrad);
+    add_upper_barrier(d - full, &mut hloss, &mut hgrad);
+    (hgrad, (hloss + elevation + law.pmin) / hgrad)
+}
+
+/// [`demand_matrix_coeffs`] for a power of one, four junctions per AVX instruction: the
+/// operations of [`demand_terms`] in its order, and sums, products, quotients and square
+/// roots round alike in every lane (no fused multiply-add), so the bits are the scalar ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn linear_demand_terms_avx(
+    law: &DemandLaw,
+    full: &[f64],
+    flow: &[f64],
+    nodes: &[crate::solver::data::HydNode],
+    system: &mut LinearSystem,
+) {
+    use std::arch::x86_64::*;
+    const LANES: usize = 4;
+    let count = full.len().min(flow.len()).min(nodes.len());
+    let body = count - count % LANES;
+    let (scale, n, pmin) = (
+        _mm256_set1_pd(law.scale),
+        _mm256_set1_pd(law.n),
+        _mm256_set1_pd(law.pmin),
+    );
+    let (barrier, half_barrier) = (_mm256_set1_pd(1.0e9), _mm256_set1_pd(1.0e9 / 2.0));
+    let (one, tiny, two, zero) = (
+        _mm256_set1_pd(1.0),
+        _mm256_set1_pd(1.0e-6),
+        _mm256_set1_pd(2.0),
+        _mm256_set1_pd(0.0),
+    );
+    let sign = _mm256_set1_pd(-0.0);
+    let mut start = 0;
+    while start < body {
+        let (full4, flow4) = (&full[start..start + LANES], &flow[start..start + LANES]);
+        let node4 = &nodes[start..start + LANES];
+        // SAFETY: `full4` and `flow4` hold four values each (sliced just above).
+        let (f, d) = unsafe {
+            (
+                _mm256_loadu_pd(full4.as_ptr()),
+                _mm256_loadu_pd(flow4.as_ptr()),
+            )
+        };
+        let e = _mm256_set_pd(
+            node4[3].elevation,
+            node4[2].elevation,
+            node4[1].elevation,
+            node4[0].elevation,
+        );
+        let r = _mm256_div_pd(_mm256_andnot_pd(sign, d), f);
+        let mut g = _mm256_div_pd(_mm256_mul_pd(scale, r), f);
+        let mut hloss = _mm256_div_pd(_mm256_mul_pd(g, d), n);
+        // add_lower_barrier(d) and add_upper_barrier(d - full).
+        let a = _mm256_mul_pd(barrier, d);
+        let b = _mm256_sqrt_pd(_mm256_add_pd(_mm256_mul_pd(a, a), tiny));
+        hloss = _mm256_add_pd(hloss, _mm256_div_pd(_mm256_sub_pd(a, b), two));
+        let ratio = _mm256_sub_pd(one, _mm256_div_pd(a, b));
+        g = _mm256_add_pd(g, _mm256_mul_pd(half_barrier, ratio));
+        let a = _mm256_mul_pd(barrier, _mm256_sub_pd(d, f));
+        let b = _mm256_sqrt_pd(_mm256_add_pd(_mm256_mul_pd(a, a), tiny));
+        hloss = _mm256_add_pd(hloss, _mm256_div_pd(_mm256_add_pd(a, b), two));
+        let ratio = _mm256_add_pd(one, _mm256_div_pd(a, b));
+        g = _mm256_add_pd(g, _mm256_mul_pd(half_barrier, ratio));
+        let head = _mm256_add_pd(_mm256_add_pd(hloss, e), pmin);
+        let rhs = _mm256_div_pd(head, g);
+        let diagonal = _mm256_div_pd(one, g);
+        let keep = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_GT_OQ>(f, zero),
+            _mm256_cmp_pd::<_CMP_GT_OQ>(g, zero),
+        );
+        let keep = _mm256_movemask_pd(keep);
+        let (mut rhs4, mut diagonal4) = ([0.0; LANES], [0.0; LANES]);
+        // SAFETY: the arrays hold four values each.
+        unsafe {
+            _mm256_storeu_pd(rhs4.as_mut_ptr(), rhs);
+            _mm256_storeu_pd(diagonal4.as_mut_ptr(), diagonal);
+        }
+        for k in 0..LANES {
+            if keep & (1 << k) != 0 {
+                system.add_node_term(start + k, diagonal4[k], rhs4[k]);
+            }
+        }
+        start += LANES;
+    }
+    for i in body..count {
+        if full[i] <= 0.0 {
+            continue;
+        }
+        let (hgrad, rhs) = demand_terms(law, flow[i], full[i], nodes[i].elevation);
+        if hgrad > 0.0 {
             system.add_node_term(i, 1.0 / hgrad, rhs);
         }
     }

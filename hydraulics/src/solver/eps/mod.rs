@@ -145,6 +145,22 @@ impl<'a> PeriodRun<'a> {
         );
     }
 
+    /// [`Self::write_step`] without the links' status codes (`status` and `state` are left
+    /// empty): what a summary of the run reads, at a third less work per period.
+    pub fn write_step_values(&self, period: &Period, out: &mut StepResult) {
+        let run = &self.simulation;
+        write_step_values(
+            run.network,
+            &run.state,
+            period.t,
+            period.report,
+            &period.outcome,
+            out,
+        );
+        out.status.clear();
+        out.state.clear();
+    }
+
     /// The warnings of the run so far, as EPANET words them.
     pub fn into_warnings(self) -> Vec<super::SimWarning> {
         self.simulation.warnings.into_warnings()
@@ -482,35 +498,48 @@ fn write_step_result(
     outcome: &SolveOutcome,
     out: &mut StepResult,
 ) {
+    write_step_values(network, state, t, report, outcome, out);
+    write_step_statuses(network, state, out);
+}
+
+/// The numeric part of [`write_step_result`]: everything but the links' status codes.
+fn write_step_values(
+    network: &HydNetwork,
+    state: &HydState,
+    t: u64,
+    report: bool,
+    outcome: &SolveOutcome,
+    out: &mut StepResult,
+) {
     let units = &network.units;
     out.t = t;
     out.report = report;
     out.iterations = outcome.iterations;
     out.relative_error = outcome.relative_error;
-    let nodes = 0..network.nodes.len();
+    // Junctions and tanks apart, so that the junctions' loops need no test per node.
+    let junctions = network.junctions;
+    let tanks = junctions..network.nodes.len();
     refill(&mut out.head, state.head.iter().map(|h| h * units.head));
-    refill(
-        &mut out.pressure,
-        nodes.clone().map(|node| {
-            let is_reservoir =
-                node >= network.junctions && network.tanks[node - network.junctions].is_reservoir();
-            if is_reservoir {
-                0.0
-            } else {
-                (state.head[node] - network.nodes[node].elevation) * units.pressure
-            }
-        }),
+    out.pressure.clear();
+    out.pressure.extend(
+        (state.head[..junctions].iter())
+            .zip(&network.nodes[..junctions])
+            .map(|(h, node)| (h - node.elevation) * units.pressure),
     );
-    refill(
-        &mut out.demand,
-        nodes.map(|node| {
-            let flow = if node < network.junctions {
-                junction_outflow(state, node)
-            } else {
-                state.node_demand[node]
-            };
-            flow * units.flow
-        }),
+    out.pressure.extend(tanks.clone().map(|node| {
+        if network.tanks[node - junctions].is_reservoir() {
+            0.0
+        } else {
+            (state.head[node] - network.nodes[node].elevation) * units.pressure
+        }
+    }));
+    out.demand.clear();
+    out.demand
+        .extend((0..junctions).map(|node| junction_outflow(state, node) * units.flow));
+    out.demand.extend(
+        state.node_demand[tanks]
+            .iter()
+            .map(|flow| flow * units.flow),
     );
     // A closed link carries no flow, whatever small flow the solver kept in it.
     refill(
@@ -523,6 +552,10 @@ fn write_step_result(
             }
         }),
     );
+}
+
+/// The links' status codes of [`write_step_result`].
+fn write_step_statuses(network: &HydNetwork, state: &HydState, out: &mut StepResult) {
     refill(
         &mut out.status,
         state.status.iter().map(|s| s.report_code()),
