@@ -521,6 +521,8 @@ fn write_step_values(
     let tanks = junctions..network.nodes.len();
     refill(&mut out.head, state.head.iter().map(|h| h * units.head));
     out.pressure.clear();
+    // Exactly one value per node: a run keeps every step, so no spare capacity.
+    out.pressure.reserve_exact(network.nodes.len());
     out.pressure.extend(
         (state.head[..junctions].iter())
             .zip(&network.nodes[..junctions])
@@ -534,6 +536,7 @@ fn write_step_values(
         }
     }));
     out.demand.clear();
+    out.demand.reserve_exact(network.nodes.len());
     out.demand
         .extend((0..junctions).map(|node| junction_outflow(state, node) * units.flow));
     out.demand.extend(
