@@ -144,3 +144,48 @@ fn segment_and_burst_sweeps_write_parseable_json() {
         }
     }
 }
+
+/// `--bench` as a user runs it: our sweeps and EPANET 2.3's toolkit loop (owa-epanet) over the
+/// same pipes, round by round, with the ratios printed.
+#[test]
+fn the_benchmark_times_ours_against_epanets_loop() {
+    let run = Command::new(env!("CARGO_BIN_EXE_aquatwin"))
+        .args([
+            "criticality",
+            NET3,
+            "--duration",
+            "2",
+            "--limit",
+            "4",
+            "--bench",
+            "--bench-rounds",
+            "2",
+        ])
+        .output()
+        .expect("the aquatwin binary runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ratio_after = |label: &str| -> f64 {
+        let rest = stdout
+            .split(label)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no `{label}` in:\n{stdout}"));
+        let number: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        number.parse().unwrap_or_else(|_| panic!("{stdout}"))
+    };
+    for label in ["ours(1 job)/EPANET = ", "fastest rounds: "] {
+        let ratio = ratio_after(label);
+        assert!(
+            ratio > 0.0 && ratio.is_finite(),
+            "{label}{ratio} in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("4 pipes x 2 rounds"), "{stdout}");
+}
