@@ -265,60 +265,100 @@ impl LinearSystem {
             pending_update,
             ..
         } = self;
-        let columns = column_start.windows(2).zip(update_start.windows(2));
-        for (column, (entries, column_updates)) in columns.enumerate() {
+        for column in 0..diagonal.len() {
+            // SAFETY: `column_start` and `update_start` hold one more element than there are
+            // columns (`diagonal`, `rhs` by position), and their ranges lie within `lower`,
+            // `entry_row`, `dense_tail` and `updates` (built together in `new`).
+            let (start, end, column_updates) = unsafe {
+                let update_range =
+                    *update_start.get_unchecked(column)..*update_start.get_unchecked(column + 1);
+                (
+                    *column_start.get_unchecked(column),
+                    *column_start.get_unchecked(column + 1),
+                    updates.get_unchecked(update_range),
+                )
+            };
             let mut diagonal_update = 0.0;
-            for update in &updates[column_updates[0]..column_updates[1]] {
+            for update in column_updates {
                 let (first, end) = (update.first as usize, update.end as usize);
-                let l_column_k = lower[first];
+                // SAFETY: `update_schedule` makes `first < end <= column_start[k + 1]` for an
+                // earlier column `k`, so every entry below is one of `lower` and `entry_row`
+                // (both of the pattern's length), and every row is below the junction count,
+                // the length of `pending_update`. Checked indexing here costs more than the
+                // arithmetic on these one- and two-entry updates.
+                let l_column_k = unsafe { *lower.get_unchecked(first) };
                 diagonal_update += l_column_k * l_column_k;
-                let rest = first + 1;
-                if rest < end {
+                if update.dense {
+                    let rest = first + 1;
                     let column_k = Column {
                         rows: &entry_row[rest..end],
                         values: &lower[rest..end],
-                        dense: update.dense,
+                        dense: true,
                     };
                     column_k.add_scaled_to(pending_update, l_column_k);
+                } else {
+                    for entry in first + 1..end {
+                        // SAFETY: as above.
+                        unsafe {
+                            let row = *entry_row.get_unchecked(entry) as usize;
+                            *pending_update.get_unchecked_mut(row) +=
+                                *lower.get_unchecked(entry) * l_column_k;
+                        }
+                    }
                 }
             }
 
-            let pivot = diagonal[column] - diagonal_update;
+            // SAFETY: as above.
+            let pivot = unsafe { *diagonal.get_unchecked(column) } - diagonal_update;
             if pivot <= 0.0 {
                 // The updates gathered for later rows must not leak into the next attempt.
                 pending_update.fill(0.0);
                 return Err(column);
             }
             let pivot = pivot.sqrt();
-            diagonal[column] = pivot;
-            let value = rhs[column] / pivot;
-            rhs[column] = value;
-            let (start, end) = (entries[0], entries[1]);
+            // SAFETY: as above.
+            let value = unsafe {
+                *diagonal.get_unchecked_mut(column) = pivot;
+                let value = rhs.get_unchecked_mut(column);
+                *value /= pivot;
+                *value
+            };
             if start < end {
-                let rows = &entry_row[start..end];
-                let values = &mut lower[start..end];
-                let dense = dense_tail[start];
+                // SAFETY: as above (`start < end`).
+                let dense = unsafe { *dense_tail.get_unchecked(start) };
                 if dense {
+                    let rows = &entry_row[start..end];
+                    let values = &mut lower[start..end];
                     let first_row = rows[0] as usize;
                     let pending = &mut pending_update[first_row..first_row + rows.len()];
                     for (value, update) in values.iter_mut().zip(pending) {
                         *value = (*value - *update) / pivot;
                         *update = 0.0;
                     }
+                    let column = Column {
+                        rows,
+                        values,
+                        dense,
+                    };
+                    // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
+                    column.add_scaled_to(rhs, -value);
                 } else {
-                    for (&row, value) in rows.iter().zip(values.iter_mut()) {
-                        let row = row as usize;
-                        *value = (*value - pending_update[row]) / pivot;
-                        pending_update[row] = 0.0;
+                    let factor = -value;
+                    for entry in start..end {
+                        // SAFETY: `start..end` is a column's range in `column_start`, within
+                        // `lower` and `entry_row`, and rows are below the junction count, the
+                        // length of `pending_update` and `rhs`.
+                        unsafe {
+                            let row = *entry_row.get_unchecked(entry) as usize;
+                            let value = lower.get_unchecked_mut(entry);
+                            let update = pending_update.get_unchecked_mut(row);
+                            *value = (*value - *update) / pivot;
+                            *update = 0.0;
+                            // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
+                            *rhs.get_unchecked_mut(row) += *value * factor;
+                        }
                     }
                 }
-                let column = Column {
-                    rows,
-                    values,
-                    dense,
-                };
-                // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
-                column.add_scaled_to(rhs, -value);
             }
         }
         Ok(())
@@ -335,10 +375,14 @@ impl LinearSystem {
             ..
         } = self;
         for (column, bounds) in column_start.windows(2).enumerate().rev() {
-            let entries = bounds[0]..bounds[1];
             let mut value = rhs[column];
-            for (&row, &l) in entry_row[entries.clone()].iter().zip(&lower[entries]) {
-                value -= l * rhs[row as usize];
+            for entry in bounds[0]..bounds[1] {
+                // SAFETY: a column's range in `column_start` is within `lower` and
+                // `entry_row`, and rows are below the junction count, the length of `rhs`.
+                unsafe {
+                    let row = *entry_row.get_unchecked(entry) as usize;
+                    value -= *lower.get_unchecked(entry) * *rhs.get_unchecked(row);
+                }
             }
             rhs[column] = value / diagonal[column];
         }
