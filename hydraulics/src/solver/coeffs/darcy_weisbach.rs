@@ -9,9 +9,9 @@
 
 use std::f64::consts::PI;
 
-use super::{LinkLaw, CBIG};
+use super::CBIG;
 use crate::solver::data::{HydLink, HydOptions, Status};
-use crate::solver::vector_math::{abs_powers, natural_logs};
+use crate::solver::vector_math::{abs_powers, natural_logs, with_avx};
 
 // Darcy-Weisbach friction factor constants (Swamee-Jain and Dunlop's transition polynomial).
 /// 1000 pi: Reynolds number 4000 in units of `q / (viscosity * d)`.
@@ -79,8 +79,7 @@ fn dunlop_cubic(roughness_term: f64) -> [f64; 4] {
 }
 
 /// The Darcy-Weisbach pipes' constants as a structure of arrays, for the vectorized
-/// coefficient pass (the `LinkLaw` enum keeps the compiler from running several links at a
-/// time). Per link; other links have NaN as `resistance` and ones elsewhere.
+/// coefficient pass. Per link; other links have NaN as `resistance` and ones elsewhere.
 #[derive(Clone, Default)]
 pub(super) struct DarcyWeisbachPipes {
     resistance: Vec<f64>,
@@ -94,19 +93,17 @@ pub(super) struct DarcyWeisbachPipes {
 }
 
 impl DarcyWeisbachPipes {
-    /// The arrays of `laws` (empty when no link is a Darcy-Weisbach pipe).
-    pub(super) fn new(laws: &[LinkLaw]) -> Self {
+    /// The arrays of the links' pipes (`None` for a link that is not a Darcy-Weisbach pipe);
+    /// empty when no link is one.
+    pub(super) fn new(links: &[Option<DarcyWeisbachPipe>]) -> Self {
         let mut pipes = Self::default();
-        if !laws
-            .iter()
-            .any(|law| matches!(law, LinkLaw::DarcyWeisbach(_)))
-        {
+        if links.iter().all(Option::is_none) {
             return pipes;
         }
-        for law in laws {
-            let pipe = match law {
-                LinkLaw::DarcyWeisbach(pipe) => *pipe,
-                LinkLaw::NotPipe(_) | LinkLaw::Power { .. } => DarcyWeisbachPipe {
+        for link in links {
+            let pipe = match link {
+                Some(pipe) => *pipe,
+                None => DarcyWeisbachPipe {
                     resistance: f64::NAN,
                     minor_loss: 1.0,
                     roughness_term: 1.0,
@@ -134,42 +131,20 @@ impl DarcyWeisbachPipes {
     }
 }
 
-/// `P` and `Y` of the Darcy-Weisbach pipes among links `first..` (as many as `p` holds),
-/// with each turbulent pipe's Swamee-Jain terms in `p` and `y` (from
-/// [`swamee_jain_terms`]): the arithmetic of [`darcy_weisbach_coeff`], every regime computed
-/// and the pipe's selected, several links at a time, so the bits are the same. Other links
-/// get a meaningless `P` and keep their `Y`; the caller computes them afterwards.
-pub(super) fn darcy_weisbach_pass(
-    pipes: &DarcyWeisbachPipes,
-    first: usize,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU has AVX (checked just above).
-        unsafe { darcy_weisbach_pass_avx(pipes, first, flows, statuses, p, y) };
-        return;
-    }
-    darcy_weisbach_pass_body(pipes, first, flows, statuses, p, y);
-}
-
-/// [`darcy_weisbach_pass_body`] compiled for AVX (four links per instruction): additions,
-/// products, divisions and comparisons round alike in any lane width and no fused
-/// multiply-add is formed, so the bits are those of the scalar code.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn darcy_weisbach_pass_avx(
-    pipes: &DarcyWeisbachPipes,
-    first: usize,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    darcy_weisbach_pass_body(pipes, first, flows, statuses, p, y);
+with_avx! {
+    /// `P` and `Y` of the Darcy-Weisbach pipes among links `first..` (as many as `p` holds),
+    /// with each turbulent pipe's Swamee-Jain terms in `p` and `y` (from
+    /// [`swamee_jain_terms`]): EPANET's `DWpipecoeff` with every regime computed and the
+    /// pipe's selected, several links at a time, so the bits are the same. Other links get a
+    /// meaningless `P` and keep their `Y`; the caller computes them afterwards.
+    pub(super) fn darcy_weisbach_pass = darcy_weisbach_pass_body(
+        pipes: &DarcyWeisbachPipes,
+        first: usize,
+        flows: &[f64],
+        statuses: &[Status],
+        p: &mut [f64],
+        y: &mut [f64],
+    )
 }
 
 #[inline(always)]
@@ -275,8 +250,9 @@ fn darcy_weisbach_pass_body(
 /// A pipe's Swamee-Jain terms at its flow, meaningful where the flow is turbulent (Re 4000 or
 /// more): `y1 = 5.74 / Re^0.9` (computed as `5.74 (pi/4)^0.9 / w^0.9`, `w` = |q| / (viscosity
 /// d)) and `ln(roughness_term + y1)`.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
-pub(super) struct SwameeJainTerms {
+struct SwameeJainTerms {
     pub y1: f64,
     pub ln_y2: f64,
 }
@@ -478,14 +454,11 @@ unsafe fn pack_turbulent_avx2(block: &BlockInputs<'_>, packed: &mut Packed) -> u
     pack_turbulent(block, packed, 4 * groups, turbulent)
 }
 
-/// Darcy-Weisbach: Hagen-Poiseuille below Re 2000, else the friction factor (with its
-/// derivative) from `pipe_friction_factor`; `terms` are the pipe's Swamee-Jain terms at
-/// `flow`.
-pub(super) fn darcy_weisbach_coeff(
-    pipe: &DarcyWeisbachPipe,
-    flow: f64,
-    terms: SwameeJainTerms,
-) -> (f64, f64) {
+/// Darcy-Weisbach one pipe at a time, the reference of the vectorized pass: Hagen-Poiseuille
+/// below Re 2000, else the friction factor (with its derivative) from `pipe_friction_factor`;
+/// `terms` are the pipe's Swamee-Jain terms at `flow`.
+#[cfg(test)]
+fn darcy_weisbach_coeff(pipe: &DarcyWeisbachPipe, flow: f64, terms: SwameeJainTerms) -> (f64, f64) {
     let q = flow.abs();
     let ml = pipe.minor_loss;
     let (hloss, hgrad) = if q <= pipe.laminar_flow_limit {
@@ -502,6 +475,7 @@ pub(super) fn darcy_weisbach_coeff(
 /// Darcy-Weisbach friction factor and its derivative with respect to flow, for `q` = |flow|
 /// above the laminar limit: Swamee-Jain from Re 4000 (from `terms`), Dunlop's cubic between
 /// Re 2000 and 4000.
+#[cfg(test)]
 fn pipe_friction_factor(pipe: &DarcyWeisbachPipe, q: f64, terms: SwameeJainTerms) -> (f64, f64) {
     let s = pipe.viscosity_diameter;
     let w = q / s;
@@ -548,7 +522,7 @@ fn test_pipe(roughness_term: f64, s: f64, resistance: f64, minor_loss: f64) -> D
 #[cfg(test)]
 fn terms_of(pipe: &DarcyWeisbachPipe, flow: f64) -> SwameeJainTerms {
     let (mut y1, mut ln_y2) = ([0.0], [0.0]);
-    let pipes = DarcyWeisbachPipes::new(&[LinkLaw::DarcyWeisbach(*pipe)]);
+    let pipes = DarcyWeisbachPipes::new(&[Some(*pipe)]);
     swamee_jain_terms(&pipes, 0, &[flow], &mut y1, &mut ln_y2);
     SwameeJainTerms {
         y1: y1[0],
@@ -559,7 +533,6 @@ fn terms_of(pipe: &DarcyWeisbachPipe, flow: f64) -> SwameeJainTerms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::solver::data::LinkType;
 
     /// EPANET's `DWpipecoeff` as written in `hydcoeffs.c` (scalar `pow` and `log` at every
     /// call), for an open pipe of the given constants at `flow`.
@@ -630,18 +603,17 @@ mod tests {
             let flow = w * s * if unit() < 0.3 { -1.0 } else { 1.0 };
             constants.push((roughness_term, s, resistance, minor_loss));
             flows.push(flow);
-            laws.push(if link % 7 == 3 {
-                LinkLaw::NotPipe(LinkType::Pump)
-            } else {
-                LinkLaw::DarcyWeisbach(test_pipe(roughness_term, s, resistance, minor_loss))
-            });
+            // A pump every 7th link.
+            laws.push(
+                (link % 7 != 3).then(|| test_pipe(roughness_term, s, resistance, minor_loss)),
+            );
         }
         let pipes = DarcyWeisbachPipes::new(&laws);
         let (mut y1, mut ln_y2) = (vec![-1.0; laws.len()], vec![-1.0; laws.len()]);
         swamee_jain_terms(&pipes, 0, &flows, &mut y1, &mut ln_y2);
         let mut regimes = [0; 3];
         for (link, law) in laws.iter().enumerate() {
-            let LinkLaw::DarcyWeisbach(pipe) = law else {
+            let Some(pipe) = law else {
                 // A valve's `y` (where `ln_y2` goes) is its state: it must be kept.
                 assert_eq!(ln_y2[link], -1.0, "link {link} untouched");
                 continue;
@@ -721,7 +693,7 @@ mod tests {
                 }
                 for (offset, law) in laws[first..].iter().enumerate() {
                     let (link, flow) = (first + offset, flows[offset]);
-                    let LinkLaw::DarcyWeisbach(pipe) = law else {
+                    let Some(pipe) = law else {
                         assert_eq!(y[offset], -1.0, "link {link} keeps its Y");
                         continue;
                     };

@@ -4,19 +4,17 @@
 //! pressure-driven demands, pipe leakage and the control valves' special equations.
 
 use super::curves::segment;
-use super::data::{
-    HydCurve, HydLink, HydNetwork, HydOptions, HydState, LinkType, PumpType, Status, MISSING,
-};
+use super::data::{HydCurve, HydLink, HydNetwork, HydState, LinkType, PumpType, Status, MISSING};
 use super::linear::LinearSystem;
 use super::vector_math::abs_powers;
 use crate::model::HeadlossFormula;
 use crate::units::UnitFactors;
 use darcy_weisbach::{
-    darcy_weisbach_coeff, darcy_weisbach_pass, swamee_jain_terms, DarcyWeisbachPipe,
-    DarcyWeisbachPipes, SwameeJainTerms,
+    darcy_weisbach_pass, swamee_jain_terms, DarcyWeisbachPipe, DarcyWeisbachPipes,
 };
 pub(crate) use nodes::{demand_headloss, emitter_headloss, leakage_headloss, NodeLeakage};
 use nodes::{demand_matrix_coeffs, emitter_matrix_coeffs, leakage_matrix_coeffs, node_leakage};
+use power_law::{power_law_pass, PowerLawConstants, PowerLawPart, PowerLawPipes};
 
 /// Tiny and huge coefficients: the conductance of a closed link is `1/CBIG`, the resistance
 /// of an open valve without minor loss `CSMALL`.
@@ -42,35 +40,6 @@ const MAX_THREADS: usize = 2;
 
 /// Smallest pressure range of a pressure-driven demand, ft.
 pub(crate) const MIN_PDA_PRESSURE_RANGE: f64 = 0.1;
-/// A link's head loss law with its per-pipe constants folded in at set-up, so the Newton
-/// loop repeats only the flow-dependent arithmetic (in the same order, hence the same results).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum LinkLaw {
-    /// Not a pipe: the link's coefficients come from its full record.
-    NotPipe(LinkType),
-    /// Hazen-Williams or Chezy-Manning: `h = R q^hexp`, kept as `hexp R`.
-    Power {
-        hexp_resistance: f64,
-        minor_loss: f64,
-    },
-    DarcyWeisbach(DarcyWeisbachPipe),
-}
-
-impl LinkLaw {
-    fn new(link: &HydLink, options: &HydOptions) -> Self {
-        if !link.link_type.is_pipe() {
-            Self::NotPipe(link.link_type)
-        } else if options.headloss == HeadlossFormula::DarcyWeisbach {
-            Self::DarcyWeisbach(DarcyWeisbachPipe::new(link, options))
-        } else {
-            Self::Power {
-                hexp_resistance: options.hexp * link.resistance,
-                minor_loss: link.minor_loss,
-            }
-        }
-    }
-}
-
 /// What the scattered per-iteration passes (assembly, flow update) need of one link: they
 /// stream through this small array instead of the full link records.
 #[derive(Debug, Clone, Copy)]
@@ -80,86 +49,64 @@ pub(crate) struct LinkTerms {
     pub link_type: LinkType,
 }
 
-/// The constants of the power (H-W, C-M) head loss law, the same for every pipe.
-#[derive(Debug, Clone, Copy)]
-struct PowerLawConstants {
-    hexp: f64,
-    /// The exponent of the gradient, `hexp - 1`.
-    gradient_exponent: f64,
-    rqtol: f64,
-    /// The gradient of the linear law used near zero flow, `rqtol / hexp`.
-    linear_gradient: f64,
-    /// Pipes follow this law: the powers `|q|^gradient_exponent` of all links are computed
-    /// in one vectorized pass before the coefficients.
-    pipes_follow_it: bool,
-}
-
-impl PowerLawConstants {
-    fn new(options: &HydOptions) -> Self {
-        Self {
-            hexp: options.hexp,
-            gradient_exponent: options.hexp - 1.0,
-            rqtol: options.rqtol,
-            linear_gradient: options.rqtol / options.hexp,
-            pipes_follow_it: options.headloss != HeadlossFormula::DarcyWeisbach,
-        }
-    }
-}
-
-/// The pipes' constants as a structure of arrays: the `LinkLaw` enum keeps the compiler from
-/// running the head loss laws' divisions several links at a time, these do not.
+/// The pipes' constants as structures of arrays, for the vectorized passes (an array of
+/// per-link enums would keep the compiler from running several links at a time).
 #[derive(Clone)]
 struct PipeArrays {
-    /// Per link: `hexp R` of a power-law pipe, NaN for every other link (the vectorized pass
-    /// leaves those links' `y` as it was: a controlling valve keeps its state there).
-    hexp_resistance: Vec<f64>,
-    /// Per link: the minor loss coefficient of a power-law pipe (0 elsewhere).
-    minor_loss: Vec<f64>,
-    /// The links that are not pipes of the network's head loss law, ascending: their
-    /// coefficients are computed one by one after the vectorized pass.
-    others: Vec<usize>,
+    /// Whether pipes follow the power law (Hazen-Williams, Chezy-Manning) rather than
+    /// Darcy-Weisbach.
+    power_law_network: bool,
+    /// The power-law pipes' constants (empty arrays on Darcy-Weisbach networks).
+    power_law: PowerLawPipes,
     /// The Darcy-Weisbach pipes' constants (empty arrays on other networks).
     darcy_weisbach: DarcyWeisbachPipes,
+    /// The links that are not pipes, ascending: their coefficients are computed one by one
+    /// after the vectorized pass.
+    others: Vec<usize>,
 }
 
 impl PipeArrays {
-    fn new(laws: &[LinkLaw]) -> Self {
-        let mut pipes = Self {
-            hexp_resistance: Vec::with_capacity(laws.len()),
-            minor_loss: Vec::with_capacity(laws.len()),
-            others: Vec::new(),
-            darcy_weisbach: DarcyWeisbachPipes::new(laws),
+    fn new(network: &HydNetwork) -> Self {
+        let (links, options) = (&network.links, &network.options);
+        let power_law_network = options.headloss != HeadlossFormula::DarcyWeisbach;
+        let darcy_weisbach: Vec<Option<DarcyWeisbachPipe>> = if power_law_network {
+            Vec::new()
+        } else {
+            let pipe = |link: &HydLink| {
+                (link.link_type.is_pipe()).then(|| DarcyWeisbachPipe::new(link, options))
+            };
+            links.iter().map(pipe).collect()
         };
-        for (k, law) in laws.iter().enumerate() {
-            match *law {
-                LinkLaw::Power {
-                    hexp_resistance,
-                    minor_loss,
-                } => {
-                    pipes.hexp_resistance.push(hexp_resistance);
-                    pipes.minor_loss.push(minor_loss);
-                }
-                LinkLaw::DarcyWeisbach(_) => {
-                    pipes.hexp_resistance.push(f64::NAN);
-                    pipes.minor_loss.push(0.0);
-                }
-                LinkLaw::NotPipe(_) => {
-                    pipes.hexp_resistance.push(f64::NAN);
-                    pipes.minor_loss.push(0.0);
-                    pipes.others.push(k);
-                }
-            }
+        Self {
+            power_law_network,
+            power_law: PowerLawPipes::new(links, options, power_law_network),
+            darcy_weisbach: DarcyWeisbachPipes::new(&darcy_weisbach),
+            others: (0..links.len())
+                .filter(|&k| !links[k].link_type.is_pipe())
+                .collect(),
         }
-        pipes
+    }
+
+    /// Links `first..end`.
+    fn part(&self, first: usize, end: usize) -> LinkPart<'_> {
+        let others = &self.others;
+        let (from, to) = (
+            others.partition_point(|&k| k < first),
+            others.partition_point(|&k| k < end),
+        );
+        LinkPart {
+            first,
+            power_law: self.power_law.part(first, end),
+            others: &others[from..to],
+            darcy_weisbach: &self.darcy_weisbach,
+        }
     }
 }
 
 /// One thread's share of the links: `first` and the per-link arrays from it on.
 struct LinkPart<'a> {
     first: usize,
-    laws: &'a [LinkLaw],
-    hexp_resistance: &'a [f64],
-    minor_loss: &'a [f64],
+    power_law: PowerLawPart<'a>,
     /// The links of this part that are not pipes (global indices).
     others: &'a [usize],
     darcy_weisbach: &'a DarcyWeisbachPipes,
@@ -170,9 +117,7 @@ struct LinkPart<'a> {
 pub(crate) struct Workspace {
     /// Per link: its end nodes and type.
     pub links: Vec<LinkTerms>,
-    /// Per link: the constants of its head loss law.
-    laws: Vec<LinkLaw>,
-    /// The pipes' constants again, in plain arrays for the vectorized passes.
+    /// The pipes' constants.
     pipe_arrays: PipeArrays,
     /// Junctions with an emitter.
     pub emitters: Vec<usize>,
@@ -192,11 +137,6 @@ pub(crate) struct Workspace {
 impl Workspace {
     pub(crate) fn new(network: &HydNetwork) -> Self {
         let nodes = network.nodes.len();
-        let laws: Vec<LinkLaw> = network
-            .links
-            .iter()
-            .map(|link| LinkLaw::new(link, &network.options))
-            .collect();
         Self {
             links: network
                 .links
@@ -207,8 +147,7 @@ impl Workspace {
                     link_type: link.link_type,
                 })
                 .collect(),
-            pipe_arrays: PipeArrays::new(&laws),
-            laws,
+            pipe_arrays: PipeArrays::new(network),
             emitters: (0..network.junctions)
                 .filter(|&i| network.nodes[i].emitter_coeff != 0.0)
                 .collect(),
@@ -280,28 +219,14 @@ pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) 
 /// available cores (at most `MAX_THREADS`); each link's coefficients depend on that link
 /// alone, so the results are the same whatever the number of threads.
 pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace) {
-    let count = work.laws.len();
+    let count = work.links.len();
     let threads = if count >= PARALLEL_MIN_LINKS {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
     } else {
         1
     };
     let pipes = &work.pipe_arrays;
-    let part = |first: usize, end: usize| {
-        let others = &pipes.others;
-        let (from, to) = (
-            others.partition_point(|&k| k < first),
-            others.partition_point(|&k| k < end),
-        );
-        LinkPart {
-            first,
-            laws: &work.laws[first..end],
-            hexp_resistance: &pipes.hexp_resistance[first..end],
-            minor_loss: &pipes.minor_loss[first..end],
-            others: &others[from..to],
-            darcy_weisbach: &pipes.darcy_weisbach,
-        }
-    };
+    let part = |first: usize, end: usize| pipes.part(first, end);
     if threads > 1 {
         let chunk = count.div_ceil(threads);
         let all_started = std::thread::scope(|scope| {
@@ -312,12 +237,12 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
                 let first = (index + 1) * chunk;
                 let links = part(first, first + p.len());
                 let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    link_coeffs(network, state, links, p, y);
+                    link_coeffs(network, state, pipes, links, p, y);
                 });
                 all_started &= spawned.is_ok();
             }
             if let Some((p, y)) = own_part {
-                link_coeffs(network, state, part(0, p.len()), p, y);
+                link_coeffs(network, state, pipes, part(0, p.len()), p, y);
             }
             all_started
         });
@@ -327,207 +252,58 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
     }
     // Also the fallback when a thread could not be started: recomputing a link gives the
     // same coefficients again.
-    link_coeffs(network, state, part(0, count), &mut work.p, &mut work.y);
+    link_coeffs(
+        network,
+        state,
+        pipes,
+        part(0, count),
+        &mut work.p,
+        &mut work.y,
+    );
 }
 
-/// `P` and `Y` of the consecutive links of `links`.
+/// `P` and `Y` of the consecutive links of `links`: the pipes in a vectorized pass of their
+/// law, then the other links one by one.
 fn link_coeffs(
     network: &HydNetwork,
     state: &HydState,
+    pipes: &PipeArrays,
     links: LinkPart<'_>,
     p: &mut [f64],
     y: &mut [f64],
 ) {
-    let power_law = PowerLawConstants::new(&network.options);
     let first = links.first;
     let flows = state.flow.get(first..).unwrap_or_default();
     let statuses = state.status.get(first..).unwrap_or_default();
-    if power_law.pipes_follow_it {
+    if pipes.power_law_network {
+        let law = PowerLawConstants::new(&network.options);
         // `p` holds each link's `|q|^(hexp - 1)` until the link's coefficients replace it.
-        abs_powers(flows, power_law.gradient_exponent, p);
-        power_law_pass(&power_law, &links, flows, statuses, p, y);
-        others_coeffs(network, state, &power_law, &links, p, y);
-        return;
+        abs_powers(flows, law.gradient_exponent, p);
+        power_law_pass(&law, links.power_law, flows, statuses, p, y);
+    } else if !links.darcy_weisbach.is_empty() {
+        // Each turbulent Darcy-Weisbach pipe's `p` and `y` hold its Swamee-Jain terms until
+        // its coefficients replace them.
+        swamee_jain_terms(links.darcy_weisbach, first, flows, p, y);
+        darcy_weisbach_pass(links.darcy_weisbach, first, flows, statuses, p, y);
     }
-    // Each turbulent Darcy-Weisbach pipe's `p` and `y` hold its Swamee-Jain terms until
-    // its coefficients replace them.
-    if links.darcy_weisbach.is_empty() {
-        // No Darcy-Weisbach pipe: pumps and valves only.
-        for (offset, ((law, p), y)) in links.laws.iter().zip(p).zip(y).enumerate() {
-            (*p, *y) = link_coeff(network, state, &power_law, first + offset, law, *p, *y);
-        }
-        return;
-    }
-    swamee_jain_terms(links.darcy_weisbach, first, flows, p, y);
-    darcy_weisbach_pass(links.darcy_weisbach, first, flows, statuses, p, y);
-    others_coeffs(network, state, &power_law, &links, p, y);
-}
-
-/// `P` and `Y` of the links of `links` that are not pipes, after a vectorized pass.
-fn others_coeffs(
-    network: &HydNetwork,
-    state: &HydState,
-    power_law: &PowerLawConstants,
-    links: &LinkPart<'_>,
-    p: &mut [f64],
-    y: &mut [f64],
-) {
     for &k in links.others {
-        let offset = k - links.first;
-        if let (Some(law), Some(p), Some(y)) =
-            (links.laws.get(offset), p.get_mut(offset), y.get_mut(offset))
-        {
-            (*p, *y) = link_coeff(network, state, power_law, k, law, *p, *y);
+        let offset = k - first;
+        if let (Some(p), Some(y)) = (p.get_mut(offset), y.get_mut(offset)) {
+            (*p, *y) = non_pipe_coeff(network, state, k, *y);
         }
-    }
-}
-
-/// `P` and `Y` of link `k` of law `law`; `p` and `y` are what the pre-pass left there (the
-/// power or the Swamee-Jain terms of a pipe, the previous `Y` of a valve).
-#[inline(always)]
-fn link_coeff(
-    network: &HydNetwork,
-    state: &HydState,
-    power_law: &PowerLawConstants,
-    k: usize,
-    law: &LinkLaw,
-    p: f64,
-    y: f64,
-) -> (f64, f64) {
-    let flow = state.flow[k];
-    let status = state.status[k];
-    match law {
-        LinkLaw::Power {
-            hexp_resistance,
-            minor_loss,
-        } => {
-            let pipe = (*hexp_resistance, *minor_loss);
-            power_law_coeff(power_law, pipe, flow, p, status)
-        }
-        LinkLaw::DarcyWeisbach(pipe) => {
-            if status.is_closed() {
-                closed_coeff(flow)
-            } else {
-                let terms = SwameeJainTerms { y1: p, ln_y2: y };
-                darcy_weisbach_coeff(pipe, flow, terms)
-            }
-        }
-        LinkLaw::NotPipe(link_type) => non_pipe_coeff(network, *link_type, state, k, y),
-    }
-}
-
-/// `P` and `Y` of every power-law pipe of `links` (`p` holding `|q|^(hexp - 1)`), several
-/// links at a time: the arithmetic of [`power_law_coeff`], each branch computed and the
-/// result selected, so the bits are the same. Other links get a meaningless `P` and keep
-/// their `Y`; the caller computes them afterwards.
-fn power_law_pass(
-    law: &PowerLawConstants,
-    links: &LinkPart<'_>,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU has AVX (checked just above).
-        unsafe { power_law_pass_avx(law, links, flows, statuses, p, y) };
-        return;
-    }
-    power_law_pass_body(law, links, flows, statuses, p, y);
-}
-
-/// [`power_law_pass_body`] compiled for AVX: four links per instruction instead of two.
-/// Additions, products, divisions and comparisons round alike in any lane width, and no
-/// fused multiply-add is formed, so the bits are those of the scalar code.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn power_law_pass_avx(
-    law: &PowerLawConstants,
-    links: &LinkPart<'_>,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    power_law_pass_body(law, links, flows, statuses, p, y);
-}
-
-#[inline(always)]
-fn power_law_pass_body(
-    law: &PowerLawConstants,
-    links: &LinkPart<'_>,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    let count = p.len().min(y.len());
-    let (Some(flows), Some(statuses), Some(resistances), Some(minor_losses)) = (
-        flows.get(..count),
-        statuses.get(..count),
-        links.hexp_resistance.get(..count),
-        links.minor_loss.get(..count),
-    ) else {
-        return;
-    };
-    let (p, y) = (&mut p[..count], &mut y[..count]);
-    let (rqtol, linear_gradient, hexp) = (law.rqtol, law.linear_gradient, law.hexp);
-    for i in 0..count {
-        let (flow, hexp_resistance, minor_loss) = (flows[i], resistances[i], minor_losses[i]);
-        let q = flow.abs();
-        let power_gradient = hexp_resistance * p[i];
-        let linear = power_gradient < rqtol;
-        // Both laws computed, one kept: no branch in the loop.
-        let linear_loss = linear_gradient * q;
-        let power_loss = power_gradient * q / hexp;
-        let hgrad = if linear {
-            linear_gradient
-        } else {
-            power_gradient
-        };
-        let hloss = if linear { linear_loss } else { power_loss };
-        let with_minor_loss = minor_loss > 0.0;
-        let minor_hloss = hloss + minor_loss * q * q;
-        let minor_hgrad = hgrad + 2.0 * minor_loss * q;
-        let hloss = if with_minor_loss { minor_hloss } else { hloss };
-        let hgrad = if with_minor_loss { minor_hgrad } else { hgrad };
-        let signed_hloss = if flow > 0.0 {
-            hloss
-        } else if flow < 0.0 {
-            -hloss
-        } else {
-            hloss * 0.0
-        };
-        let (open_p, open_y) = (1.0 / hgrad, signed_hloss / hgrad);
-        let closed = statuses[i] <= Status::Closed;
-        let is_pipe = !hexp_resistance.is_nan();
-        p[i] = if closed { 1.0 / CBIG } else { open_p };
-        y[i] = if !is_pipe {
-            y[i]
-        } else if closed {
-            flow
-        } else {
-            open_y
-        };
     }
 }
 
 /// `P` and `Y` of link `k`, a pump or valve, at its current flow; `previous_y` is kept by a
 /// controlling PRV, PSV or FCV, whose equations `valve_matrix_coeffs` writes.
-fn non_pipe_coeff(
-    network: &HydNetwork,
-    link_type: LinkType,
-    state: &HydState,
-    k: usize,
-    previous_y: f64,
-) -> (f64, f64) {
+fn non_pipe_coeff(network: &HydNetwork, state: &HydState, k: usize, previous_y: f64) -> (f64, f64) {
     let flow = state.flow[k];
     let status = state.status[k];
     let link = &network.links[k];
     let setting = state.setting[k];
     let rqtol = network.options.rqtol;
-    match link_type {
+    match link.link_type {
+        // Pipes get their coefficients from their law's pass.
         LinkType::Pipe | LinkType::CvPipe => closed_coeff(flow),
         LinkType::Pump => pump_coeff(network, link, flow, status, setting),
         LinkType::Pbv => pbv_coeff(link, flow, status, setting, rqtol),
@@ -563,35 +339,6 @@ fn non_pipe_coeff(
 /// Coefficients of a closed link: `h = CBIG q`.
 fn closed_coeff(flow: f64) -> (f64, f64) {
     (1.0 / CBIG, flow)
-}
-
-/// Hazen-Williams or Chezy-Manning pipe `(hexp R, minor loss)` at `flow`, with
-/// `gradient_power` = `|flow|^(hexp - 1)`.
-#[inline]
-fn power_law_coeff(
-    law: &PowerLawConstants,
-    (hexp_resistance, minor_loss): (f64, f64),
-    flow: f64,
-    gradient_power: f64,
-    status: Status,
-) -> (f64, f64) {
-    if status.is_closed() {
-        return closed_coeff(flow);
-    }
-    let q = flow.abs();
-    let mut hgrad = hexp_resistance * gradient_power;
-    let mut hloss = if hgrad < law.rqtol {
-        // A linear law near zero flow keeps the gradient from vanishing.
-        hgrad = law.linear_gradient;
-        hgrad * q
-    } else {
-        hgrad * q / law.hexp
-    };
-    if minor_loss > 0.0 {
-        hloss += minor_loss * q * q;
-        hgrad += 2.0 * minor_loss * q;
-    }
-    (1.0 / hgrad, times_sign_of(hloss, flow) / hgrad)
 }
 
 fn pump_coeff(
@@ -859,6 +606,7 @@ fn times_sign_of(value: f64, flow: f64) -> f64 {
 
 mod darcy_weisbach;
 mod nodes;
+mod power_law;
 
 #[cfg(test)]
 mod tests;

@@ -110,15 +110,10 @@ pub(super) fn emitter_matrix_coeffs(
     }
 }
 
-/// The head loss of delivering a pressure-driven demand `d` of `full`: the inverted demand
-/// function `p = dp (d/full)^n` with barriers keeping `0 <= d <= full`.
+/// The head loss of delivering a pressure-driven demand `d` of `full` and its gradient: the
+/// inverted demand function `p = dp (d/full)^n` with barriers keeping `0 <= d <= full`.
 pub(crate) fn demand_headloss(d: f64, full: f64, dp: f64, n: f64) -> (f64, f64) {
-    let r = d.abs() / full;
-    let mut hgrad = n * dp * power(r, n - 1.0) / full;
-    let mut hloss = hgrad * d / n;
-    add_lower_barrier(d, &mut hloss, &mut hgrad);
-    add_upper_barrier(d - full, &mut hloss, &mut hgrad);
-    (hloss, hgrad)
+    DemandLaw::new(dp, n, 0.0).headloss(d, full)
 }
 
 pub(super) fn demand_matrix_coeffs(
@@ -131,15 +126,11 @@ pub(super) fn demand_matrix_coeffs(
     if options.demand_model == DemandModel::Dda {
         return;
     }
-    let dp = options.preq - options.pmin;
-    let n = 1.0 / options.pexp;
-    let law = DemandLaw {
-        // `n * dp * r^(n-1) / full` multiplies left to right, so `n * dp` keeps its bits.
-        scale: n * dp,
-        n,
-        exponent: n - 1.0,
-        pmin: options.pmin,
-    };
+    let law = DemandLaw::new(
+        options.preq - options.pmin,
+        1.0 / options.pexp,
+        options.pmin,
+    );
     let count = (work.full_demand.len())
         .min(state.demand_flow.len())
         .min(network.junctions);
@@ -164,23 +155,43 @@ pub(super) fn demand_matrix_coeffs(
     }
 }
 
-/// The constants of [`demand_headloss`] over one network.
+/// The pressure-driven demand function of one network: pressure range `dp`, the inverse `n`
+/// of the pressure exponent, and the minimum pressure.
 struct DemandLaw {
+    /// `n dp`: `n * dp * r^(n-1) / full` multiplies left to right, so the product kept
+    /// gives the same bits.
     scale: f64,
     n: f64,
     exponent: f64,
     pmin: f64,
 }
 
-/// A junction's gradient and right-hand side term: [`demand_headloss`] operation for
-/// operation, so with the same bits.
+impl DemandLaw {
+    fn new(dp: f64, n: f64, pmin: f64) -> Self {
+        Self {
+            scale: n * dp,
+            n,
+            exponent: n - 1.0,
+            pmin,
+        }
+    }
+
+    /// [`demand_headloss`]: `(hloss, hgrad)` of delivering `d` of `full`.
+    #[inline(always)]
+    fn headloss(&self, d: f64, full: f64) -> (f64, f64) {
+        let r = d.abs() / full;
+        let mut hgrad = self.scale * power(r, self.exponent) / full;
+        let mut hloss = hgrad * d / self.n;
+        add_lower_barrier(d, &mut hloss, &mut hgrad);
+        add_upper_barrier(d - full, &mut hloss, &mut hgrad);
+        (hloss, hgrad)
+    }
+}
+
+/// A junction's gradient and right-hand side term.
 #[inline(always)]
 fn demand_terms(law: &DemandLaw, d: f64, full: f64, elevation: f64) -> (f64, f64) {
-    let r = d.abs() / full;
-    let mut hgrad = law.scale * power(r, law.exponent) / full;
-    let mut hloss = hgrad * d / law.n;
-    add_lower_barrier(d, &mut hloss, &mut hgrad);
-    add_upper_barrier(d - full, &mut hloss, &mut hgrad);
+    let (hloss, hgrad) = law.headloss(d, full);
     (hgrad, (hloss + elevation + law.pmin) / hgrad)
 }
 

@@ -124,15 +124,14 @@ fn threaded_link_coefficients_equal_sequential_ones() {
     headloss_coeffs(&network, &state, &mut work);
     let (mut p, mut y) = (vec![0.0; links], vec![0.0; links]);
     let pipes = &work.pipe_arrays;
-    let all = LinkPart {
-        first: 0,
-        laws: &work.laws,
-        hexp_resistance: &pipes.hexp_resistance,
-        minor_loss: &pipes.minor_loss,
-        others: &pipes.others,
-        darcy_weisbach: &pipes.darcy_weisbach,
-    };
-    link_coeffs(&network, &state, all, &mut p, &mut y);
+    link_coeffs(
+        &network,
+        &state,
+        pipes,
+        pipes.part(0, links),
+        &mut p,
+        &mut y,
+    );
     for k in 0..links {
         assert_eq!(work.p[k].to_bits(), p[k].to_bits(), "P of link {k}");
         assert_eq!(work.y[k].to_bits(), y[k].to_bits(), "Y of link {k}");
@@ -240,105 +239,5 @@ fn hazen_williams_coefficients_have_the_bits_of_epanets_scalar_formula() {
             y.to_bits(),
             "Y of link {k}, flow {flow}"
         );
-    }
-}
-
-#[test]
-fn power_law_pass_keeps_the_y_of_other_links_and_gives_pipes_scalar_bits() {
-    // 1,000 links: pipes with and without minor loss at flows of both signs from 1e-12 to
-    // 1e4 (zeros too), some closed, every ninth link a valve whose `Y` must be kept.
-    let count = 1000;
-    let (hexp, rqtol) = (1.852, 1e-7);
-    let law = PowerLawConstants {
-        hexp,
-        gradient_exponent: hexp - 1.0,
-        rqtol,
-        linear_gradient: rqtol / hexp,
-        pipes_follow_it: true,
-    };
-    let flows: Vec<f64> = (0..count)
-        .map(|k| match k % 10 {
-            0 => 0.0,
-            _ => {
-                let magnitude = 10f64.powf(-12.0 + 16.0 * ((k * 7919) % 1000) as f64 / 1000.0);
-                if k % 3 == 0 {
-                    -magnitude
-                } else {
-                    magnitude
-                }
-            }
-        })
-        .collect();
-    let statuses: Vec<Status> = (0..count)
-        .map(|k| {
-            if k % 13 == 4 {
-                Status::Closed
-            } else {
-                Status::Open
-            }
-        })
-        .collect();
-    let valve = |k: usize| k % 9 == 2;
-    let hexp_resistance: Vec<f64> = (0..count)
-        .map(|k| {
-            if valve(k) {
-                f64::NAN
-            } else {
-                1.852 * (1.0 + k as f64)
-            }
-        })
-        .collect();
-    let minor_loss: Vec<f64> = (0..count)
-        .map(|k| if k % 4 == 1 { 0.3 * k as f64 } else { 0.0 })
-        .collect();
-    let laws: Vec<LinkLaw> = (0..count)
-        .map(|k| LinkLaw::Power {
-            hexp_resistance: hexp_resistance[k],
-            minor_loss: minor_loss[k],
-        })
-        .collect();
-    let pipes = PipeArrays {
-        hexp_resistance,
-        minor_loss,
-        others: Vec::new(),
-        darcy_weisbach: DarcyWeisbachPipes::default(),
-    };
-    let mut powers = vec![0.0; count];
-    abs_powers(&flows, law.gradient_exponent, &mut powers);
-    for first in [0, 357] {
-        let part = LinkPart {
-            first,
-            laws: &laws[first..],
-            hexp_resistance: &pipes.hexp_resistance[first..],
-            minor_loss: &pipes.minor_loss[first..],
-            others: &[],
-            darcy_weisbach: &pipes.darcy_weisbach,
-        };
-        for vectorized in [true, false] {
-            let mut p = powers[first..].to_vec();
-            let mut y = vec![-7.0; count - first];
-            let (flows, statuses) = (&flows[first..], &statuses[first..]);
-            if vectorized {
-                power_law_pass(&law, &part, flows, statuses, &mut p, &mut y);
-            } else {
-                power_law_pass_body(&law, &part, flows, statuses, &mut p, &mut y);
-            }
-            for offset in 0..count - first {
-                let k = first + offset;
-                if valve(k) {
-                    assert_eq!(y[offset], -7.0, "link {k} keeps its Y");
-                    continue;
-                }
-                let pipe = (pipes.hexp_resistance[k], pipes.minor_loss[k]);
-                let expected =
-                    power_law_coeff(&law, pipe, flows[offset], powers[k], statuses[offset]);
-                assert_eq!(
-                    (p[offset].to_bits(), y[offset].to_bits()),
-                    (expected.0.to_bits(), expected.1.to_bits()),
-                    "link {k} at flow {} (vectorized: {vectorized})",
-                    flows[offset]
-                );
-            }
-        }
     }
 }
