@@ -4,6 +4,8 @@
 //! best candidates are then refined by the estimation ([`crate::estimate::estimate`]: demand
 //! multiplier and leak outflow together) and reported as ranked nodes and pipes.
 
+pub mod identifiability;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
