@@ -179,3 +179,42 @@ fn a_delivery_history_bound_must_be_usable() {
         );
     }
 }
+
+#[test]
+fn an_access_token_lifetime_must_be_a_minute_to_a_day() {
+    for (label, minutes) in [("no-lifetime", "0"), ("too-long", "1441")] {
+        let stderr = refused(label, |text| {
+            text.replace(
+                "data_dir = \"data\"",
+                &format!("data_dir = \"data\"\n[auth]\naccess_token_minutes = {minutes}"),
+            )
+        });
+        assert!(
+            stderr.contains("auth.access_token_minutes") && stderr.contains(minutes),
+            "{label}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn access_tokens_live_as_long_as_configured() {
+    let dir = TempDir::new("token-lifetime");
+    let path = write_config(dir.path(), EMBEDDED_MQTT);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "data_dir = \"data\"",
+        "data_dir = \"data\"\n[auth]\naccess_token_minutes = 2",
+    );
+    std::fs::write(&path, text).unwrap();
+    let viewer = ("north-viewer", "password-of-the-north-viewer");
+    create_viewer(&dir.path().join("data"), viewer, MUNICIPALITY);
+    let serve = Serve::start(&path, &[]);
+    let (status, answer) = try_login(serve.http, viewer.0, viewer.1);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["expires_in"], 120, "{answer}");
+    let token = answer["access_token"].as_str().unwrap();
+    let sensors = format!("/api/v1/municipalities/{MUNICIPALITY}/sensors");
+    let (status, body) = serve.get_as(token, &sensors);
+    assert_eq!(status, 200, "{body}");
+}

@@ -27,7 +27,8 @@ use super::jwt::{Claims, JwtKey, TokenError};
 use super::password::{hash_password, verify_password, PasswordError};
 use super::{Principal, Role};
 
-/// Lifetime of an access token (seconds).
+/// Lifetime of an access token (seconds) unless the configuration sets another
+/// ([`Accounts::with_access_lifetime`]).
 pub const ACCESS_TTL_S: i64 = 15 * 60;
 /// Lifetime of a refresh token (seconds).
 pub const REFRESH_TTL_S: i64 = 30 * 24 * 3600;
@@ -115,6 +116,8 @@ pub struct Accounts {
     store: Arc<dyn Store>,
     key: Option<JwtKey>,
     space: Keyspace,
+    /// Lifetime of the access tokens issued (seconds).
+    access_ttl_s: i64,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -161,7 +164,15 @@ impl Accounts {
             store,
             key,
             space: Keyspace::default().subspace(&[Element::from("_platform")]),
+            access_ttl_s: ACCESS_TTL_S,
         }
+    }
+
+    /// The same accounts issuing access tokens valid for `seconds` (a short lifetime bounds
+    /// how long a leaked token works; a long one spares clients refreshes).
+    pub fn with_access_lifetime(mut self, seconds: i64) -> Self {
+        self.access_ttl_s = seconds;
+        self
     }
 
     fn key(&self) -> Result<&JwtKey, AuthError> {
@@ -277,7 +288,7 @@ impl Accounts {
             sid: family.to_string(),
             jti: random_token("at_"),
             iat: now,
-            exp: now + ACCESS_TTL_S,
+            exp: now + self.access_ttl_s,
         };
         let refresh_token = random_token("rt_");
         let record = RefreshRecord {
@@ -289,7 +300,7 @@ impl Accounts {
         self.put_json(&self.refresh_key(&refresh_token), &record)?;
         Ok(Tokens {
             access_token: key.issue(&claims),
-            expires_in: ACCESS_TTL_S,
+            expires_in: self.access_ttl_s,
             refresh_token,
         })
     }

@@ -24,6 +24,9 @@
 //! [devices]
 //! silence_after_seconds = 900            # not heard for longer: `silent` (default 15 min)
 //!
+//! [auth]
+//! access_token_minutes = 15              # lifetime of an access token, 1 to 1440 (default 15)
+//!
 //! [notify]
 //! history_per_subscription = 1000        # delivery attempts kept per subscription (newest)
 //! extra_ca_file = "private-ca.pem"       # optional: CAs (PEM) webhook receivers' certificates
@@ -76,6 +79,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actors::devices::Device;
+use aquatwin::auth::users::ACCESS_TTL_S;
 use aquatwin::notify::email::SmtpConfig;
 use aquatwin::notify::notifier::DEFAULT_HISTORY_PER_SUBSCRIPTION;
 use aquatwin::notify::secret::SecretRef;
@@ -96,6 +100,9 @@ pub const DEFAULT_MQTT_LISTEN: &str = "127.0.0.1:1883";
 pub const DEFAULT_LORAWAN_LISTEN: &str = "127.0.0.1:1700";
 /// Default limit of an HTTP request body.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Longest access token lifetime allowed (a day): longer-lived tokens belong to devices,
+/// which have keys.
+pub const MAX_ACCESS_TOKEN_MINUTES: i64 = 24 * 60;
 /// Default sustained request rate of one caller of the HTTP API: far above what a fleet device
 /// or an operator's screen sends, so only floods are refused.
 pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 2000.0;
@@ -170,6 +177,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// A device not heard for longer is `silent`.
     pub silence_after: Duration,
+    /// Lifetime of the access tokens issued (seconds).
+    pub access_token_seconds: i64,
     /// Delivery attempts kept per subscription (the newest).
     pub history_per_subscription: usize,
     /// Certificate authorities of `[notify] extra_ca_file`, trusted for webhook receivers.
@@ -215,6 +224,8 @@ struct FileConfig {
     #[serde(default)]
     devices: DevicesSection,
     #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
     notify: NotifySection,
     #[serde(default)]
     municipality: Vec<MunicipalitySection>,
@@ -231,6 +242,12 @@ struct NotifySection {
 #[serde(deny_unknown_fields)]
 struct DevicesSection {
     silence_after_seconds: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    access_token_minutes: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -314,6 +331,16 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
             return Err(error(
                 "devices.silence_after_seconds",
                 format!("{seconds} is not a positive number of seconds"),
+            ))
+        }
+    };
+    let access_token_seconds = match file.auth.access_token_minutes {
+        None => ACCESS_TTL_S,
+        Some(minutes) if (1..=MAX_ACCESS_TOKEN_MINUTES).contains(&minutes) => minutes * 60,
+        Some(minutes) => {
+            return Err(error(
+                "auth.access_token_minutes",
+                format!("{minutes} is not between 1 and {MAX_ACCESS_TOKEN_MINUTES} minutes"),
             ))
         }
     };
@@ -426,6 +453,7 @@ pub fn parse(text: &str, path: &Path, now_ms: i64) -> Result<ServeConfig, Config
         link_base: file.link_base,
         limits,
         silence_after,
+        access_token_seconds,
         history_per_subscription,
         webhook_trust_anchors,
     })

@@ -366,7 +366,10 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.http_listen))?;
         let http = listener.local_addr()?;
-        let accounts = Arc::new(Accounts::new(store.clone(), Some(jwt_key)));
+        let accounts = Arc::new(
+            Accounts::new(store.clone(), Some(jwt_key))
+                .with_access_lifetime(config.access_token_seconds),
+        );
         let streams = Arc::new(stream::Streams::default());
         let versions = Arc::new(networks::Versions::new(store.clone(), &networks));
         let served: Vec<String> = networks.keys().cloned().collect();
