@@ -9,7 +9,7 @@
 
 use std::f64::consts::PI;
 
-use super::CBIG;
+use super::pass_coeffs;
 use crate::solver::data::{HydLink, HydOptions, Status};
 use crate::solver::vector_math::{abs_powers, natural_logs, with_avx};
 
@@ -137,113 +137,95 @@ with_avx! {
     /// [`swamee_jain_terms`]): EPANET's `DWpipecoeff` with every regime computed and the
     /// pipe's selected, several links at a time, so the bits are the same. Other links get a
     /// meaningless `P` and keep their `Y`; the caller computes them afterwards.
-    pub(super) fn darcy_weisbach_pass = darcy_weisbach_pass_body(
+    pub(super) fn darcy_weisbach_pass / darcy_weisbach_pass_body(
         pipes: &DarcyWeisbachPipes,
         first: usize,
         flows: &[f64],
         statuses: &[Status],
         p: &mut [f64],
         y: &mut [f64],
-    )
-}
-
-#[inline(always)]
-fn darcy_weisbach_pass_body(
-    pipes: &DarcyWeisbachPipes,
-    first: usize,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    let count = p.len().min(y.len());
-    let part = first..first + count;
-    let [x1s, x2s, x3s, x4s] = &pipes.transition;
-    let (
-        Some(flows),
-        Some(statuses),
-        Some(resistances),
-        Some(minor_losses),
-        Some(roughness_terms),
-        Some(viscosity_diameters),
-        Some(laminar_flow_limits),
-        Some(laminar_resistances),
-        Some(x1s),
-        Some(x2s),
-        Some(x3s),
-        Some(x4s),
-    ) = (
-        flows.get(..count),
-        statuses.get(..count),
-        pipes.resistance.get(part.clone()),
-        pipes.minor_loss.get(part.clone()),
-        pipes.roughness_term.get(part.clone()),
-        pipes.viscosity_diameter.get(part.clone()),
-        pipes.laminar_flow_limit.get(part.clone()),
-        pipes.laminar_resistance.get(part.clone()),
-        x1s.get(part.clone()),
-        x2s.get(part.clone()),
-        x3s.get(part.clone()),
-        x4s.get(part),
-    )
-    else {
-        return;
-    };
-    let (p, y) = (&mut p[..count], &mut y[..count]);
-    for i in 0..count {
-        let flow = flows[i];
-        let q = flow.abs();
-        let ml = minor_losses[i];
-        let resistance = resistances[i];
-        // Laminar (Hagen-Poiseuille).
-        let r = laminar_resistances[i];
-        let laminar_hloss = flow * (r + ml * q);
-        let laminar_hgrad = r + 2.0 * ml * q;
-        // Turbulent (Swamee-Jain), from the pre-pass's terms.
-        let s = viscosity_diameters[i];
-        let w = q / s;
-        let y1 = p[i];
-        let y2 = roughness_terms[i] + y1;
-        let y3 = MINUS_TWO_OVER_LN10 * y[i];
-        let turbulent_f = 1.0 / (y3 * y3);
-        let turbulent_dfdq = 1.8 * turbulent_f * y1 * MINUS_TWO_OVER_LN10 / y2 / y3 / q;
-        // Transitional (Dunlop's cubic).
-        let (x1, x2, x3, x4) = (x1s[i], x2s[i], x3s[i], x4s[i]);
-        let r = w / RE_LAMINAR;
-        let transition_f = x1 + r * (x2 + r * (x3 + r * x4));
-        let transition_dfdq = (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / RE_LAMINAR;
-        let turbulent = w >= RE_TURBULENT;
-        let f = if turbulent { turbulent_f } else { transition_f };
-        let dfdq = if turbulent {
-            turbulent_dfdq
-        } else {
-            transition_dfdq
+    ) {
+        let count = p.len().min(y.len());
+        let part = first..first + count;
+        let [x1s, x2s, x3s, x4s] = &pipes.transition;
+        let (
+            Some(flows),
+            Some(statuses),
+            Some(resistances),
+            Some(minor_losses),
+            Some(roughness_terms),
+            Some(viscosity_diameters),
+            Some(laminar_flow_limits),
+            Some(laminar_resistances),
+            Some(x1s),
+            Some(x2s),
+            Some(x3s),
+            Some(x4s),
+        ) = (
+            flows.get(..count),
+            statuses.get(..count),
+            pipes.resistance.get(part.clone()),
+            pipes.minor_loss.get(part.clone()),
+            pipes.roughness_term.get(part.clone()),
+            pipes.viscosity_diameter.get(part.clone()),
+            pipes.laminar_flow_limit.get(part.clone()),
+            pipes.laminar_resistance.get(part.clone()),
+            x1s.get(part.clone()),
+            x2s.get(part.clone()),
+            x3s.get(part.clone()),
+            x4s.get(part),
+        )
+        else {
+            return;
         };
-        let r1 = f * resistance + ml;
-        let friction_hloss = r1 * q * flow;
-        let friction_hgrad = 2.0 * r1 * q + dfdq * resistance * q * q;
-        let laminar = q <= laminar_flow_limits[i];
-        let hloss = if laminar {
-            laminar_hloss
-        } else {
-            friction_hloss
-        };
-        let hgrad = if laminar {
-            laminar_hgrad
-        } else {
-            friction_hgrad
-        };
-        let (open_p, open_y) = (1.0 / hgrad, hloss / hgrad);
-        let closed = statuses[i] <= Status::Closed;
-        let is_pipe = !resistance.is_nan();
-        p[i] = if closed { 1.0 / CBIG } else { open_p };
-        y[i] = if !is_pipe {
-            y[i]
-        } else if closed {
-            flow
-        } else {
-            open_y
-        };
+        let (p, y) = (&mut p[..count], &mut y[..count]);
+        for i in 0..count {
+            let flow = flows[i];
+            let q = flow.abs();
+            let ml = minor_losses[i];
+            let resistance = resistances[i];
+            // Laminar (Hagen-Poiseuille).
+            let r = laminar_resistances[i];
+            let laminar_hloss = flow * (r + ml * q);
+            let laminar_hgrad = r + 2.0 * ml * q;
+            // Turbulent (Swamee-Jain), from the pre-pass's terms.
+            let s = viscosity_diameters[i];
+            let w = q / s;
+            let y1 = p[i];
+            let y2 = roughness_terms[i] + y1;
+            let y3 = MINUS_TWO_OVER_LN10 * y[i];
+            let turbulent_f = 1.0 / (y3 * y3);
+            let turbulent_dfdq = 1.8 * turbulent_f * y1 * MINUS_TWO_OVER_LN10 / y2 / y3 / q;
+            // Transitional (Dunlop's cubic).
+            let (x1, x2, x3, x4) = (x1s[i], x2s[i], x3s[i], x4s[i]);
+            let r = w / RE_LAMINAR;
+            let transition_f = x1 + r * (x2 + r * (x3 + r * x4));
+            let transition_dfdq = (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / RE_LAMINAR;
+            let turbulent = w >= RE_TURBULENT;
+            let f = if turbulent { turbulent_f } else { transition_f };
+            let dfdq = if turbulent {
+                turbulent_dfdq
+            } else {
+                transition_dfdq
+            };
+            let r1 = f * resistance + ml;
+            let friction_hloss = r1 * q * flow;
+            let friction_hgrad = 2.0 * r1 * q + dfdq * resistance * q * q;
+            let laminar = q <= laminar_flow_limits[i];
+            let hloss = if laminar {
+                laminar_hloss
+            } else {
+                friction_hloss
+            };
+            let hgrad = if laminar {
+                laminar_hgrad
+            } else {
+                friction_hgrad
+            };
+            let is_pipe = !resistance.is_nan();
+            let open = (hgrad, hloss);
+            (p[i], y[i]) = pass_coeffs(open, flow, statuses[i], is_pipe, y[i]);
+        }
     }
 }
 
@@ -533,6 +515,7 @@ fn terms_of(pipe: &DarcyWeisbachPipe, flow: f64) -> SwameeJainTerms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solver::coeffs::CBIG;
 
     /// EPANET's `DWpipecoeff` as written in `hydcoeffs.c` (scalar `pow` and `log` at every
     /// call), for an open pipe of the given constants at `flow`.

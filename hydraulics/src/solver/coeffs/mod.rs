@@ -336,6 +336,26 @@ fn non_pipe_coeff(network: &HydNetwork, state: &HydState, k: usize, previous_y: 
     }
 }
 
+/// `P` and `Y` a vectorized pass of a pipe law gives a link, without a branch: those of the
+/// open pipe of gradient and (signed) head loss `open`, those of a closed link, or, for a link
+/// that is not a pipe of the law, a meaningless `P` and its `Y` kept (a controlling valve's
+/// state, for the caller to finish).
+#[inline(always)]
+fn pass_coeffs(open: (f64, f64), flow: f64, status: Status, is_pipe: bool, y: f64) -> (f64, f64) {
+    let (hgrad, hloss) = open;
+    let (open_p, open_y) = (1.0 / hgrad, hloss / hgrad);
+    let closed = status <= Status::Closed;
+    let p = if closed { 1.0 / CBIG } else { open_p };
+    let y = if !is_pipe {
+        y
+    } else if closed {
+        flow
+    } else {
+        open_y
+    };
+    (p, y)
+}
+
 /// Coefficients of a closed link: `h = CBIG q`.
 fn closed_coeff(flow: f64) -> (f64, f64) {
     (1.0 / CBIG, flow)

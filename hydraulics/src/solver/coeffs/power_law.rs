@@ -5,7 +5,7 @@
 //! (the C library's bits); [`power_law_pass`] then computes every pipe's coefficients
 //! without a branch in the loop, so the compiler runs four pipes per instruction.
 
-use super::CBIG;
+use super::pass_coeffs;
 use crate::solver::data::{HydLink, HydOptions, Status};
 use crate::solver::vector_math::with_avx;
 
@@ -84,79 +84,62 @@ with_avx! {
     /// links at a time: the scalar law with each branch computed and the result selected, so
     /// the bits are the same. Other links get a meaningless `P` and keep their `Y`; the caller
     /// computes them afterwards.
-    pub(super) fn power_law_pass = power_law_pass_body(
+    pub(super) fn power_law_pass / power_law_pass_body(
         law: &PowerLawConstants,
         pipes: PowerLawPart<'_>,
         flows: &[f64],
         statuses: &[Status],
         p: &mut [f64],
         y: &mut [f64],
-    )
-}
-
-#[inline(always)]
-fn power_law_pass_body(
-    law: &PowerLawConstants,
-    pipes: PowerLawPart<'_>,
-    flows: &[f64],
-    statuses: &[Status],
-    p: &mut [f64],
-    y: &mut [f64],
-) {
-    let count = p.len().min(y.len());
-    let (Some(flows), Some(statuses), Some(resistances), Some(minor_losses)) = (
-        flows.get(..count),
-        statuses.get(..count),
-        pipes.hexp_resistance.get(..count),
-        pipes.minor_loss.get(..count),
-    ) else {
-        return;
-    };
-    let (p, y) = (&mut p[..count], &mut y[..count]);
-    let (rqtol, linear_gradient, hexp) = (law.rqtol, law.linear_gradient, law.hexp);
-    for i in 0..count {
-        let (flow, hexp_resistance, minor_loss) = (flows[i], resistances[i], minor_losses[i]);
-        let q = flow.abs();
-        let power_gradient = hexp_resistance * p[i];
-        let linear = power_gradient < rqtol;
-        // Both laws computed, one kept: no branch in the loop.
-        let linear_loss = linear_gradient * q;
-        let power_loss = power_gradient * q / hexp;
-        let hgrad = if linear {
-            linear_gradient
-        } else {
-            power_gradient
+    ) {
+        let count = p.len().min(y.len());
+        let (Some(flows), Some(statuses), Some(resistances), Some(minor_losses)) = (
+            flows.get(..count),
+            statuses.get(..count),
+            pipes.hexp_resistance.get(..count),
+            pipes.minor_loss.get(..count),
+        ) else {
+            return;
         };
-        let hloss = if linear { linear_loss } else { power_loss };
-        let with_minor_loss = minor_loss > 0.0;
-        let minor_hloss = hloss + minor_loss * q * q;
-        let minor_hgrad = hgrad + 2.0 * minor_loss * q;
-        let hloss = if with_minor_loss { minor_hloss } else { hloss };
-        let hgrad = if with_minor_loss { minor_hgrad } else { hgrad };
-        let signed_hloss = if flow > 0.0 {
-            hloss
-        } else if flow < 0.0 {
-            -hloss
-        } else {
-            hloss * 0.0
-        };
-        let (open_p, open_y) = (1.0 / hgrad, signed_hloss / hgrad);
-        let closed = statuses[i] <= Status::Closed;
-        let is_pipe = !hexp_resistance.is_nan();
-        p[i] = if closed { 1.0 / CBIG } else { open_p };
-        y[i] = if !is_pipe {
-            y[i]
-        } else if closed {
-            flow
-        } else {
-            open_y
-        };
+        let (p, y) = (&mut p[..count], &mut y[..count]);
+        let (rqtol, linear_gradient, hexp) = (law.rqtol, law.linear_gradient, law.hexp);
+        for i in 0..count {
+            let (flow, hexp_resistance, minor_loss) = (flows[i], resistances[i], minor_losses[i]);
+            let q = flow.abs();
+            let power_gradient = hexp_resistance * p[i];
+            let linear = power_gradient < rqtol;
+            // Both laws computed, one kept: no branch in the loop.
+            let linear_loss = linear_gradient * q;
+            let power_loss = power_gradient * q / hexp;
+            let hgrad = if linear {
+                linear_gradient
+            } else {
+                power_gradient
+            };
+            let hloss = if linear { linear_loss } else { power_loss };
+            let with_minor_loss = minor_loss > 0.0;
+            let minor_hloss = hloss + minor_loss * q * q;
+            let minor_hgrad = hgrad + 2.0 * minor_loss * q;
+            let hloss = if with_minor_loss { minor_hloss } else { hloss };
+            let hgrad = if with_minor_loss { minor_hgrad } else { hgrad };
+            let signed_hloss = if flow > 0.0 {
+                hloss
+            } else if flow < 0.0 {
+                -hloss
+            } else {
+                hloss * 0.0
+            };
+            let is_pipe = !hexp_resistance.is_nan();
+            let open = (hgrad, signed_hloss);
+            (p[i], y[i]) = pass_coeffs(open, flow, statuses[i], is_pipe, y[i]);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solver::coeffs::CBIG;
     use crate::solver::vector_math::abs_powers;
 
     /// EPANET's `pipecoeff` as written in `hydcoeffs.c`, one pipe `(hexp R, minor loss)` at
