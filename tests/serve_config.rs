@@ -164,36 +164,35 @@ fn bad_detection_and_subscription_settings_are_named() {
     assert!(stderr.contains("municipality[0].id"), "{stderr}");
 }
 
-#[test]
-fn a_delivery_history_bound_must_be_usable() {
-    for (label, kept) in [("no-history", "0"), ("huge-history", "10000001")] {
-        let stderr = refused(label, |text| {
-            text.replace(
-                "data_dir = \"data\"",
-                &format!("data_dir = \"data\"\n[notify]\nhistory_per_subscription = {kept}"),
-            )
-        });
+/// The configuration with `section`'s `key` set to `value` (a section of its own after
+/// `data_dir`).
+fn with_setting(text: &str, section: &str, key: &str, value: &str) -> String {
+    text.replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"data\"\n[{section}]\n{key} = {value}"),
+    )
+}
+
+/// Each of `values` of `section`'s `key` is refused, naming the key and the value.
+fn refused_values(section: &str, key: &str, values: &[&str]) {
+    for value in values {
+        let label = format!("{key}-{value}");
+        let stderr = refused(&label, |text| with_setting(&text, section, key, value));
         assert!(
-            stderr.contains("notify.history_per_subscription") && stderr.contains(kept),
+            stderr.contains(&format!("{section}.{key}")) && stderr.contains(value),
             "{label}: {stderr}"
         );
     }
 }
 
 #[test]
+fn a_delivery_history_bound_must_be_usable() {
+    refused_values("notify", "history_per_subscription", &["0", "10000001"]);
+}
+
+#[test]
 fn an_access_token_lifetime_must_be_a_minute_to_a_day() {
-    for (label, minutes) in [("no-lifetime", "0"), ("too-long", "1441")] {
-        let stderr = refused(label, |text| {
-            text.replace(
-                "data_dir = \"data\"",
-                &format!("data_dir = \"data\"\n[auth]\naccess_token_minutes = {minutes}"),
-            )
-        });
-        assert!(
-            stderr.contains("auth.access_token_minutes") && stderr.contains(minutes),
-            "{label}: {stderr}"
-        );
-    }
+    refused_values("auth", "access_token_minutes", &["0", "1441"]);
 }
 
 #[test]
@@ -201,11 +200,11 @@ fn access_tokens_live_as_long_as_configured() {
     let dir = TempDir::new("token-lifetime");
     let path = write_config(dir.path(), EMBEDDED_MQTT);
     let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace(
-        "data_dir = \"data\"",
-        "data_dir = \"data\"\n[auth]\naccess_token_minutes = 2",
-    );
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(
+        &path,
+        with_setting(&text, "auth", "access_token_minutes", "2"),
+    )
+    .unwrap();
     let viewer = ("north-viewer", "password-of-the-north-viewer");
     create_viewer(&dir.path().join("data"), viewer, MUNICIPALITY);
     let serve = Serve::start(&path, &[]);
