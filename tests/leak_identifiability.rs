@@ -74,6 +74,22 @@ struct OperatingPoint {
     nominal: StepResult,
 }
 
+impl OperatingPoint {
+    /// The linearized responses of `observations` around the nominal solution.
+    fn sensitivity(&self, network: &Network, observations: &[Observation]) -> Sensitivity {
+        let units = NetworkUnits::new(&network.options);
+        let nominal = &self.nominal;
+        Sensitivity::compute(
+            network,
+            &units,
+            &nominal.head,
+            &nominal.flow,
+            &nominal.status,
+            observations,
+        )
+    }
+}
+
 fn operating_point(network: &Network, hour: u64) -> OperatingPoint {
     let time = hour * 3600;
     let run = hydraulics::simulate(network, &SimOptions { steady: false }).unwrap();
@@ -250,17 +266,9 @@ fn solved_signatures(
 /// leak signatures against those of perturbed networks, both solved with the leak; and of
 /// the linearization's `q s_j` against the nominal network's solved signatures.
 fn model_error(network: &Network, point: &OperatingPoint, flow: f64) -> ((f64, f64), (f64, f64)) {
-    let units = NetworkUnits::new(&network.options);
     let junctions = network.junction_count();
     let full = full_observations(network);
-    let sensitivity = Sensitivity::compute(
-        network,
-        &units,
-        &point.nominal.head,
-        &point.nominal.flow,
-        &point.nominal.status,
-        &full,
-    );
+    let sensitivity = point.sensitivity(network, &full);
     let candidates = leak_candidates(network);
     let nominal = solved_signatures(network, point, &full, flow);
     let scaled = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x * flow).collect() };
@@ -316,15 +324,7 @@ fn linearization_error(
     solved: &[Vec<f64>],
     rows: &[usize],
 ) -> f64 {
-    let units = NetworkUnits::new(&network.options);
-    let sensitivity = Sensitivity::compute(
-        network,
-        &units,
-        &point.nominal.head,
-        &point.nominal.flow,
-        &point.nominal.status,
-        full,
-    );
+    let sensitivity = point.sensitivity(network, full);
     let (mut error, mut size) = (0.0, 0.0);
     for j in leak_candidates(network) {
         for &i in rows {
@@ -352,15 +352,7 @@ fn setting(
     (pressure_error, flow_error): (f64, f64),
     window_hours: f64,
 ) -> Setting {
-    let units = NetworkUnits::new(&network.options);
-    let sensitivity = Sensitivity::compute(
-        network,
-        &units,
-        &point.nominal.head,
-        &point.nominal.flow,
-        &point.nominal.status,
-        observations,
-    );
+    let sensitivity = point.sensitivity(network, observations);
     let pressure_sd = (PRESSURE_SD * PRESSURE_SD + ROUNDING * ROUNDING / 12.0).sqrt();
     let reading_sd = observations
         .iter()
