@@ -306,17 +306,18 @@ fn replay_scores_held_out_net3_scenarios() {
 #[test]
 #[ignore = "fresh held-out data: run once per round, with --ignored"]
 fn replay_scores_fresh_net3_scenarios() {
-    let tally = score_generated(19..=26, false);
+    let tally = score_generated(27..=34, false);
     assert_eq!(tally.leaks, 16);
-    // Stop 14, the detector of stop 13 (scored before and after the round, unchanged): 4
-    // located, 14 detected in the window, 13 false alarms.
+    // P20, the detector of stop 13 (scored before and after the round; the solved leak
+    // signatures tried in it, 2 located, 14 detected, 12 false alarms, were not merged): 4
+    // located, 12 detected in the window, 9 false alarms.
     assert!(
-        tally.found >= 4 && tally.detected >= 14,
+        tally.found >= 4 && tally.detected >= 12,
         "{} {}",
         tally.found,
         tally.detected
     );
-    assert!(tally.false_alarms <= 13, "{}", tally.false_alarms);
+    assert!(tally.false_alarms <= 9, "{}", tally.false_alarms);
 }
 
 #[test]
