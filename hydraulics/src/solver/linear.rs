@@ -290,12 +290,8 @@ impl LinearSystem {
                 diagonal_update += l_column_k * l_column_k;
                 if update.dense {
                     let rest = first + 1;
-                    let column_k = Column {
-                        rows: &entry_row[rest..end],
-                        values: &lower[rest..end],
-                        dense: true,
-                    };
-                    column_k.add_scaled_to(pending_update, l_column_k);
+                    let first_row = entry_row[rest] as usize;
+                    add_scaled_dense(&lower[rest..end], first_row, pending_update, l_column_k);
                 } else {
                     for entry in first + 1..end {
                         // SAFETY: as above.
@@ -335,13 +331,8 @@ impl LinearSystem {
                         *value = (*value - *update) / pivot;
                         *update = 0.0;
                     }
-                    let column = Column {
-                        rows,
-                        values,
-                        dense,
-                    };
                     // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
-                    column.add_scaled_to(rhs, -value);
+                    add_scaled_dense(values, first_row, rhs, -value);
                 } else {
                     let factor = -value;
                     for entry in start..end {
@@ -389,31 +380,12 @@ impl LinearSystem {
     }
 }
 
-/// Some entries of one column of `L`.
-struct Column<'a> {
-    rows: &'a [u32],
-    values: &'a [f64],
-    /// The rows are consecutive (a dense tail).
-    dense: bool,
-}
-
-impl Column<'_> {
-    /// `target[row] += value * factor` for each entry, as one contiguous slice when dense.
-    fn add_scaled_to(&self, target: &mut [f64], factor: f64) {
-        match (self.dense, self.rows.first()) {
-            (true, Some(&first_row)) => {
-                let first_row = first_row as usize;
-                let rows = first_row..first_row + self.rows.len();
-                for (target, &value) in target[rows].iter_mut().zip(self.values) {
-                    *target += value * factor;
-                }
-            }
-            _ => {
-                for (&row, &value) in self.rows.iter().zip(self.values) {
-                    target[row as usize] += value * factor;
-                }
-            }
-        }
+/// `target[first_row + i] += values[i] * factor`: a dense tail of a column of `L` (its rows
+/// consecutive from `first_row`) scaled into `target` as one contiguous slice.
+fn add_scaled_dense(values: &[f64], first_row: usize, target: &mut [f64], factor: f64) {
+    let target = &mut target[first_row..first_row + values.len()];
+    for (target, &value) in target.iter_mut().zip(values) {
+        *target += value * factor;
     }
 }
 
