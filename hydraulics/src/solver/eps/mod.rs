@@ -132,21 +132,9 @@ impl<'a> PeriodRun<'a> {
     }
 
     /// Writes the results of `period`, the period just solved, over `out` (in the network's
-    /// own units, as [`SimResults`] has them), reusing its arrays.
-    pub fn write_step(&self, period: &Period, out: &mut StepResult) {
-        let run = &self.simulation;
-        write_step_result(
-            run.network,
-            &run.state,
-            period.t,
-            period.report,
-            &period.outcome,
-            out,
-        );
-    }
-
-    /// [`Self::write_step`] without the links' status codes (`status` and `state` are left
-    /// empty): what a summary of the run reads, at a third less work per period.
+    /// own units, as [`SimResults`] has them), reusing its arrays, without the links' status
+    /// codes (`status` and `state` are left empty): what a summary of the run reads, at a
+    /// third less work per period.
     pub fn write_step_values(&self, period: &Period, out: &mut StepResult) {
         let run = &self.simulation;
         write_step_values(
