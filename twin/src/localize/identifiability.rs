@@ -159,6 +159,24 @@ impl Signatures {
     }
 }
 
+/// The signature of a leak of `leak_flow` at `junction`, and the covariance of its reading:
+/// `base` (noise) plus the model error, relative to the signature, on the diagonal.
+fn leak_covariance(
+    signatures: &Signatures,
+    base: &DMatrix<f64>,
+    noise: &NoiseModel,
+    leak_flow: f64,
+    junction: usize,
+) -> (DVector<f64>, DMatrix<f64>) {
+    let target: DVector<f64> = signatures.matrix.column(junction) * leak_flow;
+    let mut covariance = base.clone();
+    for (i, value) in target.iter().enumerate() {
+        let e = noise.model_error.get(i).copied().unwrap_or(0.0) * value;
+        covariance[(i, i)] += e * e;
+    }
+    (target, covariance)
+}
+
 /// The separations `lambda_jk` of a leak of `leak_flow` at `junction` from a leak at every
 /// junction `k` (see the module's documentation), given the covariance `base` of
 /// [`noise_covariance`]. `None` when the covariance is not positive definite (no noise at
@@ -170,14 +188,8 @@ pub fn separations(
     leak_flow: f64,
     junction: usize,
 ) -> Option<Vec<f64>> {
-    let m = signatures.observations();
     let n = signatures.junctions();
-    let target = signatures.matrix.column(junction) * leak_flow;
-    let mut covariance = base.clone();
-    for i in 0..m {
-        let e = noise.model_error.get(i).copied().unwrap_or(0.0) * target[i];
-        covariance[(i, i)] += e * e;
-    }
+    let (target, covariance) = leak_covariance(signatures, base, noise, leak_flow, junction);
     let cholesky = covariance.cholesky()?;
     let uniform = &signatures.uniform;
     let columns = &signatures.matrix;
@@ -278,12 +290,7 @@ pub fn ideal_success(
 ) -> Option<f64> {
     let m = signatures.observations();
     let n = signatures.junctions();
-    let target = signatures.matrix.column(junction) * leak_flow;
-    let mut covariance = base.clone();
-    for i in 0..m {
-        let e = noise.model_error.get(i).copied().unwrap_or(0.0) * target[i];
-        covariance[(i, i)] += e * e;
-    }
+    let (target, covariance) = leak_covariance(signatures, base, noise, leak_flow, junction);
     let lower = covariance.cholesky()?.l();
     // Whitened by L^-1 the error is standard normal; the uniform term is projected out.
     let whiten = |v: &DMatrix<f64>| lower.solve_lower_triangular(v);
