@@ -73,7 +73,9 @@ impl PipeArrays {
             Vec::new()
         } else {
             let pipe = |link: &HydLink| {
-                (link.link_type.is_pipe()).then(|| DarcyWeisbachPipe::new(link, options))
+                link.link_type
+                    .is_pipe()
+                    .then(|| DarcyWeisbachPipe::new(link, options))
             };
             links.iter().map(pipe).collect()
         };
@@ -96,6 +98,7 @@ impl PipeArrays {
         );
         LinkPart {
             first,
+            power_law_network: self.power_law_network,
             power_law: self.power_law.part(first, end),
             others: &others[from..to],
             darcy_weisbach: &self.darcy_weisbach,
@@ -106,6 +109,8 @@ impl PipeArrays {
 /// One thread's share of the links: `first` and the per-link arrays from it on.
 struct LinkPart<'a> {
     first: usize,
+    /// Whether pipes follow the power law rather than Darcy-Weisbach.
+    power_law_network: bool,
     power_law: PowerLawPart<'a>,
     /// The links of this part that are not pipes (global indices).
     others: &'a [usize],
@@ -226,7 +231,6 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
         1
     };
     let pipes = &work.pipe_arrays;
-    let part = |first: usize, end: usize| pipes.part(first, end);
     if threads > 1 {
         let chunk = count.div_ceil(threads);
         let all_started = std::thread::scope(|scope| {
@@ -235,14 +239,14 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
             let mut all_started = true;
             for (index, (p, y)) in parts.enumerate() {
                 let first = (index + 1) * chunk;
-                let links = part(first, first + p.len());
+                let links = pipes.part(first, first + p.len());
                 let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    link_coeffs(network, state, pipes, links, p, y);
+                    link_coeffs(network, state, links, p, y);
                 });
                 all_started &= spawned.is_ok();
             }
             if let Some((p, y)) = own_part {
-                link_coeffs(network, state, pipes, part(0, p.len()), p, y);
+                link_coeffs(network, state, pipes.part(0, p.len()), p, y);
             }
             all_started
         });
@@ -255,8 +259,7 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
     link_coeffs(
         network,
         state,
-        pipes,
-        part(0, count),
+        pipes.part(0, count),
         &mut work.p,
         &mut work.y,
     );
@@ -267,7 +270,6 @@ pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut
 fn link_coeffs(
     network: &HydNetwork,
     state: &HydState,
-    pipes: &PipeArrays,
     links: LinkPart<'_>,
     p: &mut [f64],
     y: &mut [f64],
@@ -275,7 +277,7 @@ fn link_coeffs(
     let first = links.first;
     let flows = state.flow.get(first..).unwrap_or_default();
     let statuses = state.status.get(first..).unwrap_or_default();
-    if pipes.power_law_network {
+    if links.power_law_network {
         let law = PowerLawConstants::new(&network.options);
         // `p` holds each link's `|q|^(hexp - 1)` until the link's coefficients replace it.
         abs_powers(flows, law.gradient_exponent, p);

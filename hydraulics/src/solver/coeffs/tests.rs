@@ -124,14 +124,7 @@ fn threaded_link_coefficients_equal_sequential_ones() {
     headloss_coeffs(&network, &state, &mut work);
     let (mut p, mut y) = (vec![0.0; links], vec![0.0; links]);
     let pipes = &work.pipe_arrays;
-    link_coeffs(
-        &network,
-        &state,
-        pipes,
-        pipes.part(0, links),
-        &mut p,
-        &mut y,
-    );
+    link_coeffs(&network, &state, pipes.part(0, links), &mut p, &mut y);
     for k in 0..links {
         assert_eq!(work.p[k].to_bits(), p[k].to_bits(), "P of link {k}");
         assert_eq!(work.y[k].to_bits(), y[k].to_bits(), "Y of link {k}");
