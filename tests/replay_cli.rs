@@ -306,18 +306,18 @@ fn replay_scores_held_out_net3_scenarios() {
 #[test]
 #[ignore = "fresh held-out data: run once per round, with --ignored"]
 fn replay_scores_fresh_net3_scenarios() {
-    let tally = score_generated(27..=34, false);
+    let tally = score_generated(35..=42, false);
     assert_eq!(tally.leaks, 16);
-    // P20, the detector of stop 13 (scored before and after the round; the solved leak
-    // signatures tried in it, 2 located, 14 detected, 12 false alarms, were not merged): 4
-    // located, 12 detected in the window, 9 false alarms.
+    // Stop 17 (P22), seeds 35-42, before and after the round (alarms dropped when the flow
+    // balance fell back after their onset): 4 located, 13 detected in the window, 11 false
+    // alarms both times. Stop 16 (seeds 27-34): 4, 12, 9.
     assert!(
-        tally.found >= 4 && tally.detected >= 12,
+        tally.found >= 4 && tally.detected >= 13,
         "{} {}",
         tally.found,
         tally.detected
     );
-    assert!(tally.false_alarms <= 9, "{}", tally.false_alarms);
+    assert!(tally.false_alarms <= 11, "{}", tally.false_alarms);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! What becomes of the watch's alarms: each waits until its signature had time to build up,
 //! is located, and is located again every hour with the evidence grown until the location is
-//! confident or the alarm old enough (then reported whatever the confidence: never dropped).
+//! confident or the alarm old enough (then reported whatever the confidence: never dropped
+//! for lack of it). An alarm is dropped when the flow balance fell after its onset before it
+//! was reported: the rise was a transient the model misses, not a leak.
 //! An alarm located near a leak already reported is that leak growing, not a new one.
 
 use hydraulics::model::Network;
@@ -86,6 +88,14 @@ impl AlarmBook {
                 .into_iter()
                 .partition(|p| now >= p.next_try_ms);
         self.pending = waiting;
+        // The flow balance fell after the alarm's onset by half its rise or more (the watch's
+        // own test of a change down): the rise was a transient the model misses (a pump or
+        // tank regime), or the leak is already repaired; either way there is nothing to report.
+        due.retain(|p| {
+            p.alarm
+                .flow
+                .is_none_or(|rise| !watch.fell_after(p.alarm.onset, rise))
+        });
         for pending in due.iter_mut().filter(|p| p.alarm.time < now) {
             pending.alarm.signature = watch.signature(pending.alarm.onset, now);
             pending.alarm.time = now;
