@@ -401,29 +401,7 @@ fn the_viewer_shows_the_live_state_and_alerts() {
         serve.log()
     );
 
-    // Readings far outside a pressure sensor's range raise a sensor fault.
-    post_batch(
-        &serve.url("/api/v1/ingest"),
-        DEVICE_A,
-        &fault_batch(now_ms()),
-    );
-    let alerts_route = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
-    let mut alert_id = None;
-    assert!(
-        serve.wait_for(Duration::from_secs(10), || {
-            let (_, body) = serve.get_as(&token, &alerts_route);
-            alert_id = body["alerts"].as_array().and_then(|alerts| {
-                alerts
-                    .iter()
-                    .find(|a| a["kind"] == "sensor_fault")
-                    .and_then(|a| a["id"].as_u64())
-            });
-            alert_id.is_some()
-        }),
-        "no sensor fault raised:\n{}",
-        serve.log()
-    );
-    let alert_id = alert_id.unwrap();
+    let alert_id = raise_sensor_fault(&serve, &token);
 
     let connect = format!("http://{}", serve.http);
     for (windowed, name) in [(false, "headless"), (true, "xvfb")] {
@@ -459,6 +437,30 @@ fn the_viewer_shows_the_live_state_and_alerts() {
     }
 }
 
+/// Posts readings far outside a pressure sensor's range and waits until the alert list, read
+/// with `token`, holds the sensor fault they raise; returns its id.
+fn raise_sensor_fault(serve: &Serve, token: &str) -> u64 {
+    post_batch(
+        &serve.url("/api/v1/ingest"),
+        DEVICE_A,
+        &fault_batch(now_ms()),
+    );
+    let alerts_route = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
+    let mut alert_id = None;
+    assert!(
+        serve.wait_for(Duration::from_secs(10), || {
+            alert_id = serve.get_as(token, &alerts_route).1["alerts"]
+                .as_array()
+                .and_then(|alerts| alerts.iter().find(|a| a["kind"] == "sensor_fault"))
+                .and_then(|alert| alert["id"].as_u64());
+            alert_id.is_some()
+        }),
+        "no sensor fault raised:\n{}",
+        serve.log()
+    );
+    alert_id.expect("checked above")
+}
+
 /// Longest wait for the viewer to follow the first server's stream.
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -491,25 +493,7 @@ fn the_viewer_logs_in_again_when_a_restarted_server_refuses_its_token() {
     let serve = Serve::start(&config, &["--jwt-secret-file", first_key.to_str().unwrap()]);
 
     // A sensor fault raised on the first server, listed over the HTTP API at each connection.
-    post_batch(
-        &serve.url("/api/v1/ingest"),
-        DEVICE_A,
-        &fault_batch(now_ms()),
-    );
-    let alerts_route = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
-    let mut alert_id = None;
-    assert!(
-        serve.wait_for(Duration::from_secs(10), || {
-            alert_id = serve.get(&alerts_route).1["alerts"]
-                .as_array()
-                .and_then(|alerts| alerts.iter().find(|a| a["kind"] == "sensor_fault"))
-                .and_then(|alert| alert["id"].as_u64());
-            alert_id.is_some()
-        }),
-        "no sensor fault raised:\n{}",
-        serve.log()
-    );
-    let alert_id = alert_id.unwrap();
+    let alert_id = raise_sensor_fault(&serve, &serve.token);
     // A token of the viewer's account issued now: what the viewer's first login got.
     let issued_before = login(serve.http, VIEWER.0, VIEWER.1);
 
@@ -561,6 +545,7 @@ fn the_viewer_logs_in_again_when_a_restarted_server_refuses_its_token() {
         &["--jwt-secret-file", second_key.to_str().unwrap()],
     );
     let (finished, states) = record_states(&serve, &serve.token, || {
+        let alerts_route = format!("/api/v1/municipalities/{MUNICIPALITY}/alerts");
         let (status, body) = serve.get_as(&issued_before, &alerts_route);
         assert_eq!(
             status, 401,
