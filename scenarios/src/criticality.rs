@@ -8,7 +8,7 @@ use crate::segments::{Segments, ValvePlacement};
 use crate::spec::{Event, EventKind, Outflow, PdaSettings, Scenario};
 use hydraulics::model::{LinkKind, Network};
 use hydraulics::solver::data::{HydNetwork, HydState, Status};
-use hydraulics::solver::{close_link, compile, PeriodRun, Solver, StepResult};
+use hydraulics::solver::{close_link, compile, PeriodRun, Solver};
 use hydraulics::{SimOptions, SolverError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -117,6 +117,15 @@ struct Prepared<'a> {
     settings: &'a Settings,
 }
 
+/// What each worker keeps from one failure to the next: its copies of the baseline's compiled
+/// network and solver (which keeps what the runs build from the network, see
+/// [`PeriodRun::finish`]) and a summary builder, emptied after each failure.
+struct Worker<'p> {
+    hyd: HydNetwork,
+    solver: Solver,
+    summary: SummaryBuilder<'p>,
+}
+
 /// One solved period of the baseline, internal units (cfs).
 struct BasePeriod {
     t: u64,
@@ -140,13 +149,11 @@ impl<'a> Prepared<'a> {
         let mut summary =
             SummaryBuilder::new(network, &base, &identity, settings.pda.required_pressure);
         let mut periods = Vec::new();
-        let mut step = StepResult::default();
         let mut run = PeriodRun::new(&hyd, &mut solver, &SimOptions::default());
         while let Some(period) = run.solve_period(|_| {}) {
             if period.solved {
-                run.write_step_values(&period, &mut step);
-                summary.push(&step);
                 let state = run.state();
+                summary.push_state(period.t, &hyd, state);
                 periods.push(BasePeriod {
                     t: period.t,
                     flow: state.flow.clone(),
@@ -155,6 +162,7 @@ impl<'a> Prepared<'a> {
                 });
             }
         }
+        run.finish();
         let summary = summary.finish(base.times.duration);
         let switching = match periods.first() {
             Some(first) => (0..hyd.links.len())
@@ -175,17 +183,34 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    /// Runs the failure of `pipe` on `hyd` and `solver`, copies of the baseline's that each
-    /// worker keeps (links closed for the run are opened again after it).
+    /// A worker's own copies of what every failure starts from.
+    fn worker(&self) -> Worker<'_> {
+        Worker {
+            hyd: self.hyd.clone(),
+            solver: self.solver.clone(),
+            summary: SummaryBuilder::new(
+                self.network,
+                &self.base,
+                &self.identity,
+                self.settings.pda.required_pressure,
+            ),
+        }
+    }
+
+    /// Runs the failure of `pipe` on `worker`'s network and solver (links closed for the run
+    /// are opened again after it).
     fn run(
         &self,
         pipe: usize,
         segments: Option<&Segments>,
         start: PeriodStart,
-        hyd: &mut HydNetwork,
-        solver: &mut Solver,
+        worker: &mut Worker<'_>,
     ) -> Result<(FailureRun, usize), SolverError> {
-        let required = self.settings.pda.required_pressure;
+        let Worker {
+            hyd,
+            solver,
+            summary,
+        } = worker;
         let (closed, cut_off) = match (self.settings.kind, segments) {
             (FailureKind::Burst, _) => return self.run_burst(pipe).map(|run| (run, 0)),
             (FailureKind::Segment, Some(segments)) => {
@@ -198,9 +223,7 @@ impl<'a> Prepared<'a> {
         for &link in &closed {
             close_link(hyd, link);
         }
-        let mut summary = SummaryBuilder::new(self.network, &self.base, &self.identity, required);
         let mut warm = WarmStart::new(&self.periods, &self.switching, hyd.junctions, &closed);
-        let mut step = StepResult::default();
         let mut halted = None;
         let mut run = PeriodRun::new(&*hyd, solver, &SimOptions::default());
         while let Some(period) = run.solve_period(|state| {
@@ -209,19 +232,18 @@ impl<'a> Prepared<'a> {
             }
         }) {
             if period.solved {
-                run.write_step_values(&period, &mut step);
-                summary.push(&step);
+                summary.push_state(period.t, hyd, run.state());
                 warm.remember(period.t, run.state());
             }
             if let Some(halt) = period.halted {
                 halted = Some(halt.message);
             }
         }
-        drop(run);
+        run.finish();
         for (&link, original) in closed.iter().zip(saved) {
             hyd.links[link] = original;
         }
-        let summary = summary.finish(self.base.times.duration);
+        let summary = summary.finish_and_clear(self.base.times.duration);
         Ok((FailureRun { summary, halted }, cut_off))
     }
 
@@ -273,6 +295,11 @@ struct WarmStart<'a> {
     status: Vec<Status>,
     full_demand: Vec<f64>,
     delivered: Vec<f64>,
+    /// The baseline period chosen to stand for the failure's last period when it started,
+    /// with the switching links' statuses it was chosen for: the same choice, made again for
+    /// the period once solved, needs no search when no switching link changed in the solve.
+    chosen: Option<(u64, &'a BasePeriod)>,
+    chosen_for: Vec<Status>,
 }
 
 impl<'a> WarmStart<'a> {
@@ -292,7 +319,15 @@ impl<'a> WarmStart<'a> {
             status: Vec::new(),
             full_demand: vec![0.0; junctions],
             delivered: vec![0.0; junctions],
+            chosen: None,
+            chosen_for: Vec::new(),
         }
+    }
+
+    /// Whether the switching links have in `status` the statuses `chosen` was chosen for.
+    fn as_chosen(&self, status: &[Status]) -> bool {
+        (self.switching.iter().zip(&self.chosen_for))
+            .all(|(&link, chosen)| status.get(link) == Some(chosen))
     }
 
     /// The baseline period in force at `t`.
@@ -345,12 +380,19 @@ impl<'a> WarmStart<'a> {
                 }
             }
             Some(previous) => {
-                let (Some(now), Some(before)) = (
-                    self.base_like(t, &state.status),
-                    self.base_like(previous, &self.status),
-                ) else {
+                let before = match self.chosen {
+                    Some((at, chosen)) if at == previous && self.as_chosen(&self.status) => {
+                        Some(chosen)
+                    }
+                    _ => self.base_like(previous, &self.status),
+                };
+                let (Some(now), Some(before)) = (self.base_like(t, &state.status), before) else {
+                    self.chosen = None;
                     return;
                 };
+                self.chosen = Some((t, now));
+                self.chosen_for.clear();
+                (self.chosen_for).extend(self.switching.iter().map(|&link| state.status[link]));
                 let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
                 for (((q, status), &base), &base_before) in flows.zip(&before.flow) {
                     if !status.is_closed() {
@@ -431,26 +473,25 @@ pub fn sweep_until(
 ) -> Result<Option<Report>, SolverError> {
     let prepared = Prepared::new(network, settings)?;
     let done = AtomicUsize::new(0);
-    let worker_copies = || (prepared.hyd.clone(), prepared.solver.clone());
-    let run_one = |(hyd, solver): &mut (HydNetwork, Solver),
-                   &pipe: &usize|
-     -> Result<Option<PipeCriticality>, SolverError> {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        let (run, cut_off) = prepared.run(pipe, segments, start, hyd, solver)?;
-        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-        Ok(Some(PipeCriticality {
-            rank: 0,
-            pipe: network.links[pipe].id.clone(),
-            unmet_increase_m3: run.summary.unmet_m3 - prepared.summary.unmet_m3,
-            unmet_percent: run.summary.unmet_percent,
-            max_nodes_below_required: run.summary.max_nodes_below_required,
-            node_hours_below_required: run.summary.node_hours_below_required,
-            cut_off_nodes: cut_off,
-            halted: run.halted,
-        }))
-    };
+    let worker_copies = || prepared.worker();
+    let run_one =
+        |worker: &mut Worker<'_>, &pipe: &usize| -> Result<Option<PipeCriticality>, SolverError> {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let (run, cut_off) = prepared.run(pipe, segments, start, worker)?;
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            Ok(Some(PipeCriticality {
+                rank: 0,
+                pipe: network.links[pipe].id.clone(),
+                unmet_increase_m3: run.summary.unmet_m3 - prepared.summary.unmet_m3,
+                unmet_percent: run.summary.unmet_percent,
+                max_nodes_below_required: run.summary.max_nodes_below_required,
+                node_hours_below_required: run.summary.node_hours_below_required,
+                cut_off_nodes: cut_off,
+                halted: run.halted,
+            }))
+        };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.jobs.max(1))
         .build()
@@ -569,6 +610,51 @@ mod tests {
         .unwrap();
         assert!(none.is_none());
         assert_eq!(untouched.load(Ordering::Relaxed), 0);
+    }
+
+    /// A run that takes over what an earlier run left with the solver (the demands of each
+    /// pattern period among them), and a summary fed from the solver's state, give to the bit
+    /// what a fresh run and a summary of the written results give, a closed pipe or not.
+    #[test]
+    fn reused_run_parts_and_summaries_from_the_state_change_no_bit_on_net3() {
+        let path = std::path::Path::new("../../shared/networks/Net3.inp");
+        let network = hydraulics::read_file(path).expect("Net3 is in the shared networks");
+        let base = compile(&network).unwrap();
+        let identity: Vec<usize> = (0..network.nodes.len()).collect();
+        let pipe = pipes(&network)[10];
+        let mut closed = base.clone();
+        close_link(&mut closed, pipe);
+        let options = SimOptions::default();
+        let mut reused = Solver::new(&base);
+        let mut kept = SummaryBuilder::new(&network, &network, &identity, 20.0);
+        for (round, hyd) in [&base, &closed, &base, &closed].into_iter().enumerate() {
+            let mut fresh_solver = Solver::new(hyd);
+            let mut fresh = PeriodRun::new(hyd, &mut fresh_solver, &options);
+            let mut run = PeriodRun::new(hyd, &mut reused, &options);
+            let mut written = SummaryBuilder::new(&network, &network, &identity, 20.0);
+            let mut step = hydraulics::solver::StepResult::default();
+            while let Some(period) = run.solve_period(|_| {}) {
+                let expected = fresh.solve_period(|_| {}).unwrap();
+                assert_eq!(period.t, expected.t);
+                let (a, b) = (run.state(), fresh.state());
+                assert_eq!(a.head, b.head, "round {round} at {}", period.t);
+                assert_eq!(a.flow, b.flow, "round {round} at {}", period.t);
+                assert_eq!(
+                    a.demand_flow, b.demand_flow,
+                    "round {round} at {}",
+                    period.t
+                );
+                if period.solved {
+                    fresh.write_step_values(&expected, &mut step);
+                    written.push(&step);
+                    kept.push_state(period.t, hyd, a);
+                }
+            }
+            assert!(fresh.solve_period(|_| {}).is_none());
+            run.finish();
+            let duration = network.times.duration;
+            assert_eq!(kept.finish_and_clear(duration), written.finish(duration));
+        }
     }
 
     /// Net3 24 h, every pipe closed: periods started warm give the figures of periods started

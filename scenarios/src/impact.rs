@@ -5,7 +5,8 @@ use crate::build::{node_elevation, BuiltScenario, OutletRole};
 use crate::segments::{base_demand, place_valves, segments};
 use crate::spec::{CustomerSettings, EventKind, Scenario};
 use hydraulics::model::{LinkKind, Network, NodeKind};
-use hydraulics::solver::StepResult;
+use hydraulics::solver::data::{HydNetwork, HydState};
+use hydraulics::solver::{StateValues, StepResult};
 use hydraulics::units::{UnitFactors, M3_PER_FT3};
 use hydraulics::SimResults;
 use serde::Serialize;
@@ -249,6 +250,95 @@ impl<'a> DemandSchedule<'a> {
     }
 }
 
+/// What a summary reads of one solved period, in the network's own units, as
+/// [`StepResult`] has it.
+trait StepValues {
+    fn t(&self) -> u64;
+    /// What leaves `node`, its pressure and its head; `None` past the run's nodes.
+    fn node(&self, node: usize) -> Option<(f64, f64, f64)>;
+    /// [`StepValues::node`] of nodes `0..n` in turn, when they are all there (and, for a
+    /// solver's state, all junctions).
+    fn leading(&self, n: usize) -> Option<impl Iterator<Item = (f64, f64, f64)> + '_>;
+    /// What leaves the node (delivered demand, emitters and leaks; a tank's net inflow).
+    fn demand(&self, node: usize) -> f64;
+    fn pressure(&self, node: usize) -> f64;
+    fn head(&self, node: usize) -> f64;
+    fn flow(&self, link: usize) -> f64;
+}
+
+impl StepValues for StepResult {
+    fn t(&self) -> u64 {
+        self.t
+    }
+    #[inline(always)]
+    fn node(&self, node: usize) -> Option<(f64, f64, f64)> {
+        Some((
+            *self.demand.get(node)?,
+            *self.pressure.get(node)?,
+            *self.head.get(node)?,
+        ))
+    }
+    fn leading(&self, n: usize) -> Option<impl Iterator<Item = (f64, f64, f64)> + '_> {
+        let values = (self.demand.get(..n)?.iter())
+            .zip(self.pressure.get(..n)?)
+            .zip(self.head.get(..n)?);
+        Some(values.map(|((&demand, &pressure), &head)| (demand, pressure, head)))
+    }
+    fn demand(&self, node: usize) -> f64 {
+        self.demand[node]
+    }
+    fn pressure(&self, node: usize) -> f64 {
+        self.pressure[node]
+    }
+    fn head(&self, node: usize) -> f64 {
+        self.head[node]
+    }
+    fn flow(&self, link: usize) -> f64 {
+        self.flow[link]
+    }
+}
+
+/// The period a [`hydraulics::solver::PeriodRun`] just solved, read straight from the solver's
+/// state: the values its [`StepResult`] would hold, without writing them all out first.
+struct SolvedState<'s> {
+    t: u64,
+    values: StateValues<'s>,
+    junctions: usize,
+    nodes: usize,
+}
+
+impl StepValues for SolvedState<'_> {
+    fn t(&self) -> u64 {
+        self.t
+    }
+    #[inline(always)]
+    fn node(&self, node: usize) -> Option<(f64, f64, f64)> {
+        let values = &self.values;
+        (node < self.nodes).then(|| {
+            (
+                values.outflow(node),
+                values.pressure(node),
+                values.head(node),
+            )
+        })
+    }
+    fn leading(&self, n: usize) -> Option<impl Iterator<Item = (f64, f64, f64)> + '_> {
+        (n <= self.junctions).then(|| self.values.first_junctions(n))
+    }
+    fn demand(&self, node: usize) -> f64 {
+        self.values.outflow(node)
+    }
+    fn pressure(&self, node: usize) -> f64 {
+        self.values.pressure(node)
+    }
+    fn head(&self, node: usize) -> f64 {
+        self.values.head(node)
+    }
+    fn flow(&self, link: usize) -> f64 {
+        self.values.flow(link)
+    }
+}
+
 /// Per-step quantities of one run, over the original network's junctions.
 struct Series {
     t: Vec<u64>,
@@ -277,12 +367,20 @@ struct SeriesBuilder<'a> {
     /// come several to a period.
     full_demand: Vec<f64>,
     full_demand_period: Option<usize>,
+    /// With the totals alone, the full demands of each pattern period met so far, a row of
+    /// `junctions.len()` each (`known` says which): a builder reused for run after run of the
+    /// same network (a criticality sweep's) meets the same periods again.
+    full_demand_rows: Vec<f64>,
+    full_demand_known: Vec<bool>,
     reservoirs: Vec<usize>,
     pumps: Vec<(usize, usize, usize)>,
     required_pressure: f64,
     to_m3: f64,
     /// Whether the per-junction quantities are kept.
     per_node: bool,
+    /// `junctions` are the nodes `0..junctions.len()` and `map` leaves them where they are:
+    /// their values can be read in one pass.
+    junctions_in_place: bool,
     /// Each junction's full and unmet demand at the last step, to be weighted by that step's
     /// length once the next step (or the end) says how long it was.
     pending: Vec<(f64, f64)>,
@@ -303,6 +401,8 @@ impl<'a> SeriesBuilder<'a> {
         let junctions: Vec<usize> = (0..nodes)
             .filter(|&i| matches!(original.nodes[i].kind, NodeKind::Junction(_)))
             .collect();
+        let junctions_in_place =
+            (junctions.iter().enumerate()).all(|(k, &j)| k == j && map.get(j) == Some(&j));
         let head_star = required_pressure / units.pressure * units.head;
         // One step per hydraulic step (and a few more at tank and control events): room
         // enough that the series rarely grow, bounded against odd time options.
@@ -317,6 +417,8 @@ impl<'a> SeriesBuilder<'a> {
             full_demand: vec![0.0; junctions.len()],
             junctions,
             full_demand_period: None,
+            full_demand_rows: Vec::new(),
+            full_demand_known: Vec::new(),
             reservoirs: (0..run_network.nodes.len())
                 .filter(|&i| matches!(run_network.nodes[i].kind, NodeKind::Reservoir(_)))
                 .collect(),
@@ -327,6 +429,7 @@ impl<'a> SeriesBuilder<'a> {
             required_pressure,
             to_m3: M3_PER_FT3 / units.flow,
             per_node,
+            junctions_in_place,
             pending: vec![(0.0, 0.0); per_node_len],
             series: Series {
                 t: Vec::with_capacity(steps),
@@ -343,14 +446,14 @@ impl<'a> SeriesBuilder<'a> {
         }
     }
 
-    fn push(&mut self, step: &StepResult) {
+    fn push(&mut self, step: &impl StepValues) {
+        let t = step.t();
         if let Some(&last) = self.series.t.last() {
-            self.add_pending_volumes(step.t.saturating_sub(last) as f64);
+            self.add_pending_volumes(t.saturating_sub(last) as f64);
         }
-        let period = self.schedule.period(step.t);
+        let period = self.schedule.period(t);
         if self.full_demand_period != Some(period) {
-            self.schedule.fill(period, &mut self.full_demand);
-            self.full_demand_period = Some(period);
+            self.load_full_demand(period);
         }
         let (mut below, mut unmet, mut required) = (0, 0.0, 0.0);
         let (mut p_out, mut p_exp, mut p_in) = (0.0, 0.0, 0.0);
@@ -359,44 +462,56 @@ impl<'a> SeriesBuilder<'a> {
         if self.per_node {
             for ((&j, &full), &required_head) in junctions.zip(&self.required_head) {
                 let at = self.map[j];
-                let delivered = step.demand[at];
+                let delivered = step.demand(at);
                 let short = (full - delivered).max(0.0);
-                if step.pressure[at] < self.required_pressure {
+                let pressure = step.pressure(at);
+                if pressure < self.required_pressure {
                     below += 1;
                 }
                 unmet += short;
                 required += full;
-                s.node_min_pressure[j] = s.node_min_pressure[j].min(step.pressure[at]);
+                s.node_min_pressure[j] = s.node_min_pressure[j].min(pressure);
                 s.service[j].push(if full > 0.0 { delivered / full } else { 1.0 });
                 self.pending[j] = (full, short);
-                p_out += delivered * step.head[at];
+                p_out += delivered * step.head(at);
                 p_exp += delivered * required_head;
             }
         } else {
             // The totals alone (every period of a criticality sweep): the same sums in the
             // same order, without the per-junction bookkeeping.
-            let (demand, pressure, head) = (&step.demand[..], &step.pressure[..], &step.head[..]);
-            let junctions = junctions.zip(&self.required_head);
-            for ((&j, &full), &required_head) in junctions {
-                let at = self.map[j];
-                let (Some(&delivered), Some(&node_pressure), Some(&node_head)) =
-                    (demand.get(at), pressure.get(at), head.get(at))
-                else {
-                    continue;
-                };
-                below += usize::from(node_pressure < self.required_pressure);
+            let required_pressure = self.required_pressure;
+            let mut add = |(delivered, node_pressure, node_head): (f64, f64, f64),
+                           full: f64,
+                           required_head: f64| {
+                below += usize::from(node_pressure < required_pressure);
                 unmet += (full - delivered).max(0.0);
                 required += full;
                 p_out += delivered * node_head;
                 p_exp += delivered * required_head;
+            };
+            let leading = (self.junctions_in_place)
+                .then(|| step.leading(self.junctions.len()))
+                .flatten();
+            if let Some(values) = leading {
+                let values = values.zip(&self.full_demand).zip(&self.required_head);
+                for ((values, &full), &required_head) in values {
+                    add(values, full, required_head);
+                }
+            } else {
+                for ((&j, &full), &required_head) in junctions.zip(&self.required_head) {
+                    if let Some(values) = step.node(self.map[j]) {
+                        add(values, full, required_head);
+                    }
+                }
             }
         }
         for &i in &self.reservoirs {
-            p_in -= step.demand[i] * step.head[i];
+            p_in -= step.demand(i) * step.head(i);
         }
         for &(l, from, to) in &self.pumps {
-            if step.flow[l] > 0.0 {
-                p_in += step.flow[l] * (step.head[to] - step.head[from]).abs();
+            let flow = step.flow(l);
+            if flow > 0.0 {
+                p_in += flow * (step.head(to) - step.head(from)).abs();
             }
         }
         let denominator = p_in - p_exp;
@@ -405,10 +520,41 @@ impl<'a> SeriesBuilder<'a> {
         } else {
             0.0
         });
-        s.t.push(step.t);
+        s.t.push(t);
         s.below.push(below);
         s.unmet.push(unmet);
         s.required.push(required);
+    }
+
+    /// Sets `full_demand` to pattern period `period`'s.
+    fn load_full_demand(&mut self, period: usize) {
+        /// Most full demands kept (32 MB).
+        const MAX_KEPT: usize = 1 << 22;
+        let n = self.full_demand.len();
+        let end = (period.saturating_add(1))
+            .checked_mul(n)
+            .filter(|&end| !self.per_node && n > 0 && end <= MAX_KEPT);
+        let Some(end) = end else {
+            self.schedule.fill(period, &mut self.full_demand);
+            self.full_demand_period = Some(period);
+            return;
+        };
+        let row = end - n..end;
+        if self.full_demand_known.get(period) == Some(&true) {
+            self.full_demand
+                .copy_from_slice(&self.full_demand_rows[row]);
+        } else {
+            self.schedule.fill(period, &mut self.full_demand);
+            if self.full_demand_rows.len() < end {
+                self.full_demand_rows.resize(end, 0.0);
+            }
+            if self.full_demand_known.len() <= period {
+                self.full_demand_known.resize(period + 1, false);
+            }
+            self.full_demand_rows[row].copy_from_slice(&self.full_demand);
+            self.full_demand_known[period] = true;
+        }
+        self.full_demand_period = Some(period);
     }
 
     fn add_pending_volumes(&mut self, weight: f64) {
@@ -421,17 +567,38 @@ impl<'a> SeriesBuilder<'a> {
 
     /// The series of a run that ends at `duration` seconds.
     fn finish(mut self, duration: u64) -> Series {
+        self.weigh(duration);
+        self.series
+    }
+
+    /// Weights the steps of a run that ends at `duration` seconds.
+    fn weigh(&mut self, duration: u64) {
         if let Some(&last) = self.series.t.last() {
             self.add_pending_volumes(duration.saturating_sub(last) as f64);
         }
         let s = &mut self.series;
-        s.weight = (0..s.t.len())
-            .map(|k| {
-                let next = s.t.get(k + 1).copied().unwrap_or(duration);
-                next.saturating_sub(s.t[k]) as f64
-            })
-            .collect();
-        self.series
+        s.weight.clear();
+        s.weight.extend((0..s.t.len()).map(|k| {
+            let next = s.t.get(k + 1).copied().unwrap_or(duration);
+            next.saturating_sub(s.t[k]) as f64
+        }));
+    }
+
+    /// Forgets the steps pushed so far, for the next run of the same network.
+    fn clear(&mut self) {
+        let s = &mut self.series;
+        for values in [&mut s.weight, &mut s.unmet, &mut s.required, &mut s.todini] {
+            values.clear();
+        }
+        s.t.clear();
+        s.below.clear();
+        for service in &mut s.service {
+            service.clear();
+        }
+        s.node_required_m3.fill(0.0);
+        s.node_unmet_m3.fill(0.0);
+        s.node_min_pressure.fill(f64::INFINITY);
+        self.pending.fill((0.0, 0.0));
     }
 }
 
@@ -539,10 +706,31 @@ impl<'a> SummaryBuilder<'a> {
         self.0.push(step);
     }
 
+    /// [`SummaryBuilder::push`] of the period that `state` holds, solved at `t` seconds on
+    /// `network` (a [`hydraulics::solver::PeriodRun`]'s): the same totals, without writing
+    /// the period's results out.
+    pub fn push_state(&mut self, t: u64, network: &HydNetwork, state: &HydState) {
+        self.0.push(&SolvedState {
+            t,
+            values: StateValues::new(network, state),
+            junctions: network.junctions,
+            nodes: network.nodes.len(),
+        });
+    }
+
     /// The totals of the run, which ended at `duration` seconds.
     pub fn finish(self, duration: u64) -> RunSummary {
         let to_m3 = self.0.to_m3;
         self.0.finish(duration).summary(to_m3)
+    }
+
+    /// [`SummaryBuilder::finish`] that keeps the builder for the next run of the same
+    /// networks, emptied.
+    pub fn finish_and_clear(&mut self, duration: u64) -> RunSummary {
+        self.0.weigh(duration);
+        let summary = self.0.series.summary(self.0.to_m3);
+        self.0.clear();
+        summary
     }
 }
 

@@ -28,7 +28,7 @@ mod vector_math;
 mod warnings;
 
 pub use compile::{close_link, compile};
-pub use eps::{simulate, Period, PeriodRun};
+pub use eps::{simulate, Period, PeriodRun, StateValues};
 pub use newton::Solver;
 pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, SnapshotSolver};
 

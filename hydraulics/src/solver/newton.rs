@@ -8,6 +8,7 @@ use super::coeffs::{
     MIN_PDA_PRESSURE_RANGE,
 };
 use super::data::{HydNetwork, HydState, LinkType, PumpType, SolveOutcome, Status};
+use super::eps::RunParts;
 use super::linear::{LinearSystem, SymbolicError};
 use super::status::{link_status, pressure_switch, valve_status};
 use crate::model::DemandModel;
@@ -27,6 +28,9 @@ const MAX_DEMAND_CHANGE: f64 = 0.4;
 pub struct Solver {
     system: Result<LinearSystem, SymbolicError>,
     work: Workspace,
+    /// What the last run that ended with [`super::PeriodRun::finish`] built from its network,
+    /// for the next run of the same network with this solver.
+    pub(super) run_parts: Option<Box<RunParts>>,
 }
 
 /// Sums of one flow update: total flow, total change and the largest single change.
@@ -56,6 +60,7 @@ impl Solver {
         Self {
             system,
             work: Workspace::new(network),
+            run_parts: None,
         }
     }
 
@@ -70,7 +75,7 @@ impl Solver {
     /// `state.emitter_flow` carries over between periods (EPANET starts it at 1 cfs at emitter
     /// junctions).
     pub fn solve(&mut self, network: &HydNetwork, state: &mut HydState) -> SolveOutcome {
-        let Self { system, work } = self;
+        let Self { system, work, .. } = self;
         let system = match system {
             Ok(system) => system,
             Err(_) => {

@@ -70,10 +70,24 @@ pub(crate) fn link_status(network: &HydNetwork, state: &mut HydState) -> bool {
     let mut changed = false;
     for (k, link) in network.links.iter().enumerate() {
         let (n1, n2) = (link.from, link.to);
-        let dh = state.head[n1] - state.head[n2];
         let old = state.status[k];
         // Temporarily closed links get a fresh look each time.
-        if matches!(old, Status::XHead | Status::TempClosed) {
+        let reopened = matches!(old, Status::XHead | Status::TempClosed);
+        // Most links are neither check valves, pumps nor FCVs and join two junctions: the
+        // end of a temporary closure is all that can change them.
+        let checked = matches!(
+            link.link_type,
+            LinkType::CvPipe | LinkType::Pump | LinkType::Fcv
+        );
+        if !checked && n1 < junctions && n2 < junctions {
+            if reopened {
+                state.status[k] = Status::Open;
+                changed = true;
+            }
+            continue;
+        }
+        let dh = state.head[n1] - state.head[n2];
+        if reopened {
             state.status[k] = Status::Open;
         }
         match link.link_type {

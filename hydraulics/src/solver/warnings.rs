@@ -2,7 +2,7 @@
 //! its `report.c`), worded as EPANET words them with the clock time left out, and counted over
 //! the run.
 
-use super::data::{HydNetwork, HydPump, HydState, LinkType, SolveOutcome, Status};
+use super::data::{HydLink, HydNetwork, HydPump, HydState, LinkType, SolveOutcome, Status};
 use super::SimWarning;
 use std::collections::HashMap;
 
@@ -136,7 +136,11 @@ struct Neighbour {
 ///
 /// Keeps the network's adjacency lists (in EPANET's order, which decides which closed link a
 /// disconnection is blamed on) and the work arrays of the connectivity search between periods.
+#[derive(Debug, Clone)]
 pub(crate) struct WarningChecker {
+    /// Each link's end nodes and whether water enters it only at its `from` end: what the
+    /// adjacency lists were made from, to tell whether they fit another network.
+    ends: Vec<(usize, usize, bool)>,
     /// For each node, its links, most recently added link first.
     adjacency: Vec<Vec<Neighbour>>,
     /// 0 unreached, 1 reached from a source, 2 visited while looking for the closed link.
@@ -149,16 +153,13 @@ pub(crate) struct WarningChecker {
 impl WarningChecker {
     pub(crate) fn new(network: &HydNetwork) -> Self {
         let mut adjacency = vec![Vec::new(); network.nodes.len()];
-        for (index, link) in network.links.iter().enumerate() {
-            let one_way = matches!(
-                link.link_type,
-                LinkType::CvPipe | LinkType::Prv | LinkType::Psv
-            );
-            for (end, other) in [(link.from, link.to), (link.to, link.from)] {
+        let ends: Vec<_> = network.links.iter().map(Self::ends).collect();
+        for (index, &(from, to, one_way)) in ends.iter().enumerate() {
+            for (end, other) in [(from, to), (to, from)] {
                 adjacency[end].push(Neighbour {
                     link: index,
                     node: other,
-                    enters_upstream_end: one_way && other == link.from,
+                    enters_upstream_end: one_way && other == from,
                 });
             }
         }
@@ -166,11 +167,30 @@ impl WarningChecker {
             neighbours.reverse();
         }
         Self {
+            ends,
             adjacency,
             marks: vec![0; network.nodes.len()],
             queue: Vec::with_capacity(network.nodes.len()),
             stack: Vec::new(),
         }
+    }
+
+    fn ends(link: &HydLink) -> (usize, usize, bool) {
+        let one_way = matches!(
+            link.link_type,
+            LinkType::CvPipe | LinkType::Prv | LinkType::Psv
+        );
+        (link.from, link.to, one_way)
+    }
+
+    /// Whether the checker made for one network serves `network` as one made for it would:
+    /// the same nodes, and links of the same kinds between the same nodes.
+    pub(crate) fn fits(&self, network: &HydNetwork) -> bool {
+        self.marks.len() == network.nodes.len()
+            && self.ends.len() == network.links.len()
+            && (self.ends.iter())
+                .zip(&network.links)
+                .all(|(&ends, link)| ends == Self::ends(link))
     }
 
     /// Records the warnings of the period just solved at `state.time`; `halting` says whether

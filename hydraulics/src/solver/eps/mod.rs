@@ -72,15 +72,33 @@ pub struct PeriodRun<'a> {
 
 impl<'a> PeriodRun<'a> {
     /// A run of `hyd` with `solver`, which must have been made for `hyd` or for a network of
-    /// the same links between the same nodes (reusing one saves its symbolic analysis; it
-    /// keeps nothing from one run to the next).
+    /// the same links between the same nodes (reusing one saves its symbolic analysis; what a
+    /// run left with it through [`PeriodRun::finish`] serves only a network it fits, and
+    /// changes no result).
     pub fn new(hyd: &'a HydNetwork, solver: &'a mut Solver, options: &SimOptions) -> Self {
+        let parts = match solver.run_parts.take() {
+            Some(parts) if parts.fits(hyd) => *parts,
+            _ => RunParts::new(hyd),
+        };
         Self {
-            simulation: Simulation::new(hyd, options.steady),
+            simulation: Simulation::with_parts(hyd, options.steady, parts),
             solver,
             solved_one: false,
             finished: false,
         }
+    }
+
+    /// Ends the run, leaving with the solver what the run built from its network (the warning
+    /// checks' adjacency lists, the demand table) and, from then on, the junctions' demands of
+    /// each pattern period as worked out once: the next run of the same network, or of one
+    /// whose links differ only in their initial statuses and settings (a criticality sweep's
+    /// failures), starts from them instead of building them again.
+    pub fn finish(self) {
+        let mut parts = self.simulation.parts;
+        if parts.demand_cache.is_none() {
+            parts.demand_cache = DemandCache::new(self.simulation.network, &parts.demands);
+        }
+        self.solver.run_parts = Some(Box::new(parts));
     }
 
     /// Solves the next period, after `seed` has seen (and may change) the state the solve
@@ -241,14 +259,128 @@ struct Simulation<'a> {
     clock: Clock,
     /// Set when the run must stop after the current period (unbalanced with `UNBALANCED STOP`).
     halting: bool,
-    checker: WarningChecker,
+    parts: RunParts,
     warnings: WarningLog,
+}
+
+/// What a run builds from its network that the next run of the same network can take over
+/// (see [`PeriodRun::finish`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RunParts {
+    checker: WarningChecker,
     demands: DemandTable,
+    /// The junctions' demands of each pattern period, once a run has handed the parts on.
+    demand_cache: Option<DemandCache>,
+}
+
+impl RunParts {
+    fn new(network: &HydNetwork) -> Self {
+        Self {
+            checker: WarningChecker::new(network),
+            demands: DemandTable::new(network),
+            demand_cache: None,
+        }
+    }
+
+    /// Whether the parts serve `network` as parts made for it would.
+    fn fits(&self, network: &HydNetwork) -> bool {
+        self.checker.fits(network)
+            && self.demands.fits(network)
+            && (self.demand_cache.as_ref()).is_none_or(|cache| cache.fits(network))
+    }
+}
+
+/// The junctions' demands (and the system demand) of the pattern periods seen so far, worked
+/// out by [`DemandTable::apply_junctions`] once and copied in afterwards: every failure of a
+/// criticality sweep has the same demands at the same times.
+#[derive(Debug, Clone)]
+struct DemandCache {
+    /// Pattern periods repeat after this many: every demand pattern's length divides it.
+    cycle: usize,
+    junctions: usize,
+    /// `cycle` rows of `junctions` demands, cfs; a row counts once `known`.
+    demands: Vec<f64>,
+    system: Vec<f64>,
+    known: Vec<bool>,
+    /// What the demands were worked out from: the network's patterns and demand multiplier.
+    patterns: Vec<Vec<f64>>,
+    multiplier: f64,
+}
+
+impl DemandCache {
+    /// Most demands kept (16 MB, for each worker of a sweep): past that the patterns' cycle
+    /// is too long to be worth it.
+    const MAX_VALUES: usize = 1 << 21;
+
+    /// A cache for `network`, `None` when its demand patterns' cycle is too long to keep.
+    fn new(network: &HydNetwork, table: &DemandTable) -> Option<Self> {
+        let patterns = network.patterns.len();
+        let mut cycle = 1usize;
+        for &index in &table.factor_index {
+            let length = network.patterns.get(index).map_or(0, Vec::len);
+            if index < patterns && length > 0 {
+                cycle = cycle.checked_mul(length / gcd(cycle, length))?;
+                if cycle.checked_mul(network.junctions)? > Self::MAX_VALUES {
+                    return None;
+                }
+            }
+        }
+        Some(Self {
+            cycle,
+            junctions: network.junctions,
+            demands: vec![0.0; cycle * network.junctions],
+            system: vec![0.0; cycle],
+            known: vec![false; cycle],
+            patterns: network.patterns.clone(),
+            multiplier: network.options.demand_multiplier,
+        })
+    }
+
+    fn fits(&self, network: &HydNetwork) -> bool {
+        self.junctions == network.junctions
+            && self.multiplier.to_bits() == network.options.demand_multiplier.to_bits()
+            && self.patterns.len() == network.patterns.len()
+            && (self.patterns.iter())
+                .zip(&network.patterns)
+                .all(|(ours, theirs)| {
+                    ours.len() == theirs.len()
+                        && ours
+                            .iter()
+                            .zip(theirs)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                })
+    }
+
+    /// Sets the junctions' demands of pattern period `period` as `table` (its factors those
+    /// of `period`) sets them, from the cache once worked out.
+    fn apply(&mut self, table: &DemandTable, state: &mut HydState, period: usize) {
+        let row = period % self.cycle;
+        let junctions = self.junctions;
+        let cached = &mut self.demands[row * junctions..(row + 1) * junctions];
+        if self.known[row] {
+            state.node_demand[..junctions].copy_from_slice(cached);
+            state.demand_flow[..junctions].copy_from_slice(cached);
+            state.system_demand = self.system[row];
+        } else {
+            table.apply_junctions(state, self.multiplier);
+            cached.copy_from_slice(&state.node_demand[..junctions]);
+            self.system[row] = state.system_demand;
+            self.known[row] = true;
+        }
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Every junction's demands in one contiguous table, with the pattern factors of the current
 /// period worked out once per period: setting the demands then streams through two arrays
 /// instead of visiting each junction's own list.
+#[derive(Debug, Clone)]
 pub(crate) struct DemandTable {
     /// Base demand (cfs) and index into `factors` of each demand, junction after junction.
     base: Vec<f64>,
@@ -279,6 +411,27 @@ impl DemandTable {
                 .collect(),
             factors: vec![1.0; patterns + 1],
         }
+    }
+
+    /// Whether the table made for one network holds the junction demands of `network`.
+    fn fits(&self, network: &HydNetwork) -> bool {
+        let patterns = network.patterns.len();
+        let junctions = &network.nodes[..network.junctions];
+        let mut demands = junctions.iter().flat_map(|node| &node.demands);
+        let mut end = 0;
+        self.factors.len() == patterns + 1
+            && self.junction_end.len() == junctions.len()
+            && (junctions.iter().zip(&self.junction_end)).all(|(node, &ours)| {
+                end += node.demands.len();
+                end == ours
+            })
+            && self.base.len() == end
+            && (self.base.iter().zip(&self.factor_index)).all(|(&base, &index)| {
+                demands.next().is_some_and(|demand| {
+                    demand.base.to_bits() == base.to_bits()
+                        && Self::factor_index(patterns, demand.pattern) == index
+                })
+            })
     }
 
     /// Where the factor of `pattern` is kept, with `patterns` patterns (a missing pattern
@@ -316,6 +469,12 @@ impl DemandTable {
     /// heads and patterned pump speeds from the current period's factors (EPANET's
     /// `demands`).
     pub(crate) fn apply(&self, network: &HydNetwork, state: &mut HydState, demand_multiplier: f64) {
+        self.apply_junctions(state, demand_multiplier);
+        self.apply_boundaries(network, state);
+    }
+
+    /// The junction demands of [`DemandTable::apply`].
+    fn apply_junctions(&self, state: &mut HydState, demand_multiplier: f64) {
         state.system_demand = 0.0;
         let mut start = 0;
         for (node, &end) in self.junction_end.iter().enumerate() {
@@ -334,6 +493,10 @@ impl DemandTable {
             state.demand_flow[node] = total;
             start = end;
         }
+    }
+
+    /// The reservoir heads and pump speeds of [`DemandTable::apply`].
+    fn apply_boundaries(&self, network: &HydNetwork, state: &mut HydState) {
         for tank in network.tanks.iter().filter(|t| t.is_reservoir()) {
             if tank.pattern.is_some() {
                 state.head[tank.node] =
@@ -350,15 +513,19 @@ impl DemandTable {
 }
 
 impl<'a> Simulation<'a> {
+    #[cfg(test)]
     fn new(network: &'a HydNetwork, steady: bool) -> Self {
+        Self::with_parts(network, steady, RunParts::new(network))
+    }
+
+    fn with_parts(network: &'a HydNetwork, steady: bool, parts: RunParts) -> Self {
         Self {
             network,
             state: initial_state(network),
             clock: Clock::new(network, steady),
             halting: false,
-            checker: WarningChecker::new(network),
+            parts,
             warnings: WarningLog::default(),
-            demands: DemandTable::new(network),
         }
     }
 
@@ -380,7 +547,7 @@ impl<'a> Simulation<'a> {
         let options = &self.network.options;
         let unbalanced = outcome.relative_error > options.accuracy;
         self.halting = unbalanced && options.extra_trials.is_none();
-        self.checker.check(
+        self.parts.checker.check(
             self.network,
             &self.state,
             outcome,
@@ -457,10 +624,20 @@ impl<'a> Simulation<'a> {
     /// Sets junction demands, reservoir heads and pump speeds for the current pattern period.
     fn set_demands(&mut self) {
         let network = self.network;
-        self.demands
-            .set_period(network, self.clock.pattern_period());
-        self.demands
-            .apply(network, &mut self.state, network.options.demand_multiplier);
+        let period = self.clock.pattern_period();
+        let RunParts {
+            demands,
+            demand_cache,
+            ..
+        } = &mut self.parts;
+        demands.set_period(network, period);
+        match demand_cache {
+            Some(cache) => {
+                cache.apply(demands, &mut self.state, period);
+                demands.apply_boundaries(network, &mut self.state);
+            }
+            None => demands.apply(network, &mut self.state, network.options.demand_multiplier),
+        }
     }
 }
 
@@ -499,50 +676,123 @@ fn write_step_values(
     outcome: &SolveOutcome,
     out: &mut StepResult,
 ) {
-    let units = &network.units;
+    let values = StateValues::new(network, state);
     out.t = t;
     out.report = report;
     out.iterations = outcome.iterations;
     out.relative_error = outcome.relative_error;
     // Junctions and tanks apart, so that the junctions' loops need no test per node.
-    let junctions = network.junctions;
-    let tanks = junctions..network.nodes.len();
-    refill(&mut out.head, state.head.iter().map(|h| h * units.head));
-    out.pressure.clear();
-    // Exactly one value per node: a run keeps every step, so no spare capacity.
-    out.pressure.reserve_exact(network.nodes.len());
-    out.pressure.extend(
-        (state.head[..junctions].iter())
-            .zip(&network.nodes[..junctions])
-            .map(|(h, node)| (h - node.elevation) * units.pressure),
+    let junctions = || values.first_junctions(network.junctions);
+    let tanks = network.junctions..network.nodes.len();
+    let tank_heads = tanks.clone().map(|node| values.head(node));
+    refill(
+        &mut out.head,
+        junctions().map(|(_, _, head)| head).chain(tank_heads),
     );
-    out.pressure.extend(tanks.clone().map(|node| {
-        if network.tanks[node - junctions].is_reservoir() {
-            0.0
-        } else {
-            (state.head[node] - network.nodes[node].elevation) * units.pressure
-        }
-    }));
+    // Exactly one value per node: a run keeps every step, so no spare capacity.
+    out.pressure.clear();
+    out.pressure.reserve_exact(network.nodes.len());
+    (out.pressure).extend(junctions().map(|(_, pressure, _)| pressure));
+    (out.pressure).extend(tanks.clone().map(|node| values.pressure(node)));
     out.demand.clear();
     out.demand.reserve_exact(network.nodes.len());
-    out.demand
-        .extend((0..junctions).map(|node| junction_outflow(state, node) * units.flow));
-    out.demand.extend(
-        state.node_demand[tanks]
-            .iter()
-            .map(|flow| flow * units.flow),
-    );
-    // A closed link carries no flow, whatever small flow the solver kept in it.
-    refill(
-        &mut out.flow,
-        state.flow.iter().zip(&state.status).map(|(q, status)| {
-            if status.is_closed() {
-                0.0
-            } else {
-                q * units.flow
-            }
-        }),
-    );
+    (out.demand).extend(junctions().map(|(outflow, _, _)| outflow));
+    (out.demand).extend(tanks.map(|node| values.outflow(node)));
+    refill(&mut out.flow, values.flows());
+}
+
+/// A solved period's values as its [`StepResult`] reports them, in the network's units, read
+/// one at a time from the solver's state: for sums over a few of them (a criticality
+/// summary) without writing a whole step result first.
+#[derive(Debug, Clone, Copy)]
+pub struct StateValues<'s> {
+    network: &'s HydNetwork,
+    state: &'s HydState,
+}
+
+impl<'s> StateValues<'s> {
+    pub fn new(network: &'s HydNetwork, state: &'s HydState) -> Self {
+        Self { network, state }
+    }
+
+    /// What leaves junction `node`: delivered demand, emitter and leakage flow.
+    #[inline(always)]
+    pub fn junction_outflow(&self, node: usize) -> f64 {
+        junction_outflow(self.state, node) * self.network.units.flow
+    }
+
+    /// What leaves `node`: at a junction as [`StateValues::junction_outflow`], at a tank or
+    /// reservoir its net outflow.
+    #[inline(always)]
+    pub fn outflow(&self, node: usize) -> f64 {
+        if node < self.network.junctions {
+            self.junction_outflow(node)
+        } else {
+            self.state.node_demand[node] * self.network.units.flow
+        }
+    }
+
+    /// Outflow, pressure and head of junctions `0..n` in turn (`n` at most the number of
+    /// junctions), as the accessors below give them, in one pass over the state.
+    #[inline(always)]
+    pub fn first_junctions(&self, n: usize) -> impl Iterator<Item = (f64, f64, f64)> + 's {
+        let (state, network) = (self.state, self.network);
+        let n = n.min(network.junctions);
+        let units = &network.units;
+        let (flow, pressure, head) = (units.flow, units.pressure, units.head);
+        (state.demand_flow[..n].iter())
+            .zip(&state.emitter_flow[..n])
+            .zip(&state.leakage_flow[..n])
+            .zip(&state.head[..n])
+            .zip(&network.nodes[..n])
+            .map(move |((((&demand, &emitter), &leakage), &h), node)| {
+                (
+                    (demand + emitter + leakage) * flow,
+                    (h - node.elevation) * pressure,
+                    h * head,
+                )
+            })
+    }
+
+    /// [`StateValues::flow`] of every link in turn, in one pass.
+    #[inline(always)]
+    pub fn flows(&self) -> impl Iterator<Item = f64> + 's {
+        let flow = self.network.units.flow;
+        (self.state.flow.iter())
+            .zip(&self.state.status)
+            .map(move |(q, status)| if status.is_closed() { 0.0 } else { q * flow })
+    }
+
+    #[inline(always)]
+    pub fn junction_pressure(&self, node: usize) -> f64 {
+        (self.state.head[node] - self.network.nodes[node].elevation) * self.network.units.pressure
+    }
+
+    /// `node`'s pressure; a reservoir reports none.
+    #[inline(always)]
+    pub fn pressure(&self, node: usize) -> f64 {
+        let junctions = self.network.junctions;
+        if node >= junctions && self.network.tanks[node - junctions].is_reservoir() {
+            0.0
+        } else {
+            self.junction_pressure(node)
+        }
+    }
+
+    #[inline(always)]
+    pub fn head(&self, node: usize) -> f64 {
+        self.state.head[node] * self.network.units.head
+    }
+
+    /// `link`'s flow; a closed link carries none, whatever small flow the solver kept in it.
+    #[inline(always)]
+    pub fn flow(&self, link: usize) -> f64 {
+        if self.state.status[link].is_closed() {
+            0.0
+        } else {
+            self.state.flow[link] * self.network.units.flow
+        }
+    }
 }
 
 /// The links' status codes of [`write_step_result`].
