@@ -671,7 +671,8 @@ mod tests {
             .collect()
     }
 
-    fn run(frames: Vec<Frame>) -> Vec<Alarm> {
+    /// The watch after `frames` (trained on the first day) and the alarms it raised.
+    fn watched(frames: Vec<Frame>) -> (LeakWatch, Vec<Alarm>) {
         let mut watch = LeakWatch::new(WatchConfig {
             train_until_ms: DAY_MS,
             ..WatchConfig::default()
@@ -684,7 +685,11 @@ mod tests {
             }
         }
         assert!(watch.is_trained());
-        alarms
+        (watch, alarms)
+    }
+
+    fn run(frames: Vec<Frame>) -> Vec<Alarm> {
+        watched(frames).1
     }
 
     #[test]
@@ -746,23 +751,9 @@ mod tests {
     #[test]
     fn a_rise_that_falls_back_is_told_apart_from_a_leak() {
         let start = 3 * DAY_MS + 7 * 3_600_000;
-        let watch_over = |frames: Vec<Frame>| {
-            let mut watch = LeakWatch::new(WatchConfig {
-                train_until_ms: DAY_MS,
-                ..WatchConfig::default()
-            });
-            let mut alarms = Vec::new();
-            for frame in frames {
-                alarms.extend(watch.observe(frame));
-                if watch.needs_signatures() {
-                    watch.set_signatures(&responses());
-                }
-            }
-            (watch, alarms)
-        };
         // A leak that stays: the balance may drift down a little once its level became the
         // reference, never by half the leak.
-        let (watch, alarms) = watch_over(frames(5, 100.0, 0, start, 9));
+        let (watch, alarms) = watched(frames(5, 100.0, 0, start, 9));
         assert_eq!(alarms.len(), 1, "{alarms:?}");
         assert!(
             !watch.fell_after(alarms[0].onset, 100.0),
@@ -778,7 +769,7 @@ mod tests {
         {
             frame.inflow = frame.inflow.map(|q| q - 100.0);
         }
-        let (watch, alarms) = watch_over(transient);
+        let (watch, alarms) = watched(transient);
         assert_eq!(alarms.len(), 1, "{alarms:?}");
         assert!(
             watch.fell_after(alarms[0].onset, 100.0),
