@@ -132,6 +132,10 @@ struct BasePeriod {
     flow: Vec<f64>,
     demand_flow: Vec<f64>,
     status: Vec<Status>,
+    /// What the flows did since the period before beyond the first-order change of the
+    /// period before's linearization (by link, NaN where that gives none); `None` for the
+    /// first period and where link statuses changed in between.
+    nonlinear: Option<Vec<f64>>,
 }
 
 /// What one failure run gives.
@@ -150,16 +154,36 @@ impl<'a> Prepared<'a> {
             SummaryBuilder::new(network, &base, &identity, settings.pda.required_pressure);
         let mut periods = Vec::new();
         let mut run = PeriodRun::new(&hyd, &mut solver, &SimOptions::default());
-        while let Some(period) = run.solve_period(|_| {}) {
+        let mut response = Response::new(&hyd);
+        let mut linear = None;
+        while let Some(period) = run.solve_period_with(|state, solver| {
+            // The baseline starts as EPANET does; only its first-order change is kept.
+            let before = (periods.last())
+                .map(|before: &BasePeriod| (&before.status[..], &before.demand_flow[..]));
+            linear = (response.predict(&hyd, solver, state, before)).map(<[f64]>::to_vec);
+        }) {
             if period.solved {
                 let state = run.state();
                 summary.push_state(period.t, &hyd, state);
+                let nonlinear = linear
+                    .take()
+                    .zip(periods.last())
+                    .map(|(mut linear, before)| {
+                        for ((change, &now), &then) in
+                            linear.iter_mut().zip(&state.flow).zip(&before.flow)
+                        {
+                            *change = (now - then) - *change;
+                        }
+                        linear
+                    });
                 periods.push(BasePeriod {
                     t: period.t,
                     flow: state.flow.clone(),
                     status: state.status.clone(),
                     demand_flow: state.demand_flow[..hyd.junctions].to_vec(),
+                    nonlinear,
                 });
+                response.remember(state);
             }
         }
         run.finish();
@@ -223,12 +247,13 @@ impl<'a> Prepared<'a> {
         for &link in &closed {
             close_link(hyd, link);
         }
-        let mut warm = WarmStart::new(&self.periods, &self.switching, hyd.junctions, &closed);
+        let mut warm = WarmStart::new(&self.periods, &self.switching, hyd, &closed);
         let mut halted = None;
-        let mut run = PeriodRun::new(&*hyd, solver, &SimOptions::default());
-        while let Some(period) = run.solve_period(|state| {
+        let compiled = &*hyd;
+        let mut run = PeriodRun::new(compiled, solver, &SimOptions::default());
+        while let Some(period) = run.solve_period_with(|state, solver| {
             if start == PeriodStart::Warm {
-                warm.seed(state);
+                warm.seed(compiled, solver, state);
             }
         }) {
             if period.solved {
@@ -274,39 +299,133 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Starts each period of a failure run from the failure's own previous period: its flows moved
-/// by what the baseline's flows did between two of its periods (the failure's rerouting kept,
-/// the new period's change added) and each junction delivering the same share of its demand as
-/// before. The two baseline periods are those at the same two times unless the links' statuses
-/// there differ from the failure's (a pump switched by a tank control, a link to a full tank
-/// closed, at another time than in the baseline): then the baseline period whose statuses are
-/// most like the failure's, the nearest in time of those, stands in, so that a switch is added
-/// to the flows when the failure switches, not when the baseline does. The first period starts
-/// from the baseline's first period. Only the starting point changes: the solve still iterates
-/// to the network's accuracy.
+/// The delivered demand a junction starts a period with: the same share of its full demand
+/// `full` as it delivered (`delivered_before`) of `full_before` in the period before.
+fn delivered_share(full: f64, full_before: f64, delivered_before: f64) -> f64 {
+    if full > 0.0 && full_before > 0.0 {
+        (full * delivered_before / full_before).clamp(0.0, full)
+    } else {
+        full
+    }
+}
+
+/// Whether every link has the same status in `a` and `b`: one pass without an early exit,
+/// which the compiler vectorizes, where the slices' `==` compares link by link (a fifth of a
+/// prediction's cost on Net6's 3,000 links, most of them compared for nothing).
+fn same_statuses(a: &[Status], b: &[Status]) -> bool {
+    a.len() == b.len()
+        && (a.iter().zip(b)).fold(0, |differ, (&a, &b)| differ | (a as u8 ^ b as u8)) == 0
+}
+
+/// The first-order change of a run's flows from one period to the next: the response of the
+/// last period's linearization (its factor kept by the solver) to the new period's change of
+/// demands and tank and reservoir heads.
+struct Response {
+    /// The last period's heads, by node, and its junctions' full demands.
+    head: Vec<f64>,
+    full: Vec<f64>,
+    /// The full demands of the period before the one being seeded.
+    full_before: Vec<f64>,
+    demand_change: Vec<f64>,
+    head_change: Vec<f64>,
+    flow_change: Vec<f64>,
+}
+
+impl Response {
+    fn new(hyd: &HydNetwork) -> Self {
+        let junctions = hyd.junctions;
+        Self {
+            head: Vec::new(),
+            full: vec![0.0; junctions],
+            full_before: vec![0.0; junctions],
+            demand_change: vec![0.0; junctions],
+            head_change: vec![0.0; hyd.nodes.len()],
+            flow_change: vec![0.0; hyd.links.len()],
+        }
+    }
+
+    /// The change from the last solved period, whose final link statuses are `status` and
+    /// delivered demands `delivered`, to the period about to be solved in `state` (its
+    /// demands, controls and tank levels set); `None` when a link's status differs (the
+    /// linearization no longer holds) or the solver kept no factor. Call once per period.
+    fn predict(
+        &mut self,
+        hyd: &HydNetwork,
+        solver: &mut Solver,
+        state: &HydState,
+        previous: Option<(&[Status], &[f64])>,
+    ) -> Option<&[f64]> {
+        let junctions = self.full.len();
+        // The solve replaces the full demands with the outflows: keep them for the next period.
+        std::mem::swap(&mut self.full, &mut self.full_before);
+        self.full.copy_from_slice(&state.node_demand[..junctions]);
+        let (status, delivered) = previous?;
+        if self.head.is_empty() || !same_statuses(&state.status, status) {
+            return None;
+        }
+        let demands = self.full.iter().zip(&self.full_before).zip(delivered);
+        for (change, ((&full, &full_before), &before)) in self.demand_change.iter_mut().zip(demands)
+        {
+            *change = delivered_share(full, full_before, before) - before;
+        }
+        let fixed = junctions..self.head.len();
+        for ((change, &now), &then) in (self.head_change[fixed.clone()].iter_mut())
+            .zip(&state.head[fixed.clone()])
+            .zip(&self.head[fixed])
+        {
+            *change = now - then;
+        }
+        let flow_change = &mut self.flow_change;
+        (solver.linear_response(hyd, &self.demand_change, &self.head_change, flow_change))
+            .then_some(&flow_change[..])
+    }
+
+    fn remember(&mut self, state: &HydState) {
+        self.head.clone_from(&state.head);
+    }
+}
+
+/// Starts each period of a failure run from the failure's own previous period. Where no link
+/// changed status since, its flows move by their first-order change under the failure's own
+/// linearization (its last Newton step's factor, kept by the solver), to which the second- and
+/// higher-order part of the baseline's change between the same two times is added: the
+/// failure's own response to the new demands and tank levels, with the curvature of the
+/// head losses borrowed from the baseline, which is mostly the same network. Otherwise the
+/// flows move by what the baseline's flows did between two of its periods (the failure's
+/// rerouting kept, the new period's change added). Those two baseline periods are the ones at
+/// the same two times unless the links' statuses there differ from the failure's (a pump
+/// switched by a tank control, a link to a full tank closed, at another time than in the
+/// baseline): then the baseline period whose statuses are most like the failure's, the
+/// nearest in time of those, stands in, so that a switch is added to the flows when the
+/// failure switches, not when the baseline does. Each junction delivers the same share of its
+/// demand as before. The first period starts from the baseline's first period. Only the
+/// starting point changes: the solve still iterates to the network's accuracy.
 struct WarmStart<'a> {
     base: &'a [BasePeriod],
     /// Links whose status changes during the baseline, those closed for the failure aside:
     /// the statuses compared with the failure's.
     switching: Vec<usize>,
-    /// The failure's last solved period: time, link statuses and its junctions' full and
-    /// delivered demands.
+    /// The failure's last solved period: time, link statuses and its junctions' delivered
+    /// demands.
     previous: Option<u64>,
     status: Vec<Status>,
-    full_demand: Vec<f64>,
     delivered: Vec<f64>,
-    /// The baseline period chosen to stand for the failure's last period when it started,
-    /// with the switching links' statuses it was chosen for: the same choice, made again for
-    /// the period once solved, needs no search when no switching link changed in the solve.
-    chosen: Option<(u64, &'a BasePeriod)>,
+    response: Response,
+    /// The baseline period (its index) chosen to stand for the failure's last period when it
+    /// started, with the switching links' statuses it was chosen for: the same choice, made
+    /// again for the period once solved, needs no search when no switching link changed in
+    /// the solve.
+    chosen: Option<(u64, usize)>,
     chosen_for: Vec<Status>,
+    /// NaN for every link: no first-order change or remainder.
+    none: Vec<f64>,
 }
 
 impl<'a> WarmStart<'a> {
     fn new(
         base: &'a [BasePeriod],
         switching: &[usize],
-        junctions: usize,
+        hyd: &HydNetwork,
         closed: &[usize],
     ) -> Self {
         Self {
@@ -317,10 +436,11 @@ impl<'a> WarmStart<'a> {
                 .collect(),
             previous: None,
             status: Vec::new(),
-            full_demand: vec![0.0; junctions],
-            delivered: vec![0.0; junctions],
+            delivered: vec![0.0; hyd.junctions],
+            response: Response::new(hyd),
             chosen: None,
             chosen_for: Vec::new(),
+            none: vec![f64::NAN; hyd.links.len()],
         }
     }
 
@@ -330,10 +450,10 @@ impl<'a> WarmStart<'a> {
             .all(|(&link, chosen)| status.get(link) == Some(chosen))
     }
 
-    /// The baseline period in force at `t`.
-    fn base_at(&self, t: u64) -> Option<&'a BasePeriod> {
+    /// The baseline period in force at `t` (its index).
+    fn base_at(&self, t: u64) -> Option<usize> {
         let after = self.base.partition_point(|period| period.t <= t);
-        self.base.get(after.checked_sub(1)?)
+        after.checked_sub(1)
     }
 
     /// How many switching links have in the baseline period the statuses of `status`.
@@ -345,72 +465,97 @@ impl<'a> WarmStart<'a> {
 
     /// The baseline period in force at `t` if its switching links have the statuses of
     /// `status`, else the one where most of them have, the nearest to `t` of those (the
-    /// earlier of two as near).
-    fn base_like(&self, t: u64, status: &[Status]) -> Option<&'a BasePeriod> {
+    /// earlier of two as near); its index.
+    fn base_like(&self, t: u64, status: &[Status]) -> Option<usize> {
         let at = self.base_at(t)?;
         let all = self.switching.len();
-        if self.agreeing(at, status) == all {
+        if self.agreeing(&self.base[at], status) == all {
             return Some(at);
         }
-        (self.base.iter()).min_by_key(|period| {
+        (0..self.base.len()).min_by_key(|&index| {
+            let period = &self.base[index];
             let disagreeing = all - self.agreeing(period, status);
             (disagreeing, period.t.abs_diff(t))
         })
     }
 
-    fn seed(&mut self, state: &mut HydState) {
-        let junctions = self.full_demand.len();
+    fn seed(&mut self, hyd: &HydNetwork, solver: &mut Solver, state: &mut HydState) {
+        let junctions = self.delivered.len();
         let t = state.time.max(0) as u64;
-        let demands = (state.demand_flow.iter_mut()).zip(&state.node_demand[..junctions]);
-        match self.previous {
-            None => {
-                let Some(now) = self.base_at(t) else {
-                    return;
-                };
-                let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
-                for ((q, status), &base) in flows {
-                    if !status.is_closed() {
-                        *q = base;
-                    }
+        let like = self.previous.map(|previous| {
+            let before = match self.chosen {
+                Some((at, chosen)) if at == previous && self.as_chosen(&self.status) => {
+                    Some(chosen)
                 }
-                for ((delivered, &full), &base) in demands.zip(&now.demand_flow) {
-                    if full > 0.0 {
-                        *delivered = base.clamp(0.0, full);
-                    }
-                }
-            }
-            Some(previous) => {
-                let before = match self.chosen {
-                    Some((at, chosen)) if at == previous && self.as_chosen(&self.status) => {
-                        Some(chosen)
-                    }
-                    _ => self.base_like(previous, &self.status),
-                };
-                let (Some(now), Some(before)) = (self.base_like(t, &state.status), before) else {
-                    self.chosen = None;
-                    return;
-                };
-                self.chosen = Some((t, now));
+                _ => self.base_like(previous, &self.status),
+            };
+            (self.base_like(t, &state.status), before)
+        });
+        if let Some(like) = like {
+            self.chosen = match like {
+                (Some(now), Some(_)) => Some((t, now)),
+                _ => None,
+            };
+            if self.chosen.is_some() {
                 self.chosen_for.clear();
                 (self.chosen_for).extend(self.switching.iter().map(|&link| state.status[link]));
-                let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
-                for (((q, status), &base), &base_before) in flows.zip(&before.flow) {
-                    if !status.is_closed() {
-                        *q += base - base_before;
-                    }
-                }
-                for (((delivered, &full), &full_before), &delivered_before) in
-                    demands.zip(&self.full_demand).zip(&self.delivered)
-                {
-                    if full > 0.0 && full_before > 0.0 {
-                        *delivered = (full * delivered_before / full_before).clamp(0.0, full);
-                    }
-                }
             }
         }
-        // The solve replaces the full demands with the outflows: keep them for the next period.
-        self.full_demand
-            .copy_from_slice(&state.node_demand[..junctions]);
+        let previous = (self.previous).map(|_| (&self.status[..], &self.delivered[..]));
+        let own = self.response.predict(hyd, solver, state, previous);
+        let demands = (state.demand_flow.iter_mut()).zip(&state.node_demand[..junctions]);
+        let Some(like) = like else {
+            let Some(now) = self.base_at(t) else {
+                return;
+            };
+            let now = &self.base[now];
+            let flows = state.flow.iter_mut().zip(&state.status).zip(&now.flow);
+            for ((q, status), &base) in flows {
+                if !status.is_closed() {
+                    *q = base;
+                }
+            }
+            for ((delivered, &full), &base) in demands.zip(&now.demand_flow) {
+                if full > 0.0 {
+                    *delivered = base.clamp(0.0, full);
+                }
+            }
+            return;
+        };
+        let (Some(now), Some(before)) = like else {
+            return;
+        };
+        // The baseline's change beyond its first-order part, where its two periods are the
+        // successive ones that part was worked out between.
+        let rest = match &self.base[now].nonlinear {
+            Some(rest) if before + 1 == now => Some(&rest[..]),
+            _ => None,
+        };
+        let (now, before) = (&self.base[now], &self.base[before]);
+        let (own, rest) = (own.unwrap_or(&self.none), rest.unwrap_or(&self.none));
+        let flows = (state.flow.iter_mut().zip(&state.status))
+            .zip(now.flow.iter().zip(&before.flow))
+            .zip(own.iter().zip(rest));
+        for (((q, status), (&base, &base_before)), (&own, &rest)) in flows {
+            if status.is_closed() {
+                continue;
+            }
+            *q += if !(own + rest).is_nan() {
+                own + rest
+            } else if !own.is_nan() {
+                own
+            } else {
+                base - base_before
+            };
+        }
+        let full_before = &self.response.full_before;
+        for (((delivered, &full), &full_before), &delivered_before) in
+            demands.zip(full_before).zip(&self.delivered)
+        {
+            if full > 0.0 && full_before > 0.0 {
+                *delivered = delivered_share(full, full_before, delivered_before);
+            }
+        }
     }
 
     fn remember(&mut self, t: u64, state: &HydState) {
@@ -419,6 +564,7 @@ impl<'a> WarmStart<'a> {
         let junctions = self.delivered.len();
         self.delivered
             .copy_from_slice(&state.demand_flow[..junctions]);
+        self.response.remember(state);
     }
 }
 

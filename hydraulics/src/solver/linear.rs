@@ -244,6 +244,63 @@ impl LinearSystem {
         Ok(())
     }
 
+    /// Position of each junction in the elimination order (the order of
+    /// [`Self::solve_factored`]'s values).
+    pub(crate) fn positions(&self) -> &[usize] {
+        &self.position
+    }
+
+    /// Solves `A x = b` in place in `values` (`b`, then `x`, by position; entries beyond the
+    /// junction count are left alone) with the factor of the last successful [`Self::solve`],
+    /// which must not have been cleared since: a linear response of the last Newton step's
+    /// linearization, at the price of two substitutions.
+    pub(crate) fn solve_factored(&self, values: &mut [f64]) {
+        let Self {
+            column_start,
+            entry_row,
+            diagonal,
+            lower,
+            ..
+        } = self;
+        let columns = diagonal.len();
+        let x = &mut values[..columns];
+        let entries = column_start[columns];
+        let (rows, lower) = (&entry_row[..entries], &lower[..entries]);
+        // SAFETY (both passes): `column_start` holds one more element than there are columns,
+        // ascending up to `entries`, the length of `rows` and `lower` (checked just above), and
+        // every row is below the junction count, the length of `x` (all built together in
+        // `new`). This runs once per predicted period on a small system, where bounds checks
+        // would cost as much as the arithmetic.
+        unsafe {
+            let mut start = *column_start.get_unchecked(0);
+            for column in 0..columns {
+                let end = *column_start.get_unchecked(column + 1);
+                let value = *x.get_unchecked(column) / *diagonal.get_unchecked(column);
+                *x.get_unchecked_mut(column) = value;
+                // A zero (a junction without demand, not reached yet) changes nothing below:
+                // `x - l 0` is `x`.
+                if value != 0.0 {
+                    for entry in start..end {
+                        let row = *rows.get_unchecked(entry) as usize;
+                        *x.get_unchecked_mut(row) -= *lower.get_unchecked(entry) * value;
+                    }
+                }
+                start = end;
+            }
+            let mut end = entries;
+            for column in (0..columns).rev() {
+                let start = *column_start.get_unchecked(column);
+                let mut value = *x.get_unchecked(column);
+                for entry in start..end {
+                    let row = *rows.get_unchecked(entry) as usize;
+                    value -= *lower.get_unchecked(entry) * *x.get_unchecked(row);
+                }
+                *x.get_unchecked_mut(column) = value / *diagonal.get_unchecked(column);
+                end = start;
+            }
+        }
+    }
+
     /// Overwrites `A` with `L` (`A = L L'`), column by column, each column first gathering
     /// the updates of the earlier columns that reach it, and solves `L y = F` in place in
     /// `rhs` as the columns are finished; returns the column whose pivot is not positive.
@@ -604,6 +661,33 @@ mod tests {
             let r1 = -x[0] + 4.0 * x[1] - x[2] - 1.0;
             let r2 = -x[1] + 4.0 * x[2] - 1.0;
             assert!(r0.abs() + r1.abs() + r2.abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn solves_again_with_the_kept_factor() {
+        let mut system = chain();
+        system.clear();
+        for (row, d) in [3.0, 4.0, 5.0].into_iter().enumerate() {
+            system.add_diagonal(row, d);
+            system.add_rhs(row, 1.0);
+        }
+        system.add_off_diagonal(0, -1.0);
+        system.add_off_diagonal(1, -2.0);
+        let mut x = [0.0; 3];
+        system.solve(&mut x).unwrap();
+        let expected = [1.0, 2.0, 3.0];
+        let b = [3.0 - 2.0, -1.0 + 8.0 - 6.0, -4.0 + 15.0];
+        let mut values = vec![0.0; 3];
+        for (junction, &position) in system.positions().iter().enumerate() {
+            values[position] = b[junction];
+        }
+        system.solve_factored(&mut values);
+        for (junction, &position) in system.positions().iter().enumerate() {
+            x[junction] = values[position];
+        }
+        for (got, want) in x.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         }
     }
 

@@ -109,6 +109,15 @@ impl<'a> PeriodRun<'a> {
     /// starts from: demands, controls and statuses of the period set, flows those of the
     /// period before. `None` once the run is over.
     pub fn solve_period(&mut self, seed: impl FnOnce(&mut HydState)) -> Option<Period> {
+        self.solve_period_with(|state, _| seed(state))
+    }
+
+    /// [`Self::solve_period`] whose `seed` also gets the solver, still holding the last
+    /// period's linearization (see [`Solver::linear_response`]).
+    pub fn solve_period_with(
+        &mut self,
+        seed: impl FnOnce(&mut HydState, &mut Solver),
+    ) -> Option<Period> {
         let run = &mut self.simulation;
         if self.solved_one && !self.finished && run.advance() == 0 {
             self.finished = true;
@@ -315,12 +324,12 @@ impl<'a> Simulation<'a> {
     fn solve_period(
         &mut self,
         solver: &mut Solver,
-        seed: impl FnOnce(&mut HydState),
+        seed: impl FnOnce(&mut HydState, &mut Solver),
     ) -> SolveOutcome {
         self.state.time = self.clock.time;
         self.set_demands();
         apply_controls(self.network, &mut self.state);
-        seed(&mut self.state);
+        seed(&mut self.state, solver);
         solver.solve(self.network, &mut self.state)
     }
 
