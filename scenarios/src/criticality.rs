@@ -417,8 +417,6 @@ struct WarmStart<'a> {
     /// the solve.
     chosen: Option<(u64, usize)>,
     chosen_for: Vec<Status>,
-    /// NaN for every link: no first-order change or remainder.
-    none: Vec<f64>,
 }
 
 impl<'a> WarmStart<'a> {
@@ -440,7 +438,6 @@ impl<'a> WarmStart<'a> {
             response: Response::new(hyd),
             chosen: None,
             chosen_for: Vec::new(),
-            none: vec![f64::NAN; hyd.links.len()],
         }
     }
 
@@ -531,22 +528,41 @@ impl<'a> WarmStart<'a> {
             Some(rest) if before + 1 == now => Some(&rest[..]),
             _ => None,
         };
-        let (now, before) = (&self.base[now], &self.base[before]);
-        let (own, rest) = (own.unwrap_or(&self.none), rest.unwrap_or(&self.none));
-        let flows = (state.flow.iter_mut().zip(&state.status))
-            .zip(now.flow.iter().zip(&before.flow))
-            .zip(own.iter().zip(rest));
-        for (((q, status), (&base, &base_before)), (&own, &rest)) in flows {
-            if status.is_closed() {
-                continue;
+        let (now, before) = (&self.base[now].flow[..], &self.base[before].flow[..]);
+        let flows = (state.flow.iter_mut().zip(&state.status)).zip(now.iter().zip(before));
+        // One loop per kind of prediction: most periods of networks with many switches get
+        // none, and checking for it link by link would cost them more than it saves.
+        match (own, rest) {
+            (None, _) => {
+                for ((q, status), (&base, &base_before)) in flows {
+                    if !status.is_closed() {
+                        *q += base - base_before;
+                    }
+                }
             }
-            *q += if !(own + rest).is_nan() {
-                own + rest
-            } else if !own.is_nan() {
-                own
-            } else {
-                base - base_before
-            };
+            (Some(own), None) => {
+                for (((q, status), (&base, &base_before)), &own) in flows.zip(own) {
+                    if !status.is_closed() {
+                        *q += if own.is_nan() { base - base_before } else { own };
+                    }
+                }
+            }
+            (Some(own), Some(rest)) => {
+                for (((q, status), (&base, &base_before)), (&own, &rest)) in
+                    flows.zip(own.iter().zip(rest))
+                {
+                    if status.is_closed() {
+                        continue;
+                    }
+                    *q += if !(own + rest).is_nan() {
+                        own + rest
+                    } else if !own.is_nan() {
+                        own
+                    } else {
+                        base - base_before
+                    };
+                }
+            }
         }
         let full_before = &self.response.full_before;
         for (((delivered, &full), &full_before), &delivered_before) in
