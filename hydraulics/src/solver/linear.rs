@@ -244,6 +244,23 @@ impl LinearSystem {
         Ok(())
     }
 
+    /// The factor's values (diagonal, then strictly lower part) left by the last successful
+    /// [`Self::solve`], for [`Self::restore_factor`].
+    pub(crate) fn factor(&self) -> (&[f64], &[f64]) {
+        (&self.diagonal, &self.lower)
+    }
+
+    /// Puts back a factor taken with [`Self::factor`] from a system of the same pattern;
+    /// `false`, changing nothing, when the lengths differ.
+    pub(crate) fn restore_factor(&mut self, diagonal: &[f64], lower: &[f64]) -> bool {
+        if diagonal.len() != self.diagonal.len() || lower.len() != self.lower.len() {
+            return false;
+        }
+        self.diagonal.copy_from_slice(diagonal);
+        self.lower.copy_from_slice(lower);
+        true
+    }
+
     /// Position of each junction in the elimination order (the order of
     /// [`Self::solve_factored`]'s values).
     pub(crate) fn positions(&self) -> &[usize] {

@@ -29,7 +29,7 @@ mod warnings;
 
 pub use compile::{close_link, compile};
 pub use eps::{simulate, Period, PeriodRun, StateValues};
-pub use newton::Solver;
+pub use newton::{Linearization, Solver};
 pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, SnapshotSolver};
 
 /// How to run a simulation.

@@ -45,6 +45,14 @@ pub struct Solver {
     response_values: Vec<f64>,
 }
 
+/// A Newton step's linearization kept apart from the solver (see [`Solver::linearization`]).
+#[derive(Debug, Clone)]
+pub struct Linearization {
+    diagonal: Vec<f64>,
+    lower: Vec<f64>,
+    conductance: Vec<f64>,
+}
+
 /// Sums of one flow update: total flow, total change and the largest single change.
 #[derive(Default)]
 struct FlowUpdate {
@@ -99,6 +107,34 @@ impl Solver {
             response_ends,
             response_values: vec![0.0; network.nodes.len()],
         }
+    }
+
+    /// The linearization of the last solve's last Newton step (its factor and the links'
+    /// conductances), to be put back with [`Self::restore_linearization`] when a later
+    /// linear response must start from it; `None` when no factor is kept.
+    pub fn linearization(&self) -> Option<Linearization> {
+        let system = self.system.as_ref().ok().filter(|_| self.factored)?;
+        let (diagonal, lower) = system.factor();
+        Some(Linearization {
+            diagonal: diagonal.to_vec(),
+            lower: lower.to_vec(),
+            conductance: self.work.p.clone(),
+        })
+    }
+
+    /// Makes `linearization` (taken from a solver of the same network) the one
+    /// [`Self::linear_response`] uses, until the next solve; `false` when it does not fit.
+    pub fn restore_linearization(&mut self, linearization: &Linearization) -> bool {
+        let Ok(system) = &mut self.system else {
+            return false;
+        };
+        let fits = linearization.conductance.len() == self.work.p.len()
+            && system.restore_factor(&linearization.diagonal, &linearization.lower);
+        if fits {
+            self.work.p.copy_from_slice(&linearization.conductance);
+        }
+        self.factored = fits;
+        fits
     }
 
     /// The first-order change of each link's flow when the junctions' demands change by
