@@ -430,8 +430,9 @@ impl Response {
         if !solver.linear_response(hyd, &self.demand_change, &self.head_change, flow_change) {
             return None;
         }
+        // NaN (no conductance to respond with) fails the comparison too.
         let remaining = 1.0 - flow_change[link] / flow;
-        if !(remaining > MIN_REMAINING_SHARE) {
+        if remaining.partial_cmp(&MIN_REMAINING_SHARE) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         for change in flow_change.iter_mut() {
