@@ -3,7 +3,7 @@
 //! EPANET runs through the PyPI package `owa-epanet`, timed inside Python by
 //! `tests/peers/epanet_bench.py` (embedded here, so the binary needs no source tree).
 
-use crate::simulate::PEAK_MEMORY_LABEL;
+use crate::simulate::{default_solver_threads, PEAK_MEMORY_LABEL};
 use crate::BadInput;
 use anyhow::Context as _;
 use hydraulics::generate::{grid, GridSpec};
@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Time only our solver.
     #[arg(long)]
     pub no_epanet: bool,
+    /// Threads our solver may use (as `simulate --threads`). Default: 2, or 1 on a single core.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Times of one solver on one network: one run's, or medians.
@@ -92,6 +95,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
     let peer = scratch.join("epanet_bench.py");
     std::fs::write(&peer, EPANET_PEER)
         .with_context(|| format!("cannot write {}", peer.display()))?;
+    let threads = args.threads.unwrap_or_else(default_solver_threads);
     let mut notes = Vec::new();
     let mut epanet_of = |paths: &[PathBuf], repeat: usize, steady: bool| {
         if args.no_epanet {
@@ -122,7 +126,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
         }
         for (runs, path) in our_runs.iter_mut().zip(&paths) {
             if let Ok((steps, timings)) = runs {
-                match time_ours(path, 1, false) {
+                match time_ours(path, 1, false, threads) {
                     Ok((run_steps, timing)) => {
                         *steps = run_steps;
                         timings.push(timing);
@@ -155,7 +159,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
         std::fs::write(&grid_path, hydraulics::write_string(&network))
             .with_context(|| format!("cannot write {}", grid_path.display()))?;
         let epanet_grid = epanet_of(std::slice::from_ref(&grid_path), args.grid_repeat, true);
-        let (steps, ours) = match time_ours(&grid_path, args.grid_repeat, true) {
+        let (steps, ours) = match time_ours(&grid_path, args.grid_repeat, true, threads) {
             Ok((steps, timing)) => (Some(steps), Ok(timing)),
             Err(error) => (None, Err(format!("{error:#}"))),
         };
@@ -176,7 +180,12 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
 }
 
 /// Our medians over `repeat` runs: reading the file, and simulating it.
-fn time_ours(path: &Path, repeat: usize, steady: bool) -> anyhow::Result<(usize, Timing)> {
+fn time_ours(
+    path: &Path,
+    repeat: usize,
+    steady: bool,
+    threads: usize,
+) -> anyhow::Result<(usize, Timing)> {
     let mut reads = Vec::with_capacity(repeat);
     let mut solves = Vec::with_capacity(repeat);
     let mut steps = 0;
@@ -185,7 +194,7 @@ fn time_ours(path: &Path, repeat: usize, steady: bool) -> anyhow::Result<(usize,
         let network: Network = hydraulics::read_file(path)?;
         reads.push(started.elapsed());
         let started = Instant::now();
-        let results = hydraulics::simulate(&network, &SimOptions { steady })?;
+        let results = hydraulics::simulate(&network, &SimOptions { steady, threads })?;
         solves.push(started.elapsed());
         steps = results.steps.len();
     }

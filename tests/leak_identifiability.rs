@@ -92,7 +92,14 @@ impl OperatingPoint {
 
 fn operating_point(network: &Network, hour: u64) -> OperatingPoint {
     let time = hour * 3600;
-    let run = hydraulics::simulate(network, &SimOptions { steady: false }).unwrap();
+    let run = hydraulics::simulate(
+        network,
+        &SimOptions {
+            steady: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let step = run.steps.iter().rev().find(|s| s.t == time).unwrap();
     let tank_levels = network
         .nodes

@@ -18,10 +18,16 @@ fn net3() -> Network {
 }
 
 fn steady(network: &Network) -> hydraulics::solver::StepResult {
-    hydraulics::simulate(network, &SimOptions { steady: true })
-        .unwrap()
-        .steps
-        .remove(0)
+    hydraulics::simulate(
+        network,
+        &SimOptions {
+            steady: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .steps
+    .remove(0)
 }
 
 /// `network` with a constant outflow `flow` at `node` (its own flat pattern: a demand without

@@ -17,6 +17,7 @@ mod compile;
 mod controls;
 mod curves;
 mod eps;
+mod fork_join;
 mod linear;
 mod newton;
 mod ordering;
@@ -37,6 +38,10 @@ pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, Snaps
 pub struct SimOptions {
     /// Solve only the first period (time 0), as EPANET does with a zero duration.
     pub steady: bool,
+    /// Threads the solver may use: with 2 or more, a network large enough gets a second
+    /// thread for its link coefficients and half of its factorization (the results are the
+    /// same to the bit); 0 and 1 mean one thread.
+    pub threads: usize,
 }
 
 /// Results of a simulation, in the network's own (file) units, arrays aligned with the

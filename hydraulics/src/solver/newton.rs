@@ -9,7 +9,8 @@ use super::coeffs::{
 };
 use super::data::{HydNetwork, HydState, LinkType, PumpType, SolveOutcome, Status};
 use super::eps::RunParts;
-use super::linear::{LinearSystem, SymbolicError};
+use super::fork_join::OwnHelper;
+use super::linear::{LinearSystem, SymbolicError, MIN_SPLIT_WORK};
 use super::status::{link_status, pressure_switch, valve_status};
 use crate::model::DemandModel;
 
@@ -43,6 +44,8 @@ pub struct Solver {
     /// Work array of [`Self::linear_response`]: by position, the demand changes, then the
     /// junctions' head changes; beyond the junctions, the fixed-head nodes' head changes.
     response_values: Vec<f64>,
+    /// The second thread of a split factorization, if any.
+    helper: OwnHelper,
 }
 
 /// A Newton step's linearization kept apart from the solver (see [`Solver::linearization`]).
@@ -73,10 +76,29 @@ impl Solver {
     /// Analyses the network's matrix pattern (fill-reducing ordering and symbolic
     /// factorization) and allocates every work array.
     pub fn new(network: &HydNetwork) -> Self {
+        Self::with_threads(network, 1)
+    }
+
+    /// As [`Self::new`], for a solver that may use `threads` threads: with 2 or more, a
+    /// network whose factorization splits into two large enough parts gets a helper thread
+    /// (owned by this solver; a clone of it runs on one thread). The results are the same to
+    /// the bit as with one thread.
+    pub fn with_threads(network: &HydNetwork, threads: usize) -> Self {
+        Self::with_split(network, (threads >= 2).then_some(MIN_SPLIT_WORK))
+    }
+
+    /// A solver whose factorization is split for a helper thread when the smaller part's
+    /// estimated work is at least `min_part` (never with `None`).
+    pub(crate) fn with_split(network: &HydNetwork, min_part: Option<usize>) -> Self {
         let system = LinearSystem::new(
             network.junctions,
             network.links.iter().map(|l| (l.from, l.to)),
+            min_part,
         );
+        let helper = match &system {
+            Ok(system) if system.is_split() => OwnHelper::start(),
+            _ => OwnHelper::default(),
+        };
         let junctions = network.junctions;
         let (fixed_head_links, response_ends) = match &system {
             Ok(system) => {
@@ -106,7 +128,14 @@ impl Solver {
             fixed_head_links,
             response_ends,
             response_values: vec![0.0; network.nodes.len()],
+            helper,
         }
+    }
+
+    /// Whether the factorization is split for a helper thread.
+    #[cfg(test)]
+    pub(crate) fn is_split(&self) -> bool {
+        self.system.as_ref().is_ok_and(LinearSystem::is_split)
     }
 
     /// The linearization of the last solve's last Newton step (its factor and the links'
@@ -208,8 +237,10 @@ impl Solver {
             system,
             work,
             factored,
+            helper,
             ..
         } = self;
+        let helper = helper.get();
         *factored = false;
         let system = match system {
             Ok(system) => system,
@@ -233,9 +264,9 @@ impl Solver {
         let mut converged = false;
         let mut ill_conditioned_node = None;
         while iteration <= max_trials {
-            matrix_coeffs(network, state, work, system);
+            matrix_coeffs(network, state, work, system, helper);
             *factored = false;
-            match system.solve(&mut state.head[..junctions]) {
+            match system.solve(&mut state.head[..junctions], helper) {
                 Ok(()) => *factored = true,
                 Err(node) => {
                     if fix_bad_valve(network, state, node) {
@@ -447,7 +478,7 @@ fn has_converged(
 
 /// Largest difference between a link's head loss from the heads and from its flow.
 fn max_head_error(network: &HydNetwork, state: &HydState, work: &mut Workspace) -> f64 {
-    headloss_coeffs(network, state, work);
+    headloss_coeffs(network, state, work, None);
     let mut max_error: f64 = 0.0;
     for (k, link) in network.links.iter().enumerate() {
         if state.status[k].is_closed() || work.p[k] == 0.0 {
@@ -512,7 +543,14 @@ mod tests {
     /// Solves a network given as `.inp` text for one period; results in file units.
     fn solve_text(text: &str) -> crate::solver::StepResult {
         let network = crate::inp::read_str(text, "test.inp").unwrap();
-        let mut results = simulate(&network, &SimOptions { steady: true }).unwrap();
+        let mut results = simulate(
+            &network,
+            &SimOptions {
+                steady: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         results.steps.remove(0)
     }
 

@@ -341,7 +341,13 @@ pub fn generate(
         ));
     }
     real.patterns.extend(added);
-    let results = hydraulics::simulate(&real, &SimOptions { steady: false })?;
+    let results = hydraulics::simulate(
+        &real,
+        &SimOptions {
+            steady: false,
+            ..Default::default()
+        },
+    )?;
     let reports: Vec<_> = results
         .steps
         .iter()

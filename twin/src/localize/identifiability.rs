@@ -475,10 +475,16 @@ Headloss H-W
     fn case(sensor_nodes: &[&str]) -> Case {
         let network = hydraulics::read_str(TREE, "tree.inp").unwrap();
         let units = NetworkUnits::new(&network.options);
-        let solved = hydraulics::simulate(&network, &SimOptions { steady: true })
-            .unwrap()
-            .steps
-            .remove(0);
+        let solved = hydraulics::simulate(
+            &network,
+            &SimOptions {
+                steady: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .steps
+        .remove(0);
         let observations: Vec<Observation> = sensor_nodes
             .iter()
             .map(|id| Observation::Pressure(network.node_index(id).unwrap()))

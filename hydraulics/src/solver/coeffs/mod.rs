@@ -5,6 +5,7 @@
 
 use super::curves::segment;
 use super::data::{HydCurve, HydLink, HydNetwork, HydState, LinkType, PumpType, Status, MISSING};
+use super::fork_join::Helper;
 use super::linear::LinearSystem;
 use super::vector_math::abs_powers;
 use crate::model::HeadlossFormula;
@@ -220,11 +221,28 @@ pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) 
 
 /// `P` and `Y` of every link at the current flows (EPANET's `headlosscoeffs`).
 ///
-/// On networks of `PARALLEL_MIN_LINKS` links or more the links are shared out over the
-/// available cores (at most `MAX_THREADS`); each link's coefficients depend on that link
-/// alone, so the results are the same whatever the number of threads.
-pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace) {
+/// Each link's coefficients depend on that link alone, so the results are the same whatever
+/// the number of threads: with a `helper`, it computes the second half of the links; without
+/// one, networks of `PARALLEL_MIN_LINKS` links or more share the links out over the available
+/// cores (at most `MAX_THREADS`).
+pub(crate) fn headloss_coeffs(
+    network: &HydNetwork,
+    state: &HydState,
+    work: &mut Workspace,
+    helper: Option<&Helper>,
+) {
     let count = work.links.len();
+    if let Some(helper) = helper {
+        let half = count / 2;
+        let pipes = &work.pipe_arrays;
+        let (first_p, second_p) = work.p.split_at_mut(half);
+        let (first_y, second_y) = work.y.split_at_mut(half);
+        helper.join(
+            || link_coeffs(network, state, pipes.part(0, half), first_p, first_y),
+            || link_coeffs(network, state, pipes.part(half, count), second_p, second_y),
+        );
+        return;
+    }
     let threads = if count >= PARALLEL_MIN_LINKS {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
     } else {
@@ -275,8 +293,9 @@ fn link_coeffs(
     y: &mut [f64],
 ) {
     let first = links.first;
-    let flows = state.flow.get(first..).unwrap_or_default();
-    let statuses = state.status.get(first..).unwrap_or_default();
+    let part = first..first + p.len();
+    let flows = state.flow.get(part.clone()).unwrap_or_default();
+    let statuses = state.status.get(part).unwrap_or_default();
     if links.power_law_network {
         let law = PowerLawConstants::new(&network.options);
         // `p` holds each link's `|q|^(hexp - 1)` until the link's coefficients replace it.
@@ -481,10 +500,11 @@ pub(crate) fn matrix_coeffs(
     state: &mut HydState,
     work: &mut Workspace,
     system: &mut LinearSystem,
+    helper: Option<&Helper>,
 ) {
     system.clear();
     work.xflow.fill(0.0);
-    link_matrix_coeffs(network, state, work, system);
+    link_matrix_coeffs(network, state, work, system, helper);
     emitter_matrix_coeffs(network, state, work, system);
     demand_matrix_coeffs(network, state, work, system);
     leakage_matrix_coeffs(network, work, system);
@@ -502,11 +522,12 @@ fn link_matrix_coeffs(
     state: &HydState,
     work: &mut Workspace,
     system: &mut LinearSystem,
+    helper: Option<&Helper>,
 ) {
     // The coefficients first, in a pass of their own (shared out over threads on large
     // networks): their long chains of divisions overlap better without the scattered
     // updates of the assembly in the same loop.
-    headloss_coeffs(network, state, work);
+    headloss_coeffs(network, state, work, helper);
     for ((terms, &p), &flow) in work.links.iter().zip(&work.p).zip(&state.flow) {
         if p != 0.0 {
             work.xflow[terms.from] -= flow;

@@ -22,13 +22,13 @@ mod demands;
 /// Runs the network's extended period simulation (or one steady period).
 pub fn simulate(network: &Network, options: &SimOptions) -> Result<SimResults, SolverError> {
     let hyd = compile(network)?;
-    Ok(simulate_compiled(&hyd, options))
+    let mut solver = Solver::with_threads(&hyd, options.threads);
+    Ok(simulate_with(&hyd, &mut solver, options))
 }
 
-/// Runs the simulation of a compiled network.
-fn simulate_compiled(hyd: &HydNetwork, options: &SimOptions) -> SimResults {
-    let mut solver = Solver::new(hyd);
-    let mut run = PeriodRun::new(hyd, &mut solver, options);
+/// Runs the simulation of a compiled network with `solver`.
+fn simulate_with(hyd: &HydNetwork, solver: &mut Solver, options: &SimOptions) -> SimResults {
+    let mut run = PeriodRun::new(hyd, solver, options);
     let mut results = SimResults::default();
     while let Some(period) = run.solve_period(|_| {}) {
         if period.solved {

@@ -156,7 +156,10 @@ fn rules_are_checked_every_rule_step_and_end_the_step() {
 
 #[test]
 fn a_steady_run_solves_one_period() {
-    let steady = SimOptions { steady: true };
+    let steady = SimOptions {
+        steady: true,
+        ..Default::default()
+    };
     let results = simulate(&tank_model("", "", ""), &steady).unwrap();
     assert_eq!(results.steps.len(), 1);
     assert!(results.steps[0].report);
@@ -218,7 +221,14 @@ fn parity(name: &str, with_warnings: bool) -> Result<String, String> {
     };
     let network = crate::inp::read_file(&shared.join(format!("networks/{file}.inp")))
         .map_err(|e| e.to_string())?;
-    let results = simulate(&network, &SimOptions { steady }).map_err(|e| e.to_string())?;
+    let results = simulate(
+        &network,
+        &SimOptions {
+            steady,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let ours = ResultsDocument::from_simulation(&network, &results, name);
     let text = std::fs::read_to_string(shared.join(format!("reference/{name}.json")))
         .map_err(|e| e.to_string())?;
@@ -399,4 +409,50 @@ fn steady_option_parity() {
         ],
         false,
     );
+}
+
+/// Every shared network, extended period and steady, solved with its factorization split
+/// for two threads wherever the elimination tree allows (down to parts of one column), gives
+/// every head, flow, demand, status and iteration count of the one-thread solve to the bit.
+#[test]
+fn a_split_factorization_on_two_threads_changes_no_bit() {
+    let networks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/networks");
+    let mut split = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(&networks)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "inp"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let Ok(network) = crate::inp::read_file(&path) else {
+            continue;
+        };
+        let Ok(hyd) = compile(&network) else {
+            continue;
+        };
+        for steady in [false, true] {
+            let options = SimOptions { steady, threads: 2 };
+            let one = simulate_with(&hyd, &mut Solver::new(&hyd), &options);
+            let mut two_threads = Solver::with_split(&hyd, Some(1));
+            split += usize::from(two_threads.is_split());
+            let two = simulate_with(&hyd, &mut two_threads, &options);
+            let name = path.display();
+            assert_eq!(one.steps.len(), two.steps.len(), "{name}");
+            assert_eq!(one.halted, two.halted, "{name}");
+            assert_eq!(one.warnings, two.warnings, "{name}");
+            for (a, b) in one.steps.iter().zip(&two.steps) {
+                let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let t = a.t;
+                assert_eq!(t, b.t, "{name}");
+                assert_eq!(a.iterations, b.iterations, "{name} t={t}");
+                assert_eq!(bits(&a.head), bits(&b.head), "{name} t={t}");
+                assert_eq!(bits(&a.flow), bits(&b.flow), "{name} t={t}");
+                assert_eq!(bits(&a.demand), bits(&b.demand), "{name} t={t}");
+                assert_eq!(a.state, b.state, "{name} t={t}");
+                assert_eq!(a.relative_error.to_bits(), b.relative_error.to_bits());
+            }
+        }
+    }
+    assert!(split >= 40, "only {split} runs had a split factorization");
 }

@@ -14,7 +14,12 @@
 //! it is analysed once per network. Coefficients are assembled straight into the factor's
 //! storage (in the elimination order), and factorizing and solving allocate nothing.
 
+use super::fork_join::Helper;
 use super::ordering::minimum_degree_order;
+
+mod split;
+
+pub(crate) use split::MIN_SPLIT_WORK;
 
 /// Why the matrix pattern of a network cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,6 +45,24 @@ pub(crate) struct LinearSystem {
     /// Position of each junction in the elimination order, and the junction at each position.
     position: Vec<usize>,
     junction_at: Vec<usize>,
+    pattern: Pattern,
+    /// Where each link's coefficients go.
+    link_slots: Vec<LinkSlots>,
+    /// Diagonal of `A` by position, then of `L`.
+    diagonal: Vec<f64>,
+    /// Off-diagonal coefficients of `A` (zero at fill-in entries), then of `L`.
+    lower: Vec<f64>,
+    /// Right-hand side by position, then the solution by position.
+    rhs: Vec<f64>,
+    /// Factorization work: updates accumulated for the current column, by row.
+    pending_update: Vec<f64>,
+    /// How the factorization is shared between two threads, when it is.
+    parts: Option<Parts>,
+}
+
+/// The sparsity pattern of `L` and the order of the factorization's updates.
+#[derive(Clone)]
+struct Pattern {
     /// Strictly lower part of `L` by column (position), rows ascending within a column:
     /// the entries of column `c` are `column_start[c]..column_start[c + 1]`.
     column_start: Vec<usize>,
@@ -51,22 +74,40 @@ pub(crate) struct LinearSystem {
     /// the compiler vectorizes, with the same arithmetic, element by element, as the
     /// scattered updates.
     dense_tail: Vec<bool>,
-    /// Where each link's coefficients go.
-    link_slots: Vec<LinkSlots>,
-    /// Diagonal of `A` by position, then of `L`.
-    diagonal: Vec<f64>,
-    /// Off-diagonal coefficients of `A` (zero at fill-in entries), then of `L`.
-    lower: Vec<f64>,
-    /// Right-hand side by position, then the solution by position.
-    rhs: Vec<f64>,
     /// The updates each column receives from earlier columns, in the order EPANET applies
     /// them: column `c`'s are `updates[update_start[c]..update_start[c + 1]]`. The order
     /// follows from the pattern alone, so it is worked out once here instead of by walking
     /// linked lists in every factorization.
     update_start: Vec<usize>,
     updates: Vec<Update>,
-    /// Factorization work: updates accumulated for the current column, by row.
-    pending_update: Vec<f64>,
+}
+
+/// The columns renumbered into two independent parts and the separator above them (see
+/// [`split`]): the first part is `0..first_end`, the second `first_end..separator_start`.
+#[derive(Clone)]
+struct Parts {
+    first_end: usize,
+    separator_start: usize,
+    /// For each column of the two parts, the end of its entries in rows of its own part
+    /// (the rest are separator rows).
+    own_rows_end: Vec<usize>,
+    /// Each column's position in EPANET's order, to report the pivot EPANET fails first.
+    epanet_position: Vec<usize>,
+    /// The forward substitution's terms of each separator row, in EPANET's column order:
+    /// `(entry, column)` pairs, those of row `separator_start + s` at
+    /// `terms[term_start[s]..term_start[s + 1]]`.
+    term_start: Vec<usize>,
+    terms: Vec<(u32, u32)>,
+    /// Update work of the second part's thread, by row.
+    second_pending: Vec<f64>,
+}
+
+/// The pattern as it is built, before its rows are narrowed to 32 bits.
+struct RawPattern {
+    column_start: Vec<usize>,
+    entry_row: Vec<usize>,
+    update_start: Vec<usize>,
+    updates: Vec<Update>,
 }
 
 /// Where one link's coefficients go in the system, looked up once per network.
@@ -90,25 +131,60 @@ const NO_ENTRY: usize = usize::MAX;
 struct Update {
     first: u32,
     end: u32,
-    /// The entries after `first` are a dense tail (see [`LinearSystem::dense_tail`]).
+    /// The entries after `first` are a dense tail (see [`Pattern::dense_tail`]).
     dense: bool,
 }
 
 impl LinearSystem {
     /// Builds the pattern for `junctions` unknowns from each link's end nodes (nodes at or
-    /// beyond `junctions` are fixed-head nodes and add nothing to the pattern).
+    /// beyond `junctions` are fixed-head nodes and add nothing to the pattern). With
+    /// `min_part`, the factorization is split for two threads when the smaller part's
+    /// estimated work is at least that (see [`MIN_SPLIT_WORK`]); the results are the same to
+    /// the bit either way.
     pub(crate) fn new(
         junctions: usize,
         link_ends: impl Iterator<Item = (usize, usize)>,
+        min_part: Option<usize>,
     ) -> Result<Self, SymbolicError> {
         let link_ends: Vec<(usize, usize)> = link_ends.collect();
         let neighbours = junction_neighbours(junctions, &link_ends)?;
-        let junction_at = minimum_degree_order(&neighbours.lists);
+        let mut junction_at = minimum_degree_order(&neighbours.lists);
         let mut position = vec![0; junctions];
         for (at, &junction) in junction_at.iter().enumerate() {
             position[junction] = at;
         }
         let (column_start, entry_row) = factor_pattern(&neighbours.lists, &position, &junction_at);
+        let dense_tail = dense_tails(&column_start, &entry_row);
+        let (update_start, updates) = update_schedule(&column_start, &entry_row, &dense_tail);
+        let mut pattern = RawPattern {
+            column_start,
+            entry_row,
+            update_start,
+            updates,
+        };
+        let mut parts = None;
+        if let Some(split) = min_part.and_then(|min| split::split_in_two(&pattern, min)) {
+            let (renumbered, new_parts) = split::renumber(&split, &pattern);
+            pattern = renumbered;
+            for at in &mut position {
+                *at = split.new_of_old[*at];
+            }
+            for (junction, &at) in position.iter().enumerate() {
+                junction_at[at] = junction;
+            }
+            parts = Some(new_parts);
+        }
+        let RawPattern {
+            column_start,
+            entry_row,
+            update_start,
+            mut updates,
+        } = pattern;
+        let dense_tail = dense_tails(&column_start, &entry_row);
+        for update in &mut updates {
+            let (first, end) = (update.first as usize, update.end as usize);
+            update.dense = first + 1 < end && dense_tail[first + 1];
+        }
 
         let entry_of = |a: usize, b: usize| {
             let (column, row) = (position[a].min(position[b]), position[a].max(position[b]));
@@ -129,8 +205,6 @@ impl LinearSystem {
             })
             .collect();
         let entries = entry_row.len();
-        let dense_tail = dense_tails(&column_start, &entry_row);
-        let (update_start, updates) = update_schedule(&column_start, &entry_row, &dense_tail);
         if u32::try_from(junctions).is_err() {
             return Err(SymbolicError::TooManyJunctions { junctions });
         }
@@ -139,17 +213,25 @@ impl LinearSystem {
         Ok(Self {
             position,
             junction_at,
-            column_start,
-            entry_row,
-            dense_tail,
+            pattern: Pattern {
+                column_start,
+                entry_row,
+                dense_tail,
+                update_start,
+                updates,
+            },
             link_slots,
             diagonal: vec![0.0; junctions],
             lower: vec![0.0; entries],
             rhs: vec![0.0; junctions],
-            update_start,
-            updates,
             pending_update: vec![0.0; junctions],
+            parts,
         })
+    }
+
+    /// Whether the factorization is split for two threads.
+    pub(crate) fn is_split(&self) -> bool {
+        self.parts.is_some()
     }
 
     /// Zeroes the matrix and the right-hand side.
@@ -233,8 +315,9 @@ impl LinearSystem {
 
     /// Factorizes `A` and solves `A x = F` into `x` (by junction), or returns the junction
     /// whose pivot was not positive (EPANET's ill-conditioning report), leaving `x` as it was.
-    pub(crate) fn solve(&mut self, x: &mut [f64]) -> Result<(), usize> {
-        if let Err(column) = self.factorize_and_forward() {
+    /// A split system runs its two parts on `helper` when there is one.
+    pub(crate) fn solve(&mut self, x: &mut [f64], helper: Option<&Helper>) -> Result<(), usize> {
+        if let Err(column) = self.factorize_and_forward(helper) {
             return Err(self.junction_at[column]);
         }
         self.backward();
@@ -272,17 +355,17 @@ impl LinearSystem {
     /// which must not have been cleared since: a linear response of the last Newton step's
     /// linearization, at the price of two substitutions.
     pub(crate) fn solve_factored(&self, values: &mut [f64]) {
-        let Self {
+        let Pattern {
             column_start,
             entry_row,
-            diagonal,
-            lower,
             ..
-        } = self;
+        } = &self.pattern;
+        let (diagonal, lower) = (&self.diagonal, &self.lower);
         let columns = diagonal.len();
         let x = &mut values[..columns];
         let entries = column_start[columns];
         let (rows, lower) = (&entry_row[..entries], &lower[..entries]);
+        let separator_start = self.parts.as_ref().map_or(columns, |p| p.separator_start);
         // SAFETY (both passes): `column_start` holds one more element than there are columns,
         // ascending up to `entries`, the length of `rows` and `lower` (checked just above), and
         // every row is below the junction count, the length of `x` (all built together in
@@ -290,19 +373,36 @@ impl LinearSystem {
         // would cost as much as the arithmetic.
         unsafe {
             let mut start = *column_start.get_unchecked(0);
-            for column in 0..columns {
+            for column in 0..separator_start {
                 let end = *column_start.get_unchecked(column + 1);
+                let own_end = match &self.parts {
+                    Some(parts) => parts.own_rows_end[column],
+                    None => end,
+                };
                 let value = *x.get_unchecked(column) / *diagonal.get_unchecked(column);
                 *x.get_unchecked_mut(column) = value;
                 // A zero (a junction without demand, not reached yet) changes nothing below:
                 // `x - l 0` is `x`.
                 if value != 0.0 {
-                    for entry in start..end {
+                    for entry in start..own_end {
                         let row = *rows.get_unchecked(entry) as usize;
                         *x.get_unchecked_mut(row) -= *lower.get_unchecked(entry) * value;
                     }
                 }
                 start = end;
+            }
+            if let Some(parts) = &self.parts {
+                // Separator rows gather the same terms in the same order.
+                for column in separator_start..columns {
+                    let mut sum = *x.get_unchecked(column);
+                    for &(entry, from) in parts.separator_terms(column) {
+                        let value = *x.get_unchecked(from as usize);
+                        if value != 0.0 {
+                            sum -= *lower.get_unchecked(entry as usize) * value;
+                        }
+                    }
+                    *x.get_unchecked_mut(column) = sum / *diagonal.get_unchecked(column);
+                }
             }
             let mut end = entries;
             for column in (0..columns).rev() {
@@ -318,127 +418,112 @@ impl LinearSystem {
         }
     }
 
-    /// Overwrites `A` with `L` (`A = L L'`), column by column, each column first gathering
-    /// the updates of the earlier columns that reach it, and solves `L y = F` in place in
-    /// `rhs` as the columns are finished; returns the column whose pivot is not positive.
-    ///
-    /// The forward substitution of a column needs only that column of `L` and the earlier
-    /// columns' contributions to its row, so doing it as soon as the column is finished
-    /// applies the same operations in the same order as a separate pass would, while the
-    /// column is still in cache.
-    fn factorize_and_forward(&mut self) -> Result<(), usize> {
+    /// Overwrites `A` with `L` (`A = L L'`) and solves `L y = F` in place in `rhs`; returns
+    /// the column whose pivot is not positive, the first one in EPANET's order.
+    fn factorize_and_forward(&mut self, helper: Option<&Helper>) -> Result<(), usize> {
         let Self {
-            column_start,
-            entry_row,
-            dense_tail,
+            pattern,
             diagonal,
             lower,
             rhs,
-            update_start,
-            updates,
             pending_update,
+            parts,
             ..
         } = self;
-        for column in 0..diagonal.len() {
-            // SAFETY: `column_start` and `update_start` hold one more element than there are
-            // columns (`diagonal`, `rhs` by position), and their ranges lie within `lower`,
-            // `entry_row`, `dense_tail` and `updates` (built together in `new`).
-            let (start, end, column_updates) = unsafe {
-                let update_range =
-                    *update_start.get_unchecked(column)..*update_start.get_unchecked(column + 1);
-                (
-                    *column_start.get_unchecked(column),
-                    *column_start.get_unchecked(column + 1),
-                    updates.get_unchecked(update_range),
-                )
-            };
-            let mut diagonal_update = 0.0;
-            for update in column_updates {
-                let (first, end) = (update.first as usize, update.end as usize);
-                // SAFETY: `update_schedule` makes `first < end <= column_start[k + 1]` for an
-                // earlier column `k`, so every entry below is one of `lower` and `entry_row`
-                // (both of the pattern's length), and every row is below the junction count,
-                // the length of `pending_update`. Checked indexing here costs more than the
-                // arithmetic on these one- and two-entry updates.
-                let l_column_k = unsafe { *lower.get_unchecked(first) };
-                diagonal_update += l_column_k * l_column_k;
-                if update.dense {
-                    let rest = first + 1;
-                    let first_row = entry_row[rest] as usize;
-                    add_scaled_dense(&lower[rest..end], first_row, pending_update, l_column_k);
-                } else {
-                    for entry in first + 1..end {
-                        // SAFETY: as above.
-                        unsafe {
-                            let row = *entry_row.get_unchecked(entry) as usize;
-                            *pending_update.get_unchecked_mut(row) +=
-                                *lower.get_unchecked(entry) * l_column_k;
-                        }
-                    }
-                }
+        let columns = diagonal.len();
+        let Some(parts) = parts else {
+            return factor_part::<false>(
+                pattern,
+                &[],
+                0..columns,
+                0,
+                diagonal,
+                lower,
+                rhs,
+                pending_update,
+            );
+        };
+        let Parts {
+            first_end,
+            separator_start,
+            own_rows_end,
+            second_pending,
+            ..
+        } = parts;
+        let (first_end, separator_start) = (*first_end, *separator_start);
+        let second_entries = pattern.column_start[first_end];
+        let separator_entries = pattern.column_start[separator_start];
+        let (first_diagonal, rest) = diagonal.split_at_mut(first_end);
+        let (second_diagonal, _) = rest.split_at_mut(separator_start - first_end);
+        let (first_lower, rest) = lower.split_at_mut(second_entries);
+        let (second_lower, _) = rest.split_at_mut(separator_entries - second_entries);
+        let (first_rhs, rest) = rhs.split_at_mut(first_end);
+        let (second_rhs, _) = rest.split_at_mut(separator_start - first_end);
+        let pattern = &*pattern;
+        let own_rows_end = own_rows_end.as_slice();
+        let mut first = || {
+            factor_part::<true>(
+                pattern,
+                own_rows_end,
+                0..first_end,
+                0,
+                first_diagonal,
+                first_lower,
+                first_rhs,
+                pending_update,
+            )
+        };
+        let mut second = || {
+            factor_part::<true>(
+                pattern,
+                own_rows_end,
+                first_end..separator_start,
+                second_entries,
+                second_diagonal,
+                second_lower,
+                second_rhs,
+                second_pending,
+            )
+        };
+        let (first, second) = match helper {
+            Some(helper) => helper.join(first, second),
+            None => (first(), second()),
+        };
+        // EPANET stops at the first pivot that fails in its order, which may be a separator
+        // column before a failed column of a part.
+        let parts = self.parts.as_ref().expect("split above");
+        let failed = [first, second]
+            .into_iter()
+            .filter_map(Result::err)
+            .min_by_key(|&column| parts.epanet_position[column]);
+        let separator_end = match failed {
+            None => columns,
+            Some(column) => {
+                let limit = parts.epanet_position[column];
+                separator_start
+                    + parts.epanet_position[separator_start..].partition_point(|&p| p < limit)
             }
-
-            // SAFETY: as above.
-            let pivot = unsafe { *diagonal.get_unchecked(column) } - diagonal_update;
-            if pivot <= 0.0 {
-                // The updates gathered for later rows must not leak into the next attempt.
-                pending_update.fill(0.0);
-                return Err(column);
-            }
-            let pivot = pivot.sqrt();
-            // SAFETY: as above.
-            let value = unsafe {
-                *diagonal.get_unchecked_mut(column) = pivot;
-                let value = rhs.get_unchecked_mut(column);
-                *value /= pivot;
-                *value
-            };
-            if start < end {
-                // SAFETY: as above (`start < end`).
-                let dense = unsafe { *dense_tail.get_unchecked(start) };
-                if dense {
-                    let rows = &entry_row[start..end];
-                    let values = &mut lower[start..end];
-                    let first_row = rows[0] as usize;
-                    let pending = &mut pending_update[first_row..first_row + rows.len()];
-                    for (value, update) in values.iter_mut().zip(pending) {
-                        *value = (*value - *update) / pivot;
-                        *update = 0.0;
-                    }
-                    // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
-                    add_scaled_dense(values, first_row, rhs, -value);
-                } else {
-                    let factor = -value;
-                    for entry in start..end {
-                        // SAFETY: `start..end` is a column's range in `column_start`, within
-                        // `lower` and `entry_row`, and rows are below the junction count, the
-                        // length of `pending_update` and `rhs`.
-                        unsafe {
-                            let row = *entry_row.get_unchecked(entry) as usize;
-                            let value = lower.get_unchecked_mut(entry);
-                            let update = pending_update.get_unchecked_mut(row);
-                            *value = (*value - *update) / pivot;
-                            *update = 0.0;
-                            // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
-                            *rhs.get_unchecked_mut(row) += *value * factor;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
+        };
+        factor_separator(
+            &self.pattern,
+            parts,
+            separator_start..separator_end,
+            &mut self.diagonal,
+            &mut self.lower,
+            &mut self.rhs,
+            &mut self.pending_update,
+        )?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Solves `L' x = y` in place in `rhs`.
     fn backward(&mut self) {
-        let Self {
+        let Pattern {
             column_start,
             entry_row,
-            diagonal,
-            lower,
-            rhs,
             ..
-        } = self;
+        } = &self.pattern;
+        let (diagonal, lower, rhs) = (&self.diagonal, &self.lower, &mut self.rhs);
         for (column, bounds) in column_start.windows(2).enumerate().rev() {
             let mut value = rhs[column];
             for entry in bounds[0]..bounds[1] {
@@ -452,6 +537,206 @@ impl LinearSystem {
             rhs[column] = value / diagonal[column];
         }
     }
+}
+
+impl Parts {
+    /// The forward substitution's `(entry, column)` terms of separator row `row`.
+    fn separator_terms(&self, row: usize) -> &[(u32, u32)] {
+        let s = row - self.separator_start;
+        &self.terms[self.term_start[s]..self.term_start[s + 1]]
+    }
+}
+
+/// Factorizes the consecutive columns `columns`, each gathering the updates of the earlier
+/// columns that reach it, and does the forward substitution as each column is finished.
+/// `diagonal` and `rhs` start at the first of these columns, `lower` at entry `entry_base`;
+/// `pending` is by row. With `SPLIT`, the columns are a part of a split system: only earlier
+/// columns of the same part update them, and terms for separator rows (from `own_rows_end`
+/// on) are left for [`factor_separator`] to gather.
+///
+/// The forward substitution of a column needs only that column of `L` and the earlier
+/// columns' contributions to its row, so doing it as soon as the column is finished
+/// applies the same operations in the same order as a separate pass would, while the
+/// column is still in cache.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn factor_part<const SPLIT: bool>(
+    pattern: &Pattern,
+    own_rows_end: &[usize],
+    columns: std::ops::Range<usize>,
+    entry_base: usize,
+    diagonal: &mut [f64],
+    lower: &mut [f64],
+    rhs: &mut [f64],
+    pending: &mut [f64],
+) -> Result<(), usize> {
+    let Pattern {
+        column_start,
+        entry_row,
+        dense_tail,
+        update_start,
+        updates,
+    } = pattern;
+    let column_base = columns.start;
+    for column in columns {
+        // SAFETY: `column_start` and `update_start` hold one more element than there are
+        // columns, and their ranges lie within `entry_row`, `dense_tail` and `updates` (built
+        // together in `new`); `diagonal` and `rhs` hold this part's columns from
+        // `column_base`, `lower` its entries from `entry_base`.
+        let (start, end, column_updates) = unsafe {
+            let update_range =
+                *update_start.get_unchecked(column)..*update_start.get_unchecked(column + 1);
+            (
+                *column_start.get_unchecked(column),
+                *column_start.get_unchecked(column + 1),
+                updates.get_unchecked(update_range),
+            )
+        };
+        let mut diagonal_update = 0.0;
+        for update in column_updates {
+            let (first, end) = (update.first as usize, update.end as usize);
+            // SAFETY: `update_schedule` makes `first < end <= column_start[k + 1]` for an
+            // earlier column `k` of the same part, so every entry below is one of `entry_row`
+            // and, less `entry_base`, of `lower`; every row is below the junction count, the
+            // length of `pending`. Checked indexing here costs more than the arithmetic on
+            // these one- and two-entry updates.
+            let l_column_k = unsafe { *lower.get_unchecked(first - entry_base) };
+            diagonal_update += l_column_k * l_column_k;
+            if update.dense {
+                let rest = first + 1;
+                let first_row = entry_row[rest] as usize;
+                let values = &lower[rest - entry_base..end - entry_base];
+                add_scaled_dense(values, first_row, pending, l_column_k);
+            } else {
+                for entry in first + 1..end {
+                    // SAFETY: as above.
+                    unsafe {
+                        let row = *entry_row.get_unchecked(entry) as usize;
+                        *pending.get_unchecked_mut(row) +=
+                            *lower.get_unchecked(entry - entry_base) * l_column_k;
+                    }
+                }
+            }
+        }
+
+        // SAFETY: as above.
+        let pivot = unsafe { *diagonal.get_unchecked(column - column_base) } - diagonal_update;
+        if pivot <= 0.0 {
+            // The updates gathered for later rows must not leak into the next attempt.
+            pending.fill(0.0);
+            return Err(column);
+        }
+        let pivot = pivot.sqrt();
+        // SAFETY: as above.
+        let value = unsafe {
+            *diagonal.get_unchecked_mut(column - column_base) = pivot;
+            let value = rhs.get_unchecked_mut(column - column_base);
+            *value /= pivot;
+            *value
+        };
+        if start == end {
+            continue;
+        }
+        let own_end = if SPLIT { own_rows_end[column] } else { end };
+        // SAFETY: as above (`start < end`).
+        let dense = unsafe { *dense_tail.get_unchecked(start) };
+        if dense {
+            let rows = &entry_row[start..end];
+            let values = &mut lower[start - entry_base..end - entry_base];
+            let first_row = rows[0] as usize;
+            let pending = &mut pending[first_row..first_row + rows.len()];
+            for (value, update) in values.iter_mut().zip(pending) {
+                *value = (*value - *update) / pivot;
+                *update = 0.0;
+            }
+            if own_end > start {
+                // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
+                let own = &values[..own_end - start];
+                add_scaled_dense(own, first_row - column_base, rhs, -value);
+            }
+        } else {
+            let factor = -value;
+            for entry in start..own_end {
+                // SAFETY: `start..end` is a column's range in `column_start`, within
+                // `entry_row` and, less `entry_base`, `lower`; rows are below the junction
+                // count, the length of `pending`, and rows before `own_end` are of this
+                // part, whose `rhs` starts at `column_base`.
+                unsafe {
+                    let row = *entry_row.get_unchecked(entry) as usize;
+                    let value = lower.get_unchecked_mut(entry - entry_base);
+                    let update = pending.get_unchecked_mut(row);
+                    *value = (*value - *update) / pivot;
+                    *update = 0.0;
+                    // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
+                    *rhs.get_unchecked_mut(row - column_base) += *value * factor;
+                }
+            }
+            if SPLIT {
+                for entry in own_end..end {
+                    // SAFETY: as above.
+                    unsafe {
+                        let row = *entry_row.get_unchecked(entry) as usize;
+                        let value = lower.get_unchecked_mut(entry - entry_base);
+                        let update = pending.get_unchecked_mut(row);
+                        *value = (*value - *update) / pivot;
+                        *update = 0.0;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Factorizes the separator columns `columns` of a split system once both parts are done:
+/// each gathers its updates as in [`factor_part`], and its forward substitution gathers the
+/// terms the finished columns would have added to its row, in EPANET's order.
+fn factor_separator(
+    pattern: &Pattern,
+    parts: &Parts,
+    columns: std::ops::Range<usize>,
+    diagonal: &mut [f64],
+    lower: &mut [f64],
+    rhs: &mut [f64],
+    pending: &mut [f64],
+) -> Result<(), usize> {
+    let Pattern {
+        column_start,
+        entry_row,
+        update_start,
+        updates,
+        ..
+    } = pattern;
+    for column in columns {
+        let mut diagonal_update = 0.0;
+        for update in &updates[update_start[column]..update_start[column + 1]] {
+            let (first, end) = (update.first as usize, update.end as usize);
+            let l_column_k = lower[first];
+            diagonal_update += l_column_k * l_column_k;
+            for entry in first + 1..end {
+                pending[entry_row[entry] as usize] += lower[entry] * l_column_k;
+            }
+        }
+        let pivot = diagonal[column] - diagonal_update;
+        if pivot <= 0.0 {
+            pending.fill(0.0);
+            return Err(column);
+        }
+        let pivot = pivot.sqrt();
+        diagonal[column] = pivot;
+        let mut value = rhs[column];
+        for &(entry, from) in parts.separator_terms(column) {
+            // `x + l (-v)` rounds exactly as EPANET's `x - l v`.
+            value += lower[entry as usize] * -rhs[from as usize];
+        }
+        rhs[column] = value / pivot;
+        for entry in column_start[column]..column_start[column + 1] {
+            let update = &mut pending[entry_row[entry] as usize];
+            lower[entry] = (lower[entry] - *update) / pivot;
+            *update = 0.0;
+        }
+    }
+    Ok(())
 }
 
 /// `target[first_row + i] += values[i] * factor`: a dense tail of a column of `L` (its rows

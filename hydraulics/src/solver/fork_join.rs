@@ -1,0 +1,303 @@
+//! A second thread for the parts of a Newton iteration that split in two (link coefficients,
+//! the factorization), kept waiting between iterations.
+//!
+//! A Newton iteration of a network of a few thousand junctions takes tens of microseconds,
+//! too short to start a thread or to wake a sleeping one for each half. The helper spins
+//! for a while after each job and only then sleeps; a job it has not begun is run by the
+//! caller itself, so a helper that the system does not schedule (a busy machine) costs
+//! nothing but the spinning.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the helper spins for the next job before it sleeps.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_millis(2);
+
+const IDLE: u8 = 0;
+const POSTED: u8 = 1;
+const RUNNING: u8 = 2;
+const DONE: u8 = 3;
+const EXIT: u8 = 4;
+
+/// A job posted to the helper: a type-erased pointer to a [`StackJob`] on the caller's
+/// stack and the function that runs it.
+#[derive(Clone, Copy)]
+struct JobRef {
+    job: *const (),
+    run: unsafe fn(*const ()),
+}
+
+struct Shared {
+    state: AtomicU8,
+    job: UnsafeCell<Option<JobRef>>,
+    sleeping: AtomicBool,
+    panic: UnsafeCell<Option<Box<dyn Any + Send>>>,
+}
+
+// SAFETY: `job` and `panic` are written by one side and read by the other only across the
+// `state` transitions (Release stores, Acquire loads), which order those accesses.
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+/// One helper thread, owned by one solver and used by one thread at a time.
+pub(crate) struct Helper {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Helper {
+    /// Starts the helper thread; `None` when the system cannot start one.
+    pub(crate) fn start() -> Option<Self> {
+        let shared = Arc::new(Shared {
+            state: AtomicU8::new(IDLE),
+            job: UnsafeCell::new(None),
+            sleeping: AtomicBool::new(false),
+            panic: UnsafeCell::new(None),
+        });
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("aquatwin-solver-helper".into())
+            .spawn(move || helper_loop(&theirs))
+            .ok()?;
+        Some(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `first` here and `second` on the helper (or here, after `first`, when the
+    /// helper has not taken it up by then), and returns both results.
+    pub(crate) fn join<A, B, RA, RB>(&self, first: A, second: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA,
+        B: FnOnce() -> RB + Send,
+        RB: Send,
+    {
+        let job = StackJob {
+            task: UnsafeCell::new(Some(second)),
+            result: UnsafeCell::new(None),
+        };
+        let shared = &*self.shared;
+        // SAFETY: the helper reads `job` only after seeing POSTED, and this thread does not
+        // touch it again until the state has left POSTED and RUNNING.
+        unsafe {
+            *shared.job.get() = Some(JobRef {
+                job: (&job as *const StackJob<B, RB>).cast(),
+                run: StackJob::<B, RB>::run,
+            });
+        }
+        shared.state.store(POSTED, Ordering::SeqCst);
+        if shared.sleeping.load(Ordering::SeqCst) {
+            if let Some(thread) = &self.thread {
+                thread.thread().unpark();
+            }
+        }
+        // Whatever happens to `first`, the job must be finished or taken back before
+        // `job` leaves the stack.
+        let guard = WaitForJob { shared };
+        let first_result = first();
+        let taken_back = guard.take_back_or_wait();
+        std::mem::forget(guard);
+        if taken_back {
+            // SAFETY: the helper never started the job, and will not now.
+            let task = unsafe { (*job.task.get()).take() };
+            let second = task.expect("a posted job not started still has its task");
+            return (first_result, second());
+        }
+        // SAFETY: the helper has finished with the job (state DONE, seen with Acquire).
+        if let Some(payload) = unsafe { (*shared.panic.get()).take() } {
+            resume_unwind(payload);
+        }
+        let result = unsafe { (*job.result.get()).take() };
+        (
+            first_result,
+            result.expect("a finished job without a panic has a result"),
+        )
+    }
+}
+
+/// A solver's helper, if it has one: not shared with the solver's clones, which may run on
+/// other threads at the same time (a clone runs on one thread).
+#[derive(Default)]
+pub(crate) struct OwnHelper(Option<Helper>);
+
+impl OwnHelper {
+    /// A helper thread, or none when the system cannot start one.
+    pub(crate) fn start() -> Self {
+        Self(Helper::start())
+    }
+
+    pub(crate) fn get(&self) -> Option<&Helper> {
+        self.0.as_ref()
+    }
+}
+
+impl Clone for OwnHelper {
+    fn clone(&self) -> Self {
+        Self(None)
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.shared.state.store(EXIT, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            // A helper that panicked outside a job has nothing left to report.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits for a posted job when dropped: keeps the job's stack frame alive while the helper
+/// may still run it, also when the caller's own half panics.
+struct WaitForJob<'a> {
+    shared: &'a Shared,
+}
+
+impl WaitForJob<'_> {
+    /// Takes the job back if the helper has not started it (`true`), else waits until it is
+    /// done (`false`); the state is IDLE afterwards.
+    fn take_back_or_wait(&self) -> bool {
+        let state = &self.shared.state;
+        if state
+            .compare_exchange(POSTED, IDLE, Ordering::Acquire, Ordering::Acquire)
+            .is_ok()
+        {
+            return true;
+        }
+        let mut spins = 0u32;
+        while state.load(Ordering::Acquire) != DONE {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) {
+                // Running the job takes a while only when the helper was preempted.
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        state.store(IDLE, Ordering::Release);
+        false
+    }
+}
+
+impl Drop for WaitForJob<'_> {
+    fn drop(&mut self) {
+        self.take_back_or_wait();
+        // The caller is unwinding from its own half already: a panic of the helper's half
+        // is dropped rather than left for the next join.
+        // SAFETY: the helper is done with the job (or never started it).
+        drop(unsafe { (*self.shared.panic.get()).take() });
+    }
+}
+
+/// The second half of a join, on the stack of the thread that posted it.
+struct StackJob<B, RB> {
+    task: UnsafeCell<Option<B>>,
+    result: UnsafeCell<Option<RB>>,
+}
+
+impl<B: FnOnce() -> RB, RB> StackJob<B, RB> {
+    /// Runs the task and keeps its result.
+    ///
+    /// # Safety
+    /// `job` points to a live `StackJob<B, RB>` whose poster waits for DONE before reading it.
+    unsafe fn run(job: *const ()) {
+        let job = &*job.cast::<Self>();
+        if let Some(task) = (*job.task.get()).take() {
+            *job.result.get() = Some(task());
+        }
+    }
+}
+
+fn helper_loop(shared: &Shared) {
+    loop {
+        let mut since = Instant::now();
+        loop {
+            match shared.state.load(Ordering::Acquire) {
+                POSTED
+                    if shared
+                        .state
+                        .compare_exchange(POSTED, RUNNING, Ordering::Acquire, Ordering::Acquire)
+                        .is_ok() =>
+                {
+                    break;
+                }
+                EXIT => return,
+                _ => {}
+            }
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if since.elapsed() < SPIN_BEFORE_SLEEP {
+                continue;
+            }
+            shared.sleeping.store(true, Ordering::SeqCst);
+            if matches!(shared.state.load(Ordering::SeqCst), IDLE | DONE) {
+                std::thread::park();
+            }
+            shared.sleeping.store(false, Ordering::SeqCst);
+            since = Instant::now();
+        }
+        // SAFETY: POSTED was seen (Acquire), so the poster's write of `job` is visible, and
+        // the poster waits for DONE before the job leaves its stack.
+        let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
+            if let Some(job) = *shared.job.get() {
+                (job.run)(job.job);
+            }
+        }));
+        if let Err(payload) = outcome {
+            // SAFETY: read by the poster only after DONE (Release below).
+            unsafe { *shared.panic.get() = Some(payload) };
+        }
+        shared.state.store(DONE, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_halves_run_and_return_their_results() {
+        let helper = Helper::start().unwrap();
+        let mut left = vec![0u64; 1000];
+        let mut right = vec![0u64; 1000];
+        for round in 0..2000u64 {
+            let (a, b) = helper.join(
+                || {
+                    left.iter_mut().for_each(|x| *x += round);
+                    left[0]
+                },
+                || {
+                    right.iter_mut().for_each(|x| *x += 2 * round);
+                    right[999]
+                },
+            );
+            assert_eq!((a, b), (round * (round + 1) / 2, round * (round + 1)));
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_second_half_reaches_the_caller() {
+        let helper = Helper::start().unwrap();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            helper.join(|| 1, || -> u32 { panic!("second half failed") })
+        }));
+        assert!(outcome.is_err());
+        // The helper keeps working afterwards.
+        assert_eq!(helper.join(|| 1, || 2), (1, 2));
+    }
+
+    #[test]
+    fn jobs_after_a_sleep_still_run() {
+        let helper = Helper::start().unwrap();
+        std::thread::sleep(SPIN_BEFORE_SLEEP * 3);
+        assert_eq!(helper.join(|| 3, || 4), (3, 4));
+    }
+}

@@ -1,0 +1,249 @@
+//! The factorization shared between two threads without changing a single rounding.
+//!
+//! A column of `L` is updated only by its descendants in the elimination tree, so two sets of
+//! whole subtrees can be factorized at the same time: every column in them sees the same
+//! updates in the same order as in EPANET's one pass. What is left, the separator (every
+//! column above those subtrees), follows on one thread. The forward substitution that goes
+//! with the factorization adds each finished column's terms to the right-hand side of later
+//! rows; a separator row gets terms from both parts, so it gathers them instead, once both
+//! parts are done, in EPANET's column order: the same additions in the same order.
+//!
+//! The columns are renumbered so that each part is a contiguous block (first part, second
+//! part, separator), each keeping EPANET's relative order, and the two threads work on
+//! disjoint slices.
+
+use super::{Parts, RawPattern, Update, NO_COLUMN};
+
+/// Two parts cheaper than this (in the estimate below) are not worth a second thread.
+pub(crate) const MIN_SPLIT_WORK: usize = 2_000;
+
+/// Expanding the tree stops after this many separator columns.
+const MAX_SEPARATOR_COLUMNS: usize = 4_096;
+
+/// The new order of the columns: the first part, the second, then the separator.
+pub(super) struct Split {
+    /// Each column's new position, by EPANET's position.
+    pub new_of_old: Vec<usize>,
+    /// The first part is `0..first_end`, the second `first_end..separator_start`.
+    pub first_end: usize,
+    pub separator_start: usize,
+}
+
+/// Splits the columns into two parts of whole subtrees of the elimination tree and the
+/// separator above them, balancing the estimated work of the parts; `None` when the smaller
+/// part's work would be below `min_smaller_part` (see [`MIN_SPLIT_WORK`]).
+pub(super) fn split_in_two(pattern: &RawPattern, min_smaller_part: usize) -> Option<Split> {
+    let RawPattern {
+        column_start,
+        entry_row,
+        update_start,
+        updates,
+    } = pattern;
+    let columns = column_start.len() - 1;
+    // A column's work: its entries (finished and substituted), the updates it gathers and the
+    // entries they scatter.
+    let work: Vec<usize> = (0..columns)
+        .map(|c| {
+            let gathered: usize = updates[update_start[c]..update_start[c + 1]]
+                .iter()
+                .map(|u| 2 + (u.end - u.first) as usize)
+                .sum();
+            3 + 2 * (column_start[c + 1] - column_start[c]) + gathered
+        })
+        .collect();
+    // The parent of a column is the row of its first entry (rows ascend within a column).
+    let parent: Vec<usize> = (0..columns)
+        .map(|c| {
+            if column_start[c] < column_start[c + 1] {
+                entry_row[column_start[c]]
+            } else {
+                NO_COLUMN
+            }
+        })
+        .collect();
+    let mut children = vec![Vec::new(); columns];
+    let mut subtree_work = work.clone();
+    for c in 0..columns {
+        if parent[c] != NO_COLUMN {
+            // Parents come after their children, so each subtree is complete when added.
+            subtree_work[parent[c]] += subtree_work[c];
+            children[parent[c]].push(c);
+        }
+    }
+
+    // Expand the heaviest subtree into the separator until the best balance is found.
+    let mut frontier: Vec<usize> = (0..columns).filter(|&c| parent[c] == NO_COLUMN).collect();
+    let mut separator = Vec::new();
+    let mut separator_work = 0;
+    let mut best: Option<(usize, usize, Vec<usize>)> = None;
+    while !frontier.is_empty() && separator.len() <= MAX_SEPARATOR_COLUMNS {
+        let (first_bin, larger, smaller) = share_out(&frontier, &subtree_work);
+        let span = separator_work + larger;
+        if best
+            .as_ref()
+            .is_none_or(|(best_span, ..)| span < *best_span)
+            && smaller >= min_smaller_part
+        {
+            best = Some((span, separator.len(), first_bin));
+        }
+        let heaviest = (0..frontier.len()).max_by_key(|&i| subtree_work[frontier[i]])?;
+        let expanded = frontier.swap_remove(heaviest);
+        separator.push(expanded);
+        separator_work += work[expanded];
+        if best
+            .as_ref()
+            .is_some_and(|(best_span, ..)| separator_work >= *best_span)
+        {
+            break;
+        }
+        frontier.extend_from_slice(&children[expanded]);
+    }
+    let (_, separator_len, first_bin) = best?;
+
+    // Part of each column: 0 or 1 from its subtree's root, 2 for the separator.
+    const SEPARATOR: u8 = 2;
+    let mut part = vec![u8::MAX; columns];
+    for &c in &separator[..separator_len] {
+        part[c] = SEPARATOR;
+    }
+    let mut first = vec![false; columns];
+    for &root in &first_bin {
+        first[root] = true;
+    }
+    // Parents come after children: walking down from the last column, a column not yet
+    // placed takes its parent's part unless it is a subtree root of the frontier.
+    for c in (0..columns).rev() {
+        if part[c] != u8::MAX {
+            continue;
+        }
+        let is_root = parent[c] == NO_COLUMN || part[parent[c]] == SEPARATOR;
+        part[c] = if is_root {
+            u8::from(!first[c])
+        } else {
+            part[parent[c]]
+        };
+    }
+    let mut new_of_old = vec![0; columns];
+    let mut next = 0;
+    for wanted in [0, 1, SEPARATOR] {
+        for c in 0..columns {
+            if part[c] == wanted {
+                new_of_old[c] = next;
+                next += 1;
+            }
+        }
+    }
+    let count = |wanted: u8| part.iter().filter(|&&p| p == wanted).count();
+    let first_end = count(0);
+    Some(Split {
+        new_of_old,
+        first_end,
+        separator_start: first_end + count(1),
+    })
+}
+
+/// Shares the frontier's subtrees between two bins, heaviest first into the lighter bin:
+/// the roots of the first bin, the larger and the smaller bin's work.
+fn share_out(frontier: &[usize], subtree_work: &[usize]) -> (Vec<usize>, usize, usize) {
+    let mut roots = frontier.to_vec();
+    roots.sort_unstable_by_key(|&c| std::cmp::Reverse(subtree_work[c]));
+    let (mut first_bin, mut first, mut second) = (Vec::new(), 0, 0);
+    for c in roots {
+        if first <= second {
+            first += subtree_work[c];
+            first_bin.push(c);
+        } else {
+            second += subtree_work[c];
+        }
+    }
+    (first_bin, first.max(second), first.min(second))
+}
+
+/// The pattern in the split's numbering, with what the parts need: each column's entries in
+/// the same order as before (so every update keeps its place), and for each separator row
+/// the terms of its forward substitution in EPANET's column order. Dense-tail flags are left
+/// for the caller to work out on the new rows.
+pub(super) fn renumber(split: &Split, pattern: &RawPattern) -> (RawPattern, Parts) {
+    let Split {
+        new_of_old,
+        first_end,
+        separator_start,
+    } = split;
+    let (first_end, separator_start) = (*first_end, *separator_start);
+    let columns = new_of_old.len();
+    let mut old_of_new = vec![0; columns];
+    for (old, &new) in new_of_old.iter().enumerate() {
+        old_of_new[new] = old;
+    }
+    let old_start = &pattern.column_start;
+    let mut column_start = Vec::with_capacity(columns + 1);
+    let mut entry_row = Vec::with_capacity(pattern.entry_row.len());
+    let mut new_entry = vec![0; pattern.entry_row.len()];
+    column_start.push(0);
+    for &old in &old_of_new {
+        for entry in old_start[old]..old_start[old + 1] {
+            new_entry[entry] = entry_row.len();
+            entry_row.push(new_of_old[pattern.entry_row[entry]]);
+        }
+        column_start.push(entry_row.len());
+    }
+    let mut update_start = Vec::with_capacity(columns + 1);
+    let mut updates = Vec::with_capacity(pattern.updates.len());
+    for &old in &old_of_new {
+        update_start.push(updates.len());
+        let old_updates =
+            &pattern.updates[pattern.update_start[old]..pattern.update_start[old + 1]];
+        updates.extend(old_updates.iter().map(|update| {
+            let first = new_entry[update.first as usize];
+            Update {
+                first: first as u32,
+                end: (first + (update.end - update.first) as usize) as u32,
+                dense: false,
+            }
+        }));
+    }
+    update_start.push(updates.len());
+
+    // Walking the old columns in order lists each separator row's terms in EPANET's order.
+    let separator_rows = columns - separator_start;
+    let mut row_terms: Vec<Vec<(u32, u32)>> = vec![Vec::new(); separator_rows];
+    for old in 0..columns {
+        for entry in old_start[old]..old_start[old + 1] {
+            let row = new_of_old[pattern.entry_row[entry]];
+            if row >= separator_start {
+                let term = (new_entry[entry] as u32, new_of_old[old] as u32);
+                row_terms[row - separator_start].push(term);
+            }
+        }
+    }
+    let mut term_start = Vec::with_capacity(separator_rows + 1);
+    let mut terms = Vec::new();
+    for row in row_terms {
+        term_start.push(terms.len());
+        terms.extend(row);
+    }
+    term_start.push(terms.len());
+
+    let own_rows_end = (0..separator_start)
+        .map(|c| {
+            let rows = &entry_row[column_start[c]..column_start[c + 1]];
+            column_start[c] + rows.partition_point(|&row| row < separator_start)
+        })
+        .collect();
+    let parts = Parts {
+        first_end,
+        separator_start,
+        own_rows_end,
+        epanet_position: old_of_new,
+        term_start,
+        terms,
+        second_pending: vec![0.0; columns],
+    };
+    let pattern = RawPattern {
+        column_start,
+        entry_row,
+        update_start,
+        updates,
+    };
+    (pattern, parts)
+}
