@@ -508,10 +508,12 @@ pub(crate) fn matrix_coeffs(
     emitter_matrix_coeffs(network, state, work, system);
     demand_matrix_coeffs(network, state, work, system);
     leakage_matrix_coeffs(network, work, system);
-    for i in 0..network.junctions {
-        work.xflow[i] -= state.demand_flow[i];
-        system.add_rhs(i, work.xflow[i]);
+    let junctions = network.junctions;
+    let demands = state.demand_flow.iter();
+    for (excess, &demand) in work.xflow[..junctions].iter_mut().zip(demands) {
+        *excess -= demand;
     }
+    system.add_to_rhs(&work.xflow[..junctions]);
     valve_matrix_coeffs(network, state, work, system);
 }
 
@@ -528,14 +530,9 @@ fn link_matrix_coeffs(
     // networks): their long chains of divisions overlap better without the scattered
     // updates of the assembly in the same loop.
     headloss_coeffs(network, state, work, helper);
-    for ((terms, &p), &flow) in work.links.iter().zip(&work.p).zip(&state.flow) {
-        if p != 0.0 {
-            work.xflow[terms.from] -= flow;
-            work.xflow[terms.to] += flow;
-        }
-    }
     let ends = work.links.iter().map(|terms| (terms.from, terms.to));
-    system.add_links(&work.p, &work.y, ends, &state.head);
+    let (heads, flows) = (&state.head, &state.flow);
+    system.add_links(&work.p, &work.y, ends, heads, flows, &mut work.xflow);
 }
 
 /// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)

@@ -251,6 +251,13 @@ impl LinearSystem {
         self.rhs[self.position[junction]] += value;
     }
 
+    /// Adds `values` (by junction, from the first) to the junctions' right-hand sides.
+    pub(crate) fn add_to_rhs(&mut self, values: &[f64]) {
+        for (&value, &at) in values.iter().zip(&self.position) {
+            self.rhs[at] += value;
+        }
+    }
+
     /// Adds a node term to a junction's row: `diagonal` to its diagonal coefficient and `rhs`
     /// to its right-hand side (one position lookup for both).
     pub(crate) fn add_node_term(&mut self, junction: usize, diagonal: f64, rhs: f64) {
@@ -270,13 +277,17 @@ impl LinearSystem {
     /// Adds each link's conductance `p` and head-loss term `y` (by link; links with a zero
     /// `p` are left out) to the rows of its end nodes `ends`: a junction's row gets `p` on
     /// its diagonal and `±y` on its right-hand side, and the other end's head times `p` when
-    /// that end is a fixed-head node (`heads` by node).
+    /// that end is a fixed-head node (`heads` by node). The same links' `flows` are taken
+    /// from the flow excess `excess` (by node) of their start node and added to their end
+    /// node's.
     pub(crate) fn add_links(
         &mut self,
         p: &[f64],
         y: &[f64],
         ends: impl Iterator<Item = (usize, usize)>,
         heads: &[f64],
+        flows: &[f64],
+        excess: &mut [f64],
     ) {
         let Self {
             link_slots,
@@ -285,10 +296,13 @@ impl LinearSystem {
             rhs,
             ..
         } = self;
-        for (((slots, &p), &y), (n1, n2)) in link_slots.iter().zip(p).zip(y).zip(ends) {
+        let links = link_slots.iter().zip(p).zip(y).zip(ends).zip(flows);
+        for ((((slots, &p), &y), (n1, n2)), &flow) in links {
             if p == 0.0 {
                 continue;
             }
+            excess[n1] -= flow;
+            excess[n2] += flow;
             let LinkSlots { entry, from, to } = *slots;
             // SAFETY (every access below): `new` sets `entry` to an entry of `lower` or
             // NO_ENTRY, and `from`, `to` to positions (below the junction count, the length
@@ -320,7 +334,7 @@ impl LinearSystem {
         if let Err(column) = self.factorize_and_forward(helper) {
             return Err(self.junction_at[column]);
         }
-        self.backward();
+        self.backward(helper);
         for (x, &position) in x.iter_mut().zip(&self.position) {
             *x = self.rhs[position];
         }
@@ -516,15 +530,19 @@ impl LinearSystem {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Solves `L' x = y` in place in `rhs`.
-    fn backward(&mut self) {
+    /// Solves `L' x = y` in place in `rhs`; a split system solves its separator first, then
+    /// its two parts, on `helper` when there is one.
+    fn backward(&mut self, helper: Option<&Helper>) {
         let Pattern {
             column_start,
             entry_row,
             ..
         } = &self.pattern;
         let (diagonal, lower, rhs) = (&self.diagonal, &self.lower, &mut self.rhs);
-        for (column, bounds) in column_start.windows(2).enumerate().rev() {
+        let separator_start = self.parts.as_ref().map_or(0, |parts| parts.separator_start);
+        let separator_bounds = column_start[separator_start..].windows(2);
+        for (column, bounds) in separator_bounds.enumerate().rev() {
+            let column = separator_start + column;
             let mut value = rhs[column];
             for entry in bounds[0]..bounds[1] {
                 // SAFETY: a column's range in `column_start` is within `lower` and
@@ -536,10 +554,91 @@ impl LinearSystem {
             }
             rhs[column] = value / diagonal[column];
         }
+        let Some(parts) = &self.parts else {
+            return;
+        };
+        let first_end = parts.first_end;
+        let (first_rhs, rest) = rhs.split_at_mut(first_end);
+        let (second_rhs, separator_rhs) = rest.split_at_mut(separator_start - first_end);
+        let separator_rhs = &*separator_rhs;
+        let mut first = || {
+            parts.backward_part(
+                &self.pattern,
+                0..first_end,
+                diagonal,
+                lower,
+                first_rhs,
+                separator_rhs,
+            )
+        };
+        let mut second = || {
+            let columns = first_end..separator_start;
+            parts.backward_part(
+                &self.pattern,
+                columns,
+                diagonal,
+                lower,
+                second_rhs,
+                separator_rhs,
+            )
+        };
+        match helper {
+            Some(helper) => {
+                helper.join(first, second);
+            }
+            None => {
+                first();
+                second();
+            }
+        }
     }
 }
 
 impl Parts {
+    /// Solves `L' x = y` for the part's columns `columns`, whose values `own` holds (from
+    /// the first of them), once the separator's values `separator` are known.
+    fn backward_part(
+        &self,
+        pattern: &Pattern,
+        columns: std::ops::Range<usize>,
+        diagonal: &[f64],
+        lower: &[f64],
+        own: &mut [f64],
+        separator: &[f64],
+    ) {
+        let Pattern {
+            column_start,
+            entry_row,
+            ..
+        } = pattern;
+        let base = columns.start;
+        for column in columns.rev() {
+            let (start, own_end, end) = (
+                column_start[column],
+                self.own_rows_end[column],
+                column_start[column + 1],
+            );
+            let mut value = own[column - base];
+            // SAFETY (both loops): a column's range in `column_start` is within `lower` and
+            // `entry_row`; its rows before `own_end` are of its own part, held by `own` from
+            // `base`, and the rest are separator rows, held by `separator`.
+            for entry in start..own_end {
+                unsafe {
+                    let row = *entry_row.get_unchecked(entry) as usize;
+                    value -= *lower.get_unchecked(entry) * *own.get_unchecked(row - base);
+                }
+            }
+            for entry in own_end..end {
+                unsafe {
+                    let row = *entry_row.get_unchecked(entry) as usize;
+                    value -= *lower.get_unchecked(entry)
+                        * *separator.get_unchecked(row - self.separator_start);
+                }
+            }
+            own[column - base] = value / diagonal[column];
+        }
+    }
+
     /// The forward substitution's `(entry, column)` terms of separator row `row`.
     fn separator_terms(&self, row: usize) -> &[(u32, u32)] {
         let s = row - self.separator_start;
