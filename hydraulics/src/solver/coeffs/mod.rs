@@ -530,9 +530,8 @@ fn link_matrix_coeffs(
     // networks): their long chains of divisions overlap better without the scattered
     // updates of the assembly in the same loop.
     headloss_coeffs(network, state, work, helper);
-    let ends = work.links.iter().map(|terms| (terms.from, terms.to));
     let (heads, flows) = (&state.head, &state.flow);
-    system.add_links(&work.p, &work.y, ends, heads, flows, &mut work.xflow);
+    system.add_links(&work.p, &work.y, heads, flows, &mut work.xflow);
 }
 
 /// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)

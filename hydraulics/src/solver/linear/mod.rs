@@ -48,6 +48,8 @@ pub(crate) struct LinearSystem {
     pattern: Pattern,
     /// Where each link's coefficients go.
     link_slots: Vec<LinkSlots>,
+    /// Nodes (junctions and fixed-head nodes) the links join.
+    nodes: usize,
     /// Diagonal of `A` by position, then of `L`.
     diagonal: Vec<f64>,
     /// Off-diagonal coefficients of `A` (zero at fill-in entries), then of `L`.
@@ -110,20 +112,24 @@ struct RawPattern {
     updates: Vec<Update>,
 }
 
-/// Where one link's coefficients go in the system, looked up once per network.
+/// Where one link's coefficients go in the system, looked up once per network (32-bit: the
+/// assembly reads one of these per link in every iteration).
 #[derive(Debug, Clone, Copy)]
 struct LinkSlots {
-    /// For a link joining two distinct junctions, its entry in `lower` (else [`NO_ENTRY`]);
+    /// For a link joining two distinct junctions, its entry in `lower` (else [`NO_SLOT`]);
     /// parallel links share the entry of the first of them, as EPANET merges them into one
     /// coefficient.
-    entry: usize,
-    /// The positions of its end nodes ([`NO_COLUMN`] for fixed-head nodes).
-    from: usize,
-    to: usize,
+    entry: u32,
+    /// The positions of its end nodes ([`NO_SLOT`] for fixed-head nodes).
+    from: u32,
+    to: u32,
+    /// Its end nodes.
+    from_node: u32,
+    to_node: u32,
 }
 
-/// Marks a link without an off-diagonal entry.
-const NO_ENTRY: usize = usize::MAX;
+/// Marks a link without an off-diagonal entry, or a fixed-head end.
+const NO_SLOT: u32 = u32::MAX;
 
 /// One earlier column's update of a column: `L[first]` is that column's entry in this
 /// column's row; the entries after it, up to `end`, update the rows below.
@@ -191,23 +197,26 @@ impl LinearSystem {
             let start = column_start[column];
             start + entry_row[start..column_start[column + 1]].partition_point(|&r| r < row)
         };
-        let at = |node: usize| position.get(node).copied().unwrap_or(NO_COLUMN);
+        // Entries, positions and nodes must fit the 32-bit slots and rows, below NO_SLOT.
+        let entries = entry_row.len();
+        if entries.max(neighbours.nodes) >= NO_SLOT as usize {
+            return Err(SymbolicError::TooManyJunctions { junctions });
+        }
+        let at = |node: usize| position.get(node).map_or(NO_SLOT, |&at| at as u32);
         let link_slots = neighbours
             .merged_into
             .iter()
             .zip(&link_ends)
             .map(|(merged, &(from, to))| LinkSlots {
-                entry: merged.map_or(NO_ENTRY, |first| {
-                    entry_of(link_ends[first].0, link_ends[first].1)
+                entry: merged.map_or(NO_SLOT, |first| {
+                    entry_of(link_ends[first].0, link_ends[first].1) as u32
                 }),
                 from: at(from),
                 to: at(to),
+                from_node: from as u32,
+                to_node: to as u32,
             })
             .collect();
-        let entries = entry_row.len();
-        if u32::try_from(junctions).is_err() {
-            return Err(SymbolicError::TooManyJunctions { junctions });
-        }
         // Rows are below the junction count, which fits (checked above).
         let entry_row = entry_row.iter().map(|&row| row as u32).collect();
         Ok(Self {
@@ -221,6 +230,7 @@ impl LinearSystem {
                 updates,
             },
             link_slots,
+            nodes: neighbours.nodes,
             diagonal: vec![0.0; junctions],
             lower: vec![0.0; entries],
             rhs: vec![0.0; junctions],
@@ -269,22 +279,20 @@ impl LinearSystem {
     /// Adds to the off-diagonal coefficient of a link joining two junctions (no-op otherwise).
     pub(crate) fn add_off_diagonal(&mut self, link: usize, value: f64) {
         let entry = self.link_slots[link].entry;
-        if entry != NO_ENTRY {
-            self.lower[entry] += value;
+        if entry != NO_SLOT {
+            self.lower[entry as usize] += value;
         }
     }
 
     /// Adds each link's conductance `p` and head-loss term `y` (by link; links with a zero
-    /// `p` are left out) to the rows of its end nodes `ends`: a junction's row gets `p` on
-    /// its diagonal and `±y` on its right-hand side, and the other end's head times `p` when
-    /// that end is a fixed-head node (`heads` by node). The same links' `flows` are taken
-    /// from the flow excess `excess` (by node) of their start node and added to their end
-    /// node's.
+    /// `p` are left out) to the rows of its end nodes: a junction's row gets `p` on its
+    /// diagonal and `±y` on its right-hand side, and the other end's head times `p` when that
+    /// end is a fixed-head node (`heads` by node). The same links' `flows` are taken from the
+    /// flow excess `excess` (by node) of their start node and added to their end node's.
     pub(crate) fn add_links(
         &mut self,
         p: &[f64],
         y: &[f64],
-        ends: impl Iterator<Item = (usize, usize)>,
         heads: &[f64],
         flows: &[f64],
         excess: &mut [f64],
@@ -294,34 +302,46 @@ impl LinearSystem {
             lower,
             diagonal,
             rhs,
+            nodes,
             ..
         } = self;
-        let links = link_slots.iter().zip(p).zip(y).zip(ends).zip(flows);
-        for ((((slots, &p), &y), (n1, n2)), &flow) in links {
+        assert!(
+            heads.len() >= *nodes && excess.len() >= *nodes,
+            "heads and flow excesses are needed for every node the links join"
+        );
+        for (((slots, &p), &y), &flow) in link_slots.iter().zip(p).zip(y).zip(flows) {
             if p == 0.0 {
                 continue;
             }
-            excess[n1] -= flow;
-            excess[n2] += flow;
-            let LinkSlots { entry, from, to } = *slots;
+            let LinkSlots {
+                entry,
+                from,
+                to,
+                from_node,
+                to_node,
+            } = *slots;
+            let (n1, n2) = (from_node as usize, to_node as usize);
             // SAFETY (every access below): `new` sets `entry` to an entry of `lower` or
-            // NO_ENTRY, and `from`, `to` to positions (below the junction count, the length
-            // of `diagonal` and `rhs`) or NO_COLUMN, and the lengths never change.
+            // NO_SLOT, `from` and `to` to positions (below the junction count, the length of
+            // `diagonal` and `rhs`) or NO_SLOT, and the end nodes below `nodes`, at most the
+            // length of `heads` and `excess` (asserted above); the lengths never change.
             unsafe {
-                if entry != NO_ENTRY {
-                    *lower.get_unchecked_mut(entry) += -p;
+                *excess.get_unchecked_mut(n1) -= flow;
+                *excess.get_unchecked_mut(n2) += flow;
+                if entry != NO_SLOT {
+                    *lower.get_unchecked_mut(entry as usize) += -p;
                 }
-                if from != NO_COLUMN {
-                    *diagonal.get_unchecked_mut(from) += p;
-                    *rhs.get_unchecked_mut(from) += y;
-                } else if to != NO_COLUMN {
-                    *rhs.get_unchecked_mut(to) += p * heads[n1];
+                if from != NO_SLOT {
+                    *diagonal.get_unchecked_mut(from as usize) += p;
+                    *rhs.get_unchecked_mut(from as usize) += y;
+                } else if to != NO_SLOT {
+                    *rhs.get_unchecked_mut(to as usize) += p * *heads.get_unchecked(n1);
                 }
-                if to != NO_COLUMN {
-                    *diagonal.get_unchecked_mut(to) += p;
-                    *rhs.get_unchecked_mut(to) += -y;
-                } else if from != NO_COLUMN {
-                    *rhs.get_unchecked_mut(from) += p * heads[n2];
+                if to != NO_SLOT {
+                    *diagonal.get_unchecked_mut(to as usize) += p;
+                    *rhs.get_unchecked_mut(to as usize) += -y;
+                } else if from != NO_SLOT {
+                    *rhs.get_unchecked_mut(from as usize) += p * *heads.get_unchecked(n2);
                 }
             }
         }
@@ -920,6 +940,8 @@ struct JunctionNeighbours {
     lists: Vec<Vec<usize>>,
     /// For each link joining two distinct junctions, the first link joining the same pair.
     merged_into: Vec<Option<usize>>,
+    /// Nodes the links join (junctions and fixed-head nodes): one more than the largest.
+    nodes: usize,
 }
 
 /// Builds EPANET's adjacency lists: links in file order, each new neighbour put in front of
@@ -963,7 +985,11 @@ fn junction_neighbours(
                 .collect()
         })
         .collect();
-    Ok(JunctionNeighbours { lists, merged_into })
+    Ok(JunctionNeighbours {
+        lists,
+        merged_into,
+        nodes,
+    })
 }
 
 /// The pattern of the strictly lower part of `L` in the elimination order, as column starts
