@@ -355,8 +355,10 @@ impl LinearSystem {
             return Err(self.junction_at[column]);
         }
         self.backward(helper);
+        let rhs = &self.rhs;
         for (x, &position) in x.iter_mut().zip(&self.position) {
-            *x = self.rhs[position];
+            // SAFETY: positions are below the junction count, the length of `rhs`.
+            *x = unsafe { *rhs.get_unchecked(position) };
         }
         Ok(())
     }
@@ -560,19 +562,22 @@ impl LinearSystem {
         } = &self.pattern;
         let (diagonal, lower, rhs) = (&self.diagonal, &self.lower, &mut self.rhs);
         let separator_start = self.parts.as_ref().map_or(0, |parts| parts.separator_start);
-        let separator_bounds = column_start[separator_start..].windows(2);
-        for (column, bounds) in separator_bounds.enumerate().rev() {
-            let column = separator_start + column;
-            let mut value = rhs[column];
-            for entry in bounds[0]..bounds[1] {
-                // SAFETY: a column's range in `column_start` is within `lower` and
-                // `entry_row`, and rows are below the junction count, the length of `rhs`.
-                unsafe {
+        let columns = diagonal.len();
+        // SAFETY: `column_start` holds one more element than there are columns (the length
+        // of `diagonal` and `rhs`); a column's range in it is within `lower` and `entry_row`,
+        // and rows are below the junction count.
+        unsafe {
+            let mut end = *column_start.get_unchecked(columns);
+            for column in (separator_start..columns).rev() {
+                let start = *column_start.get_unchecked(column);
+                let mut value = *rhs.get_unchecked(column);
+                for entry in start..end {
                     let row = *entry_row.get_unchecked(entry) as usize;
                     value -= *lower.get_unchecked(entry) * *rhs.get_unchecked(row);
                 }
+                *rhs.get_unchecked_mut(column) = value / *diagonal.get_unchecked(column);
+                end = start;
             }
-            rhs[column] = value / diagonal[column];
         }
         let Some(parts) = &self.parts else {
             return;
