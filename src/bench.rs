@@ -62,6 +62,8 @@ struct Row {
     label: String,
     steps: Option<usize>,
     ours: Result<Timing, String>,
+    /// Ours on one thread, when `ours` may use more.
+    ours_one_thread: Option<Timing>,
     epanet: Option<Timing>,
     peak_memory_mib: Option<f64>,
 }
@@ -112,7 +114,9 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
 
     println!(
         "aquatwin bench: medians of {} runs ({} for the grid), ours and EPANET's alternated \
-         round by round; EPANET 2.3 via owa-epanet; `fastest`: the fastest solves' ratio",
+         round by round; EPANET 2.3 via owa-epanet; ours on {threads} thread(s) (same results to \
+         the bit on any number); `fastest`: the fastest solves' ratio; `1 thread`: ours on one \
+         thread against EPANET (medians)",
         args.repeat, args.grid_repeat
     );
     // Round by round, EPANET's run of every network then ours: a machine that slows down for
@@ -120,11 +124,16 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
     let mut epanet_runs: HashMap<String, Vec<Timing>> = HashMap::new();
     let mut our_runs: Vec<Result<(usize, Vec<Timing>), String>> =
         vec![Ok((0, Vec::new())); paths.len()];
+    let mut one_thread_runs: Vec<Vec<Timing>> = vec![Vec::new(); paths.len()];
     for _ in 0..args.repeat {
         for (name, timing) in epanet_of(&paths, 1, false) {
             epanet_runs.entry(name).or_default().push(timing);
         }
-        for (runs, path) in our_runs.iter_mut().zip(&paths) {
+        let paths_and_runs = paths
+            .iter()
+            .zip(our_runs.iter_mut())
+            .zip(&mut one_thread_runs);
+        for ((path, runs), one_thread) in paths_and_runs {
             if let Ok((steps, timings)) = runs {
                 match time_ours(path, 1, false, threads) {
                     Ok((run_steps, timing)) => {
@@ -134,10 +143,16 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
                     Err(error) => *runs = Err(format!("{error:#}")),
                 }
             }
+            if threads > 1 && runs.is_ok() {
+                if let Ok((_, timing)) = time_ours(path, 1, false, 1) {
+                    one_thread.push(timing);
+                }
+            }
         }
     }
     let mut rows = Vec::new();
-    for ((name, path), runs) in args.names.iter().zip(&paths).zip(our_runs) {
+    let runs = our_runs.into_iter().zip(one_thread_runs);
+    for ((name, path), (runs, one_thread)) in args.names.iter().zip(&paths).zip(runs) {
         let (steps, ours) = match runs {
             Ok((steps, timings)) => (Some(steps), Ok(median_timing(&timings))),
             Err(error) => (None, Err(error)),
@@ -146,6 +161,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
             label: format!("{name} (EPS)"),
             steps,
             ours,
+            ours_one_thread: (!one_thread.is_empty()).then(|| median_timing(&one_thread)),
             epanet: epanet_runs.get(name).map(|runs| median_timing(runs)),
             peak_memory_mib: peak_memory_of_simulation(path, false),
         });
@@ -167,6 +183,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<()> {
             label: format!("grid {} junctions (steady)", args.grid_junctions),
             steps,
             ours,
+            ours_one_thread: None,
             epanet: epanet_grid.get(&grid_name).copied(),
             peak_memory_mib: peak_memory_of_simulation(&grid_path, true),
         });
@@ -302,7 +319,7 @@ fn peak_memory_of_simulation(path: &Path, steady: bool) -> Option<f64> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>8} {:>10}",
+        "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>8} {:>9} {:>10}",
         "network",
         "steps",
         "ours read",
@@ -311,6 +328,7 @@ fn print_table(rows: &[Row]) {
         "EPANET solve",
         "ours/EPANET",
         "fastest",
+        "1 thread",
         "peak RSS"
     );
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
@@ -335,8 +353,12 @@ fn print_table(rows: &[Row]) {
                         },
                     )
                 };
+                let one_thread = row.ours_one_thread.map_or_else(
+                    || "-".to_string(),
+                    |one| ratio(one.solve, row.epanet.map(|e| e.solve)),
+                );
                 println!(
-                    "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>8} {:>10}",
+                    "{:<32} {:>6} {:>11} {:>11} {:>11} {:>11} {:>12} {:>8} {:>9} {:>10}",
                     row.label,
                     steps,
                     ms(ours.read),
@@ -345,6 +367,7 @@ fn print_table(rows: &[Row]) {
                     epanet_solve,
                     ratio(ours.solve, row.epanet.map(|e| e.solve)),
                     ratio(ours.fastest_solve, row.epanet.map(|e| e.fastest_solve)),
+                    one_thread,
                     peak
                 );
             }

@@ -478,7 +478,7 @@ fn has_converged(
 
 /// Largest difference between a link's head loss from the heads and from its flow.
 fn max_head_error(network: &HydNetwork, state: &HydState, work: &mut Workspace) -> f64 {
-    headloss_coeffs(network, state, work, None);
+    headloss_coeffs(network, state, work);
     let mut max_error: f64 = 0.0;
     for (k, link) in network.links.iter().enumerate() {
         if state.status[k].is_closed() || work.p[k] == 0.0 {

@@ -35,6 +35,10 @@ pub(crate) fn minor_loss_per_flow_squared(km: f64, d: f64) -> f64 {
 /// Networks with this many links or more compute their link coefficients on several threads:
 /// on smaller ones starting the threads each iteration costs more than it saves.
 const PARALLEL_MIN_LINKS: usize = 10_000;
+/// The share of the links whose coefficients the solver's own thread computes (and
+/// assembles) while its helper computes the others': balances the two on Net6 and
+/// MICROPOLIS_v1.
+const HELPER_FIRST_LINKS_PERCENT: usize = 41;
 /// Threads for the link coefficients: on a 200,000-pipe grid the pass is a small part of
 /// the solve next to the factorization, and four threads measured no better than two.
 const MAX_THREADS: usize = 2;
@@ -221,28 +225,11 @@ pub(crate) fn pcv_loss_coeff(link: &HydLink, setting: f64, curves: &[HydCurve]) 
 
 /// `P` and `Y` of every link at the current flows (EPANET's `headlosscoeffs`).
 ///
-/// Each link's coefficients depend on that link alone, so the results are the same whatever
-/// the number of threads: with a `helper`, it computes the second half of the links; without
-/// one, networks of `PARALLEL_MIN_LINKS` links or more share the links out over the available
-/// cores (at most `MAX_THREADS`).
-pub(crate) fn headloss_coeffs(
-    network: &HydNetwork,
-    state: &HydState,
-    work: &mut Workspace,
-    helper: Option<&Helper>,
-) {
+/// On networks of `PARALLEL_MIN_LINKS` links or more the links are shared out over the
+/// available cores (at most `MAX_THREADS`); each link's coefficients depend on that link
+/// alone, so the results are the same whatever the number of threads.
+pub(crate) fn headloss_coeffs(network: &HydNetwork, state: &HydState, work: &mut Workspace) {
     let count = work.links.len();
-    if let Some(helper) = helper {
-        let half = count / 2;
-        let pipes = &work.pipe_arrays;
-        let (first_p, second_p) = work.p.split_at_mut(half);
-        let (first_y, second_y) = work.y.split_at_mut(half);
-        helper.join(
-            || link_coeffs(network, state, pipes.part(0, half), first_p, first_y),
-            || link_coeffs(network, state, pipes.part(half, count), second_p, second_y),
-        );
-        return;
-    }
     let threads = if count >= PARALLEL_MIN_LINKS {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
     } else {
@@ -529,9 +516,29 @@ fn link_matrix_coeffs(
     // The coefficients first, in a pass of their own (shared out over threads on large
     // networks): their long chains of divisions overlap better without the scattered
     // updates of the assembly in the same loop.
-    headloss_coeffs(network, state, work, helper);
     let (heads, flows) = (&state.head, &state.flow);
-    system.add_links(&work.p, &work.y, heads, flows, &mut work.xflow);
+    let Some(helper) = helper else {
+        headloss_coeffs(network, state, work);
+        system.add_links(0, &work.p, &work.y, heads, flows, &mut work.xflow);
+        return;
+    };
+    // The helper computes the later links' coefficients while this thread computes and
+    // assembles the first ones, in link order as always; it takes more links, for it has
+    // no assembly to do and this thread assembles its links after.
+    let count = work.links.len();
+    let split = count * HELPER_FIRST_LINKS_PERCENT / 100;
+    let pipes = &work.pipe_arrays;
+    let (first_p, second_p) = work.p.split_at_mut(split);
+    let (first_y, second_y) = work.y.split_at_mut(split);
+    let xflow = &mut work.xflow;
+    helper.join(
+        || {
+            link_coeffs(network, state, pipes.part(0, split), first_p, first_y);
+            system.add_links(0, first_p, first_y, heads, flows, xflow);
+        },
+        || link_coeffs(network, state, pipes.part(split, count), second_p, second_y),
+    );
+    system.add_links(split, second_p, second_y, heads, flows, xflow);
 }
 
 /// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)

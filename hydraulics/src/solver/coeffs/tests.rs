@@ -121,7 +121,7 @@ fn threaded_link_coefficients_equal_sequential_ones() {
         ..HydState::default()
     };
     let mut work = Workspace::new(&network);
-    headloss_coeffs(&network, &state, &mut work, None);
+    headloss_coeffs(&network, &state, &mut work);
     let (mut p, mut y) = (vec![0.0; links], vec![0.0; links]);
     let pipes = &work.pipe_arrays;
     link_coeffs(&network, &state, pipes.part(0, links), &mut p, &mut y);
@@ -193,7 +193,7 @@ fn hazen_williams_coefficients_have_the_bits_of_epanets_scalar_formula() {
         ..HydState::default()
     };
     let mut work = Workspace::new(&network);
-    headloss_coeffs(&network, &state, &mut work, None);
+    headloss_coeffs(&network, &state, &mut work);
     let (hexp, rqtol) = (network.options.hexp, network.options.rqtol);
     for (k, link) in network.links.iter().enumerate() {
         let flow = state.flow[k];

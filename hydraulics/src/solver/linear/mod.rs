@@ -289,8 +289,10 @@ impl LinearSystem {
     /// diagonal and `±y` on its right-hand side, and the other end's head times `p` when that
     /// end is a fixed-head node (`heads` by node). The same links' `flows` are taken from the
     /// flow excess `excess` (by node) of their start node and added to their end node's.
+    /// `p` and `y` hold the links from link `first` on; `flows` holds every link's.
     pub(crate) fn add_links(
         &mut self,
+        first: usize,
         p: &[f64],
         y: &[f64],
         heads: &[f64],
@@ -309,7 +311,9 @@ impl LinearSystem {
             heads.len() >= *nodes && excess.len() >= *nodes,
             "heads and flow excesses are needed for every node the links join"
         );
-        for (((slots, &p), &y), &flow) in link_slots.iter().zip(p).zip(y).zip(flows) {
+        let links = link_slots.get(first..).unwrap_or_default().iter();
+        let flows = flows.get(first..).unwrap_or_default();
+        for (((slots, &p), &y), &flow) in links.zip(p).zip(y).zip(flows) {
             if p == 0.0 {
                 continue;
             }
