@@ -16,7 +16,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long the helper spins for the next job before it sleeps.
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_millis(2);
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(500);
+
+/// How long a thread waiting for the other spins before it yields its core now and then.
+const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(20);
+
+/// A solver tries its periods with and without its helper for this many periods (half each,
+/// alternating) ...
+const TRIAL_PERIODS: u64 = 8;
+/// ... at the start and then after this many periods, and keeps the faster way until the
+/// next trial; each trial that confirms the choice doubles the wait for the next one, up to
+/// `MAX_TRIAL_GAP`. Two cores are not always two free cores (other programs, a virtual
+/// machine's cores placed far apart by its host): then the helper costs more than it saves.
+const FIRST_TRIAL_GAP: u64 = 64;
+const MAX_TRIAL_GAP: u64 = 1024;
 
 const IDLE: u8 = 0;
 const POSTED: u8 = 1;
@@ -121,25 +134,120 @@ impl Helper {
     }
 }
 
-/// A solver's helper, if it has one: not shared with the solver's clones, which may run on
-/// other threads at the same time (a clone runs on one thread).
+/// An array shared by the threads of a join that take parts of it one at a time (groups of
+/// the factorization, chunks of links): each part is taken by one thread, and the parts do
+/// not overlap.
+pub(crate) struct SharedSlice {
+    values: *mut f64,
+    len: usize,
+}
+
+// SAFETY: the threads reach the values only through `range_mut` and `range`, whose callers
+// guarantee that no two threads hold overlapping ranges where one of them writes.
+unsafe impl Send for SharedSlice {}
+unsafe impl Sync for SharedSlice {}
+
+impl SharedSlice {
+    pub(crate) fn new(values: &mut [f64]) -> Self {
+        Self {
+            values: values.as_mut_ptr(),
+            len: values.len(),
+        }
+    }
+
+    /// # Safety
+    /// No other live reference overlaps `range` while the slice lives, and the array
+    /// outlives it.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range_mut(&self, range: std::ops::Range<usize>) -> &mut [f64] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        std::slice::from_raw_parts_mut(self.values.add(range.start), range.len())
+    }
+
+    /// # Safety
+    /// No mutable reference overlaps `range` while the slice lives, and the array outlives it.
+    pub(crate) unsafe fn range(&self, range: std::ops::Range<usize>) -> &[f64] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        std::slice::from_raw_parts(self.values.add(range.start), range.len())
+    }
+}
+
+/// A solver's helper, if it has one, and whether its periods use it: not shared with the
+/// solver's clones, which may run on other threads at the same time (a clone runs on one
+/// thread).
 #[derive(Default)]
-pub(crate) struct OwnHelper(Option<Helper>);
+pub(crate) struct OwnHelper {
+    helper: Option<Helper>,
+    /// Periods solved so far.
+    periods: u64,
+    /// The period the next trial starts at, and the periods from the last trial's end to it.
+    next_trial: u64,
+    trial_gap: u64,
+    /// Time and Newton iterations of the current trial's periods with the helper, and
+    /// without it.
+    with: (Duration, u64),
+    without: (Duration, u64),
+    /// Whether periods outside a trial use the helper.
+    faster_with: bool,
+}
 
 impl OwnHelper {
     /// A helper thread, or none when the system cannot start one.
     pub(crate) fn start() -> Self {
-        Self(Helper::start())
+        Self {
+            helper: Helper::start(),
+            // The first periods, slower for a cold start either way, only warm up.
+            next_trial: TRIAL_PERIODS,
+            trial_gap: FIRST_TRIAL_GAP,
+            faster_with: true,
+            ..Self::default()
+        }
     }
 
-    pub(crate) fn get(&self) -> Option<&Helper> {
-        self.0.as_ref()
+    /// The helper the next period is to use, if any.
+    pub(crate) fn for_period(&self) -> Option<&Helper> {
+        let with = match self.periods.checked_sub(self.next_trial) {
+            Some(phase) if phase < TRIAL_PERIODS => phase % 2 == 0,
+            _ => self.faster_with,
+        };
+        self.helper.as_ref().filter(|_| with)
+    }
+
+    /// Counts a period solved in `elapsed` over `iterations` Newton iterations, with the
+    /// helper or without it; at the end of a trial, keeps the faster way.
+    pub(crate) fn period_done(&mut self, with_helper: bool, elapsed: Duration, iterations: u64) {
+        let trial_phase = self.periods.checked_sub(self.next_trial);
+        self.periods += 1;
+        let Some(phase) = trial_phase.filter(|&phase| phase < TRIAL_PERIODS) else {
+            return;
+        };
+        let sums = if with_helper {
+            &mut self.with
+        } else {
+            &mut self.without
+        };
+        sums.0 += elapsed;
+        sums.1 += iterations;
+        if phase + 1 == TRIAL_PERIODS {
+            let per_iteration =
+                |(time, iterations): (Duration, u64)| time.as_secs_f64() / iterations.max(1) as f64;
+            let faster_with = per_iteration(self.with) <= per_iteration(self.without);
+            self.trial_gap = if faster_with == self.faster_with {
+                (self.trial_gap * 2).min(MAX_TRIAL_GAP)
+            } else {
+                FIRST_TRIAL_GAP
+            };
+            self.faster_with = faster_with;
+            self.next_trial = self.periods + self.trial_gap;
+            self.with = (Duration::ZERO, 0);
+            self.without = (Duration::ZERO, 0);
+        }
     }
 }
 
 impl Clone for OwnHelper {
     fn clone(&self) -> Self {
-        Self(None)
+        Self::default()
     }
 }
 
@@ -171,15 +279,9 @@ impl WaitForJob<'_> {
         {
             return true;
         }
-        let mut spins = 0u32;
+        let mut wait = Wait::new();
         while state.load(Ordering::Acquire) != DONE {
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) {
-                // Running the job takes a while only when the helper was preempted.
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+            wait.pause();
         }
         state.store(IDLE, Ordering::Release);
         false
@@ -193,6 +295,37 @@ impl Drop for WaitForJob<'_> {
         // is dropped rather than left for the next join.
         // SAFETY: the helper is done with the job (or never started it).
         drop(unsafe { (*self.shared.panic.get()).take() });
+    }
+}
+
+/// A wait for the other thread's share of some work: spinning at first, yielding the core
+/// now and then once it lasts (the other thread was preempted and needs a core to finish).
+pub(crate) struct Wait {
+    spins: u32,
+    started: Option<Instant>,
+}
+
+impl Wait {
+    pub(crate) fn new() -> Self {
+        Self {
+            spins: 0,
+            started: None,
+        }
+    }
+
+    /// One round of waiting.
+    pub(crate) fn pause(&mut self) {
+        self.spins = self.spins.wrapping_add(1);
+        if !self.spins.is_multiple_of(32) {
+            std::hint::spin_loop();
+            return;
+        }
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= SPIN_BEFORE_YIELD {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -292,6 +425,33 @@ mod tests {
         assert!(outcome.is_err());
         // The helper keeps working afterwards.
         assert_eq!(helper.join(|| 1, || 2), (1, 2));
+    }
+
+    /// Runs `periods` periods through `own`, each of 10 iterations taking `with` or
+    /// `without` per iteration; the periods that used the helper.
+    fn periods_with_helper(own: &mut OwnHelper, periods: u64, with: u64, without: u64) -> u64 {
+        let mut used = 0;
+        for _ in 0..periods {
+            let with_helper = own.for_period().is_some();
+            let per_iteration = if with_helper { with } else { without };
+            own.period_done(with_helper, Duration::from_micros(10 * per_iteration), 10);
+            used += u64::from(with_helper);
+        }
+        used
+    }
+
+    #[test]
+    fn the_helper_is_used_only_while_it_makes_periods_faster() {
+        let mut own = OwnHelper::start();
+        // Faster with it: warm-up and trial, then every period but half of each trial.
+        let used = periods_with_helper(&mut own, 200, 50, 75);
+        assert!(used >= 190, "{used} of 200 periods");
+        // The machine gets busy: the next trials see it, and the helper is left out.
+        periods_with_helper(&mut own, 1100, 90, 75);
+        let used = periods_with_helper(&mut own, 1000, 90, 75);
+        assert!(used <= 10, "{used} of 1000 periods");
+        // A clone runs on one thread.
+        assert!(own.clone().for_period().is_none());
     }
 
     #[test]

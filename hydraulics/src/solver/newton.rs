@@ -2,6 +2,7 @@
 //! relaxation, periodic status checks, convergence tests and ill-conditioning handling.
 
 use std::cmp::Ordering;
+use std::time::Instant;
 
 use super::coeffs::{
     demand_headloss, emitter_headloss, headloss_coeffs, leakage_headloss, matrix_coeffs, Workspace,
@@ -240,7 +241,9 @@ impl Solver {
             helper,
             ..
         } = self;
-        let helper = helper.get();
+        let helper = helper.for_period();
+        let with_helper = helper.is_some();
+        let started = Instant::now();
         *factored = false;
         let system = match system {
             Ok(system) => system,
@@ -313,6 +316,8 @@ impl Solver {
             iteration += 1;
         }
 
+        self.helper
+            .period_done(with_helper, started.elapsed(), u64::from(iteration));
         for i in 0..junctions {
             state.leakage_flow[i] = work.leakage.get(i).map_or(0.0, |leak| leak.qfa + leak.qva);
             state.node_demand[i] =

@@ -5,7 +5,7 @@
 
 use super::curves::segment;
 use super::data::{HydCurve, HydLink, HydNetwork, HydState, LinkType, PumpType, Status, MISSING};
-use super::fork_join::Helper;
+use super::fork_join::{Helper, SharedSlice, Wait};
 use super::linear::LinearSystem;
 use super::vector_math::abs_powers;
 use crate::model::HeadlossFormula;
@@ -16,6 +16,7 @@ use darcy_weisbach::{
 pub(crate) use nodes::{demand_headloss, emitter_headloss, leakage_headloss, NodeLeakage};
 use nodes::{demand_matrix_coeffs, emitter_matrix_coeffs, leakage_matrix_coeffs, node_leakage};
 use power_law::{power_law_pass, PowerLawConstants, PowerLawPart, PowerLawPipes};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Tiny and huge coefficients: the conductance of a closed link is `1/CBIG`, the resistance
 /// of an open valve without minor loss `CSMALL`.
@@ -35,10 +36,10 @@ pub(crate) fn minor_loss_per_flow_squared(km: f64, d: f64) -> f64 {
 /// Networks with this many links or more compute their link coefficients on several threads:
 /// on smaller ones starting the threads each iteration costs more than it saves.
 const PARALLEL_MIN_LINKS: usize = 10_000;
-/// The share of the links whose coefficients the solver's own thread computes (and
-/// assembles) while its helper computes the others': balances the two on Net6 and
-/// MICROPOLIS_v1.
-const HELPER_FIRST_LINKS_PERCENT: usize = 41;
+/// With a helper thread, the links are shared out in at most this many chunks...
+const MAX_LINK_CHUNKS: usize = 64;
+/// ... of at least this many links, enough for the vectorized passes.
+const MIN_LINK_CHUNK: usize = 128;
 /// Threads for the link coefficients: on a 200,000-pipe grid the pass is a small part of
 /// the solve next to the factorization, and four threads measured no better than two.
 const MAX_THREADS: usize = 2;
@@ -522,23 +523,51 @@ fn link_matrix_coeffs(
         system.add_links(0, &work.p, &work.y, heads, flows, &mut work.xflow);
         return;
     };
-    // The helper computes the later links' coefficients while this thread computes and
-    // assembles the first ones, in link order as always; it takes more links, for it has
-    // no assembly to do and this thread assembles its links after.
+    // Both threads take chunks of links in order and compute their coefficients; this
+    // thread also assembles each chunk, in link order as always, as soon as it is done (by
+    // either thread), and takes a new chunk when the next one to assemble is not done yet.
+    // A helper slowed down by the rest of the machine then simply takes fewer chunks.
     let count = work.links.len();
-    let split = count * HELPER_FIRST_LINKS_PERCENT / 100;
+    let chunk = count.div_ceil(MAX_LINK_CHUNKS).max(MIN_LINK_CHUNK);
+    let chunks = count.div_ceil(chunk);
+    let done: [AtomicBool; MAX_LINK_CHUNKS] = [const { AtomicBool::new(false) }; MAX_LINK_CHUNKS];
+    let next_chunk = AtomicUsize::new(0);
     let pipes = &work.pipe_arrays;
-    let (first_p, second_p) = work.p.split_at_mut(split);
-    let (first_y, second_y) = work.y.split_at_mut(split);
+    let (p, y) = (SharedSlice::new(&mut work.p), SharedSlice::new(&mut work.y));
+    let compute_chunk = || {
+        let taken = next_chunk.fetch_add(1, Ordering::Relaxed);
+        if taken >= chunks {
+            return false;
+        }
+        let links = taken * chunk..((taken + 1) * chunk).min(count);
+        // SAFETY: the counter gives each chunk to one thread, chunks do not overlap, and a
+        // chunk is read for its assembly only once it is marked done; the arrays outlive
+        // the join.
+        let (p, y) = unsafe { (p.range_mut(links.clone()), y.range_mut(links.clone())) };
+        link_coeffs(network, state, pipes.part(links.start, links.end), p, y);
+        done[taken].store(true, Ordering::Release);
+        true
+    };
     let xflow = &mut work.xflow;
     helper.join(
         || {
-            link_coeffs(network, state, pipes.part(0, split), first_p, first_y);
-            system.add_links(0, first_p, first_y, heads, flows, xflow);
+            let mut assembled = 0;
+            let mut wait = Wait::new();
+            while assembled < chunks {
+                if done[assembled].load(Ordering::Acquire) {
+                    let links = assembled * chunk..((assembled + 1) * chunk).min(count);
+                    // SAFETY: a done chunk is no longer written (see above).
+                    let (p, y) = unsafe { (p.range(links.clone()), y.range(links.clone())) };
+                    system.add_links(links.start, p, y, heads, flows, xflow);
+                    assembled += 1;
+                } else if !compute_chunk() {
+                    // The helper is computing the next chunk to assemble.
+                    wait.pause();
+                }
+            }
         },
-        || link_coeffs(network, state, pipes.part(split, count), second_p, second_y),
+        || while compute_chunk() {},
     );
-    system.add_links(split, second_p, second_y, heads, flows, xflow);
 }
 
 /// Equations of PRVs, PSVs and FCVs that control (setting not missing): an active PRV (PSV)

@@ -14,8 +14,9 @@
 //! it is analysed once per network. Coefficients are assembled straight into the factor's
 //! storage (in the elimination order), and factorizing and solving allocate nothing.
 
-use super::fork_join::Helper;
+use super::fork_join::{Helper, SharedSlice};
 use super::ordering::minimum_degree_order;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod split;
 
@@ -84,14 +85,15 @@ struct Pattern {
     updates: Vec<Update>,
 }
 
-/// The columns renumbered into two independent parts and the separator above them (see
-/// [`split`]): the first part is `0..first_end`, the second `first_end..separator_start`.
+/// The columns renumbered into independent groups of subtrees and the separator above them
+/// (see [`split`]): group `g` is `group_start[g]..group_start[g + 1]`, the separator
+/// `separator_start..`.
 #[derive(Clone)]
 struct Parts {
-    first_end: usize,
+    group_start: Vec<usize>,
     separator_start: usize,
-    /// For each column of the two parts, the end of its entries in rows of its own part
-    /// (the rest are separator rows).
+    /// For each column of the groups, the end of its entries in rows of its own group (the
+    /// rest are separator rows).
     own_rows_end: Vec<usize>,
     /// Each column's position in EPANET's order, to report the pivot EPANET fails first.
     epanet_position: Vec<usize>,
@@ -100,7 +102,7 @@ struct Parts {
     /// `terms[term_start[s]..term_start[s + 1]]`.
     term_start: Vec<usize>,
     terms: Vec<(u32, u32)>,
-    /// Update work of the second part's thread, by row.
+    /// Update work of the helper thread, by row.
     second_pending: Vec<f64>,
 }
 
@@ -484,57 +486,73 @@ impl LinearSystem {
             );
         };
         let Parts {
-            first_end,
+            group_start,
             separator_start,
             own_rows_end,
+            epanet_position,
             second_pending,
             ..
         } = parts;
-        let (first_end, separator_start) = (*first_end, *separator_start);
-        let second_entries = pattern.column_start[first_end];
-        let separator_entries = pattern.column_start[separator_start];
-        let (first_diagonal, rest) = diagonal.split_at_mut(first_end);
-        let (second_diagonal, _) = rest.split_at_mut(separator_start - first_end);
-        let (first_lower, rest) = lower.split_at_mut(second_entries);
-        let (second_lower, _) = rest.split_at_mut(separator_entries - second_entries);
-        let (first_rhs, rest) = rhs.split_at_mut(first_end);
-        let (second_rhs, _) = rest.split_at_mut(separator_start - first_end);
+        let separator_start = *separator_start;
+        let (diagonal, lower, rhs) = (
+            SharedSlice::new(diagonal),
+            SharedSlice::new(lower),
+            SharedSlice::new(rhs),
+        );
         let pattern = &*pattern;
-        let own_rows_end = own_rows_end.as_slice();
-        let mut first = || {
-            factor_part::<true>(
-                pattern,
-                own_rows_end,
-                0..first_end,
-                0,
-                first_diagonal,
-                first_lower,
-                first_rhs,
-                pending_update,
-            )
-        };
-        let mut second = || {
-            factor_part::<true>(
-                pattern,
-                own_rows_end,
-                first_end..separator_start,
-                second_entries,
-                second_diagonal,
-                second_lower,
-                second_rhs,
-                second_pending,
-            )
+        let next_group = AtomicUsize::new(0);
+        // Takes groups until none is left; the failed column EPANET would meet first.
+        let factor_groups = |pending: &mut [f64]| {
+            let mut failed: Option<usize> = None;
+            loop {
+                let group = next_group.fetch_add(1, Ordering::Relaxed);
+                let Some(&end) = group_start.get(group + 1) else {
+                    return failed;
+                };
+                let columns = group_start[group]..end;
+                let entries =
+                    pattern.column_start[columns.start]..pattern.column_start[columns.end];
+                // SAFETY: the counter gives each group to one thread, and a group's columns
+                // (of `diagonal` and `rhs`: its own rows' substitution stays in its rows) and
+                // entries (of `lower`) belong to it alone; the arrays outlive the join.
+                let (group_diagonal, group_lower, group_rhs) = unsafe {
+                    (
+                        diagonal.range_mut(columns.clone()),
+                        lower.range_mut(entries.clone()),
+                        rhs.range_mut(columns.clone()),
+                    )
+                };
+                let outcome = factor_part::<true>(
+                    pattern,
+                    own_rows_end,
+                    columns,
+                    entries.start,
+                    group_diagonal,
+                    group_lower,
+                    group_rhs,
+                    pending,
+                );
+                if let Err(column) = outcome {
+                    let earlier = |other: usize| epanet_position[column] < epanet_position[other];
+                    if failed.is_none_or(earlier) {
+                        failed = Some(column);
+                    }
+                }
+            }
         };
         let (first, second) = match helper {
-            Some(helper) => helper.join(first, second),
-            None => (first(), second()),
+            Some(helper) => helper.join(
+                || factor_groups(pending_update),
+                || factor_groups(second_pending),
+            ),
+            None => (factor_groups(pending_update), None),
         };
         // EPANET stops at the first pivot that fails in its order, which may be a separator
-        // column before a failed column of a part.
+        // column before a failed column of a group.
         let parts = self.parts.as_ref().expect("split above");
         let failed = [first, second]
             .into_iter()
-            .filter_map(Result::err)
+            .flatten()
             .min_by_key(|&column| parts.epanet_position[column]);
         let separator_end = match failed {
             None => columns,
@@ -586,39 +604,31 @@ impl LinearSystem {
         let Some(parts) = &self.parts else {
             return;
         };
-        let first_end = parts.first_end;
-        let (first_rhs, rest) = rhs.split_at_mut(first_end);
-        let (second_rhs, separator_rhs) = rest.split_at_mut(separator_start - first_end);
-        let separator_rhs = &*separator_rhs;
-        let mut first = || {
-            parts.backward_part(
-                &self.pattern,
-                0..first_end,
-                diagonal,
-                lower,
-                first_rhs,
-                separator_rhs,
-            )
-        };
-        let mut second = || {
-            let columns = first_end..separator_start;
-            parts.backward_part(
-                &self.pattern,
-                columns,
-                diagonal,
-                lower,
-                second_rhs,
-                separator_rhs,
-            )
+        let columns = rhs.len();
+        let rhs = SharedSlice::new(rhs);
+        let next_group = AtomicUsize::new(0);
+        let group_start = &parts.group_start;
+        let solve_groups = || loop {
+            let group = next_group.fetch_add(1, Ordering::Relaxed);
+            let Some(&end) = group_start.get(group + 1) else {
+                return;
+            };
+            let own_columns = group_start[group]..end;
+            // SAFETY: the counter gives each group to one thread; a group's values belong
+            // to it alone, and the separator's are only read here; `rhs` outlives the join.
+            let (own, separator) = unsafe {
+                (
+                    rhs.range_mut(own_columns.clone()),
+                    rhs.range(separator_start..columns),
+                )
+            };
+            parts.backward_part(&self.pattern, own_columns, diagonal, lower, own, separator);
         };
         match helper {
             Some(helper) => {
-                helper.join(first, second);
+                helper.join(solve_groups, solve_groups);
             }
-            None => {
-                first();
-                second();
-            }
+            None => solve_groups(),
         }
     }
 }

@@ -17,25 +17,27 @@ use super::{Parts, RawPattern, Update, NO_COLUMN};
 /// Two parts cheaper than this (in the estimate below) are not worth a second thread.
 pub(crate) const MIN_SPLIT_WORK: usize = 2_000;
 
-/// How much longer the helper thread takes for the same columns (measured on Net6 and
-/// MICROPOLIS_v1: 1.3 balanced best, 1.0 and 1.6 were slower).
-const HELPER_SLOWDOWN: f64 = 1.3;
+/// Groups of subtrees the two threads take one at a time, largest first: enough for the
+/// faster thread to take more of them when the other is slowed down (a busy core, a far
+/// cache), few enough that taking one costs nothing next to its work.
+const MAX_GROUPS: usize = 8;
 
 /// Expanding the tree stops after this many separator columns.
 const MAX_SEPARATOR_COLUMNS: usize = 4_096;
 
-/// The new order of the columns: the first part, the second, then the separator.
+/// The new order of the columns: the groups, one after the other, then the separator.
 pub(super) struct Split {
     /// Each column's new position, by EPANET's position.
     pub new_of_old: Vec<usize>,
-    /// The first part is `0..first_end`, the second `first_end..separator_start`.
-    pub first_end: usize,
-    pub separator_start: usize,
+    /// Group `g` is `group_start[g]..group_start[g + 1]`; the last bound is the separator's
+    /// start.
+    pub group_start: Vec<usize>,
 }
 
-/// Splits the columns into two parts of whole subtrees of the elimination tree and the
-/// separator above them, balancing the estimated work of the parts; `None` when the smaller
-/// part's work would be below `min_smaller_part` (see [`MIN_SPLIT_WORK`]).
+/// Splits the columns into groups of whole subtrees of the elimination tree and the
+/// separator above them, the separator chosen so that two threads would share the groups
+/// best; `None` when the smaller thread's share would be below `min_smaller_part` (see
+/// [`MIN_SPLIT_WORK`]).
 pub(super) fn split_in_two(pattern: &RawPattern, min_smaller_part: usize) -> Option<Split> {
     let RawPattern {
         column_start,
@@ -81,14 +83,15 @@ pub(super) fn split_in_two(pattern: &RawPattern, min_smaller_part: usize) -> Opt
     let mut separator_work = 0;
     let mut best: Option<(usize, usize, Vec<usize>)> = None;
     while !frontier.is_empty() && separator.len() <= MAX_SEPARATOR_COLUMNS {
-        let (first_bin, larger, smaller) = share_out(&frontier, &subtree_work);
+        let shares = pack(&frontier, &subtree_work, 2);
+        let (larger, smaller) = (shares[0].0.max(shares[1].0), shares[0].0.min(shares[1].0));
         let span = separator_work + larger;
         if best
             .as_ref()
             .is_none_or(|(best_span, ..)| span < *best_span)
             && smaller >= min_smaller_part
         {
-            best = Some((span, separator.len(), first_bin));
+            best = Some((span, separator.len(), frontier.clone()));
         }
         let heaviest = (0..frontier.len()).max_by_key(|&i| subtree_work[frontier[i]])?;
         let expanded = frontier.swap_remove(heaviest);
@@ -102,70 +105,59 @@ pub(super) fn split_in_two(pattern: &RawPattern, min_smaller_part: usize) -> Opt
         }
         frontier.extend_from_slice(&children[expanded]);
     }
-    let (_, separator_len, first_bin) = best?;
+    let (_, separator_len, frontier) = best?;
 
-    // Part of each column: 0 or 1 from its subtree's root, 2 for the separator.
-    const SEPARATOR: u8 = 2;
-    let mut part = vec![u8::MAX; columns];
+    // Group of each column: that of its subtree's root, the separator after the groups.
+    let mut groups = pack(&frontier, &subtree_work, MAX_GROUPS.min(frontier.len()));
+    groups.sort_by_key(|(work, _)| std::cmp::Reverse(*work));
+    let separator_group = groups.len();
+    let mut group = vec![usize::MAX; columns];
     for &c in &separator[..separator_len] {
-        part[c] = SEPARATOR;
+        group[c] = separator_group;
     }
-    let mut first = vec![false; columns];
-    for &root in &first_bin {
-        first[root] = true;
+    for (g, (_, roots)) in groups.iter().enumerate() {
+        for &root in roots {
+            group[root] = g;
+        }
     }
     // Parents come after children: walking down from the last column, a column not yet
-    // placed takes its parent's part unless it is a subtree root of the frontier.
+    // placed takes its parent's group.
     for c in (0..columns).rev() {
-        if part[c] != u8::MAX {
-            continue;
+        if group[c] == usize::MAX {
+            group[c] = group[parent[c]];
         }
-        let is_root = parent[c] == NO_COLUMN || part[parent[c]] == SEPARATOR;
-        part[c] = if is_root {
-            u8::from(!first[c])
-        } else {
-            part[parent[c]]
-        };
     }
     let mut new_of_old = vec![0; columns];
+    let mut group_start = Vec::with_capacity(separator_group + 1);
     let mut next = 0;
-    for wanted in [0, 1, SEPARATOR] {
+    for wanted in 0..=separator_group {
+        group_start.push(next);
         for c in 0..columns {
-            if part[c] == wanted {
+            if group[c] == wanted {
                 new_of_old[c] = next;
                 next += 1;
             }
         }
     }
-    let count = |wanted: u8| part.iter().filter(|&&p| p == wanted).count();
-    let first_end = count(0);
     Some(Split {
         new_of_old,
-        first_end,
-        separator_start: first_end + count(1),
+        group_start,
     })
 }
 
-/// Shares the frontier's subtrees between the two parts, heaviest first into the part that
-/// would finish first: the roots of the first part, the time of the slower part and the work
-/// of the smaller one. The second part runs on the helper thread, which finds the matrix in
-/// the other core's cache and so takes longer for the same work (`HELPER_SLOWDOWN`).
-fn share_out(frontier: &[usize], subtree_work: &[usize]) -> (Vec<usize>, usize, usize) {
+/// Packs the frontier's subtrees into `bins` bins, heaviest first into the lightest bin:
+/// each bin's work and roots.
+fn pack(frontier: &[usize], subtree_work: &[usize], bins: usize) -> Vec<(usize, Vec<usize>)> {
     let mut roots = frontier.to_vec();
     roots.sort_unstable_by_key(|&c| std::cmp::Reverse(subtree_work[c]));
-    let slowdown = HELPER_SLOWDOWN;
-    let (mut first_bin, mut first, mut second) = (Vec::new(), 0, 0);
+    let mut packed = vec![(0, Vec::new()); bins.max(1)];
     for c in roots {
-        let work = subtree_work[c];
-        if first + work <= ((second + work) as f64 * slowdown) as usize {
-            first += work;
-            first_bin.push(c);
-        } else {
-            second += work;
+        if let Some(lightest) = packed.iter_mut().min_by_key(|(work, _)| *work) {
+            lightest.0 += subtree_work[c];
+            lightest.1.push(c);
         }
     }
-    let slower = first.max((second as f64 * slowdown) as usize);
-    (first_bin, slower, first.min(second))
+    packed
 }
 
 /// The pattern in the split's numbering, with what the parts need: each column's entries in
@@ -175,10 +167,9 @@ fn share_out(frontier: &[usize], subtree_work: &[usize]) -> (Vec<usize>, usize, 
 pub(super) fn renumber(split: &Split, pattern: &RawPattern) -> (RawPattern, Parts) {
     let Split {
         new_of_old,
-        first_end,
-        separator_start,
+        group_start,
     } = split;
-    let (first_end, separator_start) = (*first_end, *separator_start);
+    let separator_start = group_start.last().copied().unwrap_or(0);
     let columns = new_of_old.len();
     let mut old_of_new = vec![0; columns];
     for (old, &new) in new_of_old.iter().enumerate() {
@@ -240,7 +231,7 @@ pub(super) fn renumber(split: &Split, pattern: &RawPattern) -> (RawPattern, Part
         })
         .collect();
     let parts = Parts {
-        first_end,
+        group_start: group_start.clone(),
         separator_start,
         own_rows_end,
         epanet_position: old_of_new,
