@@ -30,6 +30,10 @@ const TRIAL_PERIODS: u64 = 8;
 /// machine's cores placed far apart by its host): then the helper costs more than it saves.
 const FIRST_TRIAL_GAP: u64 = 64;
 const MAX_TRIAL_GAP: u64 = 1024;
+/// Between trials, the kept way is checked every this many iterations: one more than
+/// `RETRY_SLOWDOWN` times slower than the other way was starts a trial at once.
+const WATCH_ITERATIONS: u64 = 40;
+const RETRY_SLOWDOWN: f64 = 1.25;
 
 const IDLE: u8 = 0;
 const POSTED: u8 = 1;
@@ -189,6 +193,10 @@ pub(crate) struct OwnHelper {
     without: (Duration, u64),
     /// Whether periods outside a trial use the helper.
     faster_with: bool,
+    /// Seconds per iteration of the way not kept, at the last trial.
+    other_per_iteration: f64,
+    /// Time and iterations of the periods since the last trial or check.
+    since_trial: (Duration, u64),
 }
 
 impl OwnHelper {
@@ -219,6 +227,17 @@ impl OwnHelper {
         let trial_phase = self.periods.checked_sub(self.next_trial);
         self.periods += 1;
         let Some(phase) = trial_phase.filter(|&phase| phase < TRIAL_PERIODS) else {
+            // Between trials: a way that has become slower than the other one was at the
+            // last trial (the machine changed) calls for a trial now.
+            self.since_trial.0 += elapsed;
+            self.since_trial.1 += iterations;
+            if self.since_trial.1 >= WATCH_ITERATIONS {
+                if per_iteration(self.since_trial) > RETRY_SLOWDOWN * self.other_per_iteration {
+                    self.next_trial = self.periods;
+                    self.trial_gap = FIRST_TRIAL_GAP;
+                }
+                self.since_trial = (Duration::ZERO, 0);
+            }
             return;
         };
         let sums = if with_helper {
@@ -229,9 +248,10 @@ impl OwnHelper {
         sums.0 += elapsed;
         sums.1 += iterations;
         if phase + 1 == TRIAL_PERIODS {
-            let per_iteration =
-                |(time, iterations): (Duration, u64)| time.as_secs_f64() / iterations.max(1) as f64;
-            let faster_with = per_iteration(self.with) <= per_iteration(self.without);
+            let (with, without) = (per_iteration(self.with), per_iteration(self.without));
+            let faster_with = with <= without;
+            self.other_per_iteration = if faster_with { without } else { with };
+            self.since_trial = (Duration::ZERO, 0);
             self.trial_gap = if faster_with == self.faster_with {
                 (self.trial_gap * 2).min(MAX_TRIAL_GAP)
             } else {
@@ -249,6 +269,11 @@ impl Clone for OwnHelper {
     fn clone(&self) -> Self {
         Self::default()
     }
+}
+
+/// Seconds per Newton iteration of `(time, iterations)`.
+fn per_iteration((time, iterations): (Duration, u64)) -> f64 {
+    time.as_secs_f64() / iterations.max(1) as f64
 }
 
 impl Drop for Helper {
