@@ -172,7 +172,7 @@ impl LinearSystem {
         };
         let mut parts = None;
         if let Some(split) = min_part.and_then(|min| split::split_in_two(&pattern, min)) {
-            let (renumbered, new_parts) = split::renumber(&split, &pattern);
+            let (renumbered, new_parts) = split::renumber(&split, pattern);
             pattern = renumbered;
             for at in &mut position {
                 *at = split.new_of_old[*at];

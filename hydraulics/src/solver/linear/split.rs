@@ -164,7 +164,7 @@ fn pack(frontier: &[usize], subtree_work: &[usize], bins: usize) -> Vec<(usize, 
 /// the same order as before (so every update keeps its place), and for each separator row
 /// the terms of its forward substitution in EPANET's column order. Dense-tail flags are left
 /// for the caller to work out on the new rows.
-pub(super) fn renumber(split: &Split, pattern: &RawPattern) -> (RawPattern, Parts) {
+pub(super) fn renumber(split: &Split, pattern: RawPattern) -> (RawPattern, Parts) {
     let Split {
         new_of_old,
         group_start,
@@ -175,26 +175,36 @@ pub(super) fn renumber(split: &Split, pattern: &RawPattern) -> (RawPattern, Part
     for (old, &new) in new_of_old.iter().enumerate() {
         old_of_new[new] = old;
     }
-    let old_start = &pattern.column_start;
+    // Each old array is dropped as soon as the new one is built: on large networks the
+    // pattern is most of the solver's memory.
+    let RawPattern {
+        column_start: old_start,
+        entry_row: old_rows,
+        update_start: old_update_start,
+        updates: old_updates,
+    } = pattern;
     let mut column_start = Vec::with_capacity(columns + 1);
-    let mut entry_row = Vec::with_capacity(pattern.entry_row.len());
-    let mut new_entry = vec![0; pattern.entry_row.len()];
+    let mut entry_row = Vec::with_capacity(old_rows.len());
     column_start.push(0);
     for &old in &old_of_new {
-        for entry in old_start[old]..old_start[old + 1] {
-            new_entry[entry] = entry_row.len();
-            entry_row.push(new_of_old[pattern.entry_row[entry]]);
-        }
+        let rows = &old_rows[old_start[old]..old_start[old + 1]];
+        entry_row.extend(rows.iter().map(|&row| new_of_old[row]));
         column_start.push(entry_row.len());
     }
+    drop(old_rows);
+    // An update's first entry is in an earlier column, found by its entry index; it keeps
+    // its place within that column.
+    let new_entry = |entry: usize| {
+        let old = old_start.partition_point(|&start| start <= entry) - 1;
+        column_start[new_of_old[old]] + (entry - old_start[old])
+    };
     let mut update_start = Vec::with_capacity(columns + 1);
-    let mut updates = Vec::with_capacity(pattern.updates.len());
+    let mut updates = Vec::with_capacity(old_updates.len());
     for &old in &old_of_new {
         update_start.push(updates.len());
-        let old_updates =
-            &pattern.updates[pattern.update_start[old]..pattern.update_start[old + 1]];
-        updates.extend(old_updates.iter().map(|update| {
-            let first = new_entry[update.first as usize];
+        let column_updates = &old_updates[old_update_start[old]..old_update_start[old + 1]];
+        updates.extend(column_updates.iter().map(|update| {
+            let first = new_entry(update.first as usize);
             Update {
                 first: first as u32,
                 end: (first + (update.end - update.first) as usize) as u32,
@@ -203,16 +213,16 @@ pub(super) fn renumber(split: &Split, pattern: &RawPattern) -> (RawPattern, Part
         }));
     }
     update_start.push(updates.len());
+    drop(old_updates);
 
-    // Walking the old columns in order lists each separator row's terms in EPANET's order.
+    // Walking the columns in EPANET's order lists each separator row's terms in its order.
     let separator_rows = columns - separator_start;
     let mut row_terms: Vec<Vec<(u32, u32)>> = vec![Vec::new(); separator_rows];
-    for old in 0..columns {
-        for entry in old_start[old]..old_start[old + 1] {
-            let row = new_of_old[pattern.entry_row[entry]];
+    for &column in new_of_old {
+        for entry in column_start[column]..column_start[column + 1] {
+            let row = entry_row[entry];
             if row >= separator_start {
-                let term = (new_entry[entry] as u32, new_of_old[old] as u32);
-                row_terms[row - separator_start].push(term);
+                row_terms[row - separator_start].push((entry as u32, column as u32));
             }
         }
     }
