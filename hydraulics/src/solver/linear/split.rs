@@ -219,8 +219,9 @@ pub(super) fn renumber(split: &Split, pattern: RawPattern) -> (RawPattern, Parts
     let separator_rows = columns - separator_start;
     let mut row_terms: Vec<Vec<(u32, u32)>> = vec![Vec::new(); separator_rows];
     for &column in new_of_old {
-        for entry in column_start[column]..column_start[column + 1] {
-            let row = entry_row[entry];
+        let start = column_start[column];
+        let rows = &entry_row[start..column_start[column + 1]];
+        for (entry, &row) in (start..).zip(rows) {
             if row >= separator_start {
                 row_terms[row - separator_start].push((entry as u32, column as u32));
             }
