@@ -730,33 +730,8 @@ fn factor_part<const SPLIT: bool>(
                 updates.get_unchecked(update_range),
             )
         };
-        let mut diagonal_update = 0.0;
-        for update in column_updates {
-            let (first, end) = (update.first as usize, update.end as usize);
-            // SAFETY: `update_schedule` makes `first < end <= column_start[k + 1]` for an
-            // earlier column `k` of the same part, so every entry below is one of `entry_row`
-            // and, less `entry_base`, of `lower`; every row is below the junction count, the
-            // length of `pending`. Checked indexing here costs more than the arithmetic on
-            // these one- and two-entry updates.
-            let l_column_k = unsafe { *lower.get_unchecked(first - entry_base) };
-            diagonal_update += l_column_k * l_column_k;
-            if update.dense {
-                let rest = first + 1;
-                let first_row = entry_row[rest] as usize;
-                let values = &lower[rest - entry_base..end - entry_base];
-                add_scaled_dense(values, first_row, pending, l_column_k);
-            } else {
-                for entry in first + 1..end {
-                    // SAFETY: as above.
-                    unsafe {
-                        let row = *entry_row.get_unchecked(entry) as usize;
-                        *pending.get_unchecked_mut(row) +=
-                            *lower.get_unchecked(entry - entry_base) * l_column_k;
-                    }
-                }
-            }
-        }
-
+        // Only earlier columns of the same part (or group) update a column.
+        let diagonal_update = gather_updates(column_updates, entry_row, lower, entry_base, pending);
         // SAFETY: as above.
         let pivot = unsafe { *diagonal.get_unchecked(column - column_base) } - diagonal_update;
         if pivot <= 0.0 {
@@ -826,6 +801,47 @@ fn factor_part<const SPLIT: bool>(
     Ok(())
 }
 
+/// Gathers a column's `updates` from earlier columns: each adds its entry's square to the
+/// returned diagonal update and its entries below, times that entry, to `pending` (by row).
+/// `lower` holds the entries from `entry_base`, and every update comes from a column whose
+/// entries it holds.
+#[inline(always)]
+fn gather_updates(
+    updates: &[Update],
+    entry_row: &[u32],
+    lower: &[f64],
+    entry_base: usize,
+    pending: &mut [f64],
+) -> f64 {
+    let mut diagonal_update = 0.0;
+    for update in updates {
+        let (first, end) = (update.first as usize, update.end as usize);
+        // SAFETY: `update_schedule` makes `first < end <= column_start[k + 1]` for an
+        // earlier column `k` whose entries `lower` holds (from `entry_base`), so every entry
+        // below is one of `entry_row` and, less `entry_base`, of `lower`; every row is below
+        // the junction count, the length of `pending`. Checked indexing here costs more than
+        // the arithmetic on these one- and two-entry updates.
+        let l_column_k = unsafe { *lower.get_unchecked(first - entry_base) };
+        diagonal_update += l_column_k * l_column_k;
+        if update.dense {
+            let rest = first + 1;
+            let first_row = entry_row[rest] as usize;
+            let values = &lower[rest - entry_base..end - entry_base];
+            add_scaled_dense(values, first_row, pending, l_column_k);
+        } else {
+            for entry in first + 1..end {
+                // SAFETY: as above.
+                unsafe {
+                    let row = *entry_row.get_unchecked(entry) as usize;
+                    *pending.get_unchecked_mut(row) +=
+                        *lower.get_unchecked(entry - entry_base) * l_column_k;
+                }
+            }
+        }
+    }
+    diagonal_update
+}
+
 /// Factorizes the separator columns `columns` of a split system once both parts are done:
 /// each gathers its updates as in [`factor_part`], and its forward substitution gathers the
 /// terms the finished columns would have added to its row, in EPANET's order.
@@ -846,15 +862,8 @@ fn factor_separator(
         ..
     } = pattern;
     for column in columns {
-        let mut diagonal_update = 0.0;
-        for update in &updates[update_start[column]..update_start[column + 1]] {
-            let (first, end) = (update.first as usize, update.end as usize);
-            let l_column_k = lower[first];
-            diagonal_update += l_column_k * l_column_k;
-            for entry in first + 1..end {
-                pending[entry_row[entry] as usize] += lower[entry] * l_column_k;
-            }
-        }
+        let column_updates = &updates[update_start[column]..update_start[column + 1]];
+        let diagonal_update = gather_updates(column_updates, entry_row, lower, 0, pending);
         let pivot = diagonal[column] - diagonal_update;
         if pivot <= 0.0 {
             pending.fill(0.0);
