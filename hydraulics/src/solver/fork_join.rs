@@ -212,6 +212,11 @@ impl OwnHelper {
         }
     }
 
+    /// Whether there is a helper thread.
+    pub(crate) fn exists(&self) -> bool {
+        self.helper.is_some()
+    }
+
     /// The helper the next period is to use, if any.
     pub(crate) fn for_period(&self) -> Option<&Helper> {
         let with = match self.periods.checked_sub(self.next_trial) {

@@ -241,9 +241,10 @@ impl Solver {
             helper,
             ..
         } = self;
+        // Only a solver with a helper times its periods, to choose whether to use it.
+        let started = helper.exists().then(Instant::now);
         let helper = helper.for_period();
         let with_helper = helper.is_some();
-        let started = Instant::now();
         *factored = false;
         let system = match system {
             Ok(system) => system,
@@ -316,8 +317,10 @@ impl Solver {
             iteration += 1;
         }
 
-        self.helper
-            .period_done(with_helper, started.elapsed(), u64::from(iteration));
+        if let Some(started) = started {
+            let iterations = u64::from(iteration);
+            (self.helper).period_done(with_helper, started.elapsed(), iterations);
+        }
         for i in 0..junctions {
             state.leakage_flow[i] = work.leakage.get(i).map_or(0.0, |leak| leak.qfa + leak.qva);
             state.node_demand[i] =
