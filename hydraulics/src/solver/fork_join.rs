@@ -4,8 +4,8 @@
 //! A Newton iteration of a network of a few thousand junctions takes tens of microseconds,
 //! too short to start a thread or to wake a sleeping one for each half. The helper spins
 //! for a while after each job and only then sleeps; a job it has not begun is run by the
-//! caller itself, so a helper that the system does not schedule (a busy machine) costs
-//! nothing but the spinning.
+//! caller itself. Whether the helper pays at all depends on the machine (a busy core, cores
+//! far apart): [`OwnHelper`] times periods with and without it and keeps the faster way.
 
 use std::any::Any;
 use std::cell::UnsafeCell;

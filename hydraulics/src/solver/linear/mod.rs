@@ -355,7 +355,7 @@ impl LinearSystem {
 
     /// Factorizes `A` and solves `A x = F` into `x` (by junction), or returns the junction
     /// whose pivot was not positive (EPANET's ill-conditioning report), leaving `x` as it was.
-    /// A split system runs its two parts on `helper` when there is one.
+    /// A split system shares its groups with `helper` when there is one.
     pub(crate) fn solve(&mut self, x: &mut [f64], helper: Option<&Helper>) -> Result<(), usize> {
         if let Err(column) = self.factorize_and_forward(helper) {
             return Err(self.junction_at[column]);
@@ -575,7 +575,7 @@ impl LinearSystem {
     }
 
     /// Solves `L' x = y` in place in `rhs`; a split system solves its separator first, then
-    /// its two parts, on `helper` when there is one.
+    /// its groups, shared with `helper` when there is one.
     fn backward(&mut self, helper: Option<&Helper>) {
         let Pattern {
             column_start,
@@ -634,8 +634,8 @@ impl LinearSystem {
 }
 
 impl Parts {
-    /// Solves `L' x = y` for the part's columns `columns`, whose values `own` holds (from
-    /// the first of them), once the separator's values `separator` are known.
+    /// Solves `L' x = y` for a group's columns `columns`, whose values `own` holds (from the
+    /// first of them), once the separator's values `separator` are known.
     fn backward_part(
         &self,
         pattern: &Pattern,
@@ -659,7 +659,7 @@ impl Parts {
             );
             let mut value = own[column - base];
             // SAFETY (both loops): a column's range in `column_start` is within `lower` and
-            // `entry_row`; its rows before `own_end` are of its own part, held by `own` from
+            // `entry_row`; its rows before `own_end` are of its own group, held by `own` from
             // `base`, and the rest are separator rows, held by `separator`.
             for entry in start..own_end {
                 unsafe {
@@ -688,8 +688,8 @@ impl Parts {
 /// Factorizes the consecutive columns `columns`, each gathering the updates of the earlier
 /// columns that reach it, and does the forward substitution as each column is finished.
 /// `diagonal` and `rhs` start at the first of these columns, `lower` at entry `entry_base`;
-/// `pending` is by row. With `SPLIT`, the columns are a part of a split system: only earlier
-/// columns of the same part update them, and terms for separator rows (from `own_rows_end`
+/// `pending` is by row. With `SPLIT`, the columns are a group of a split system: only earlier
+/// columns of the same group update them, and terms for separator rows (from `own_rows_end`
 /// on) are left for [`factor_separator`] to gather.
 ///
 /// The forward substitution of a column needs only that column of `L` and the earlier
@@ -719,7 +719,7 @@ fn factor_part<const SPLIT: bool>(
     for column in columns {
         // SAFETY: `column_start` and `update_start` hold one more element than there are
         // columns, and their ranges lie within `entry_row`, `dense_tail` and `updates` (built
-        // together in `new`); `diagonal` and `rhs` hold this part's columns from
+        // together in `new`); `diagonal` and `rhs` hold this group's columns from
         // `column_base`, `lower` its entries from `entry_base`.
         let (start, end, column_updates) = unsafe {
             let update_range =
@@ -730,7 +730,7 @@ fn factor_part<const SPLIT: bool>(
                 updates.get_unchecked(update_range),
             )
         };
-        // Only earlier columns of the same part (or group) update a column.
+        // Only earlier columns of the same group update a column.
         let diagonal_update = gather_updates(column_updates, entry_row, lower, entry_base, pending);
         // SAFETY: as above.
         let pivot = unsafe { *diagonal.get_unchecked(column - column_base) } - diagonal_update;
@@ -773,7 +773,7 @@ fn factor_part<const SPLIT: bool>(
                 // SAFETY: `start..end` is a column's range in `column_start`, within
                 // `entry_row` and, less `entry_base`, `lower`; rows are below the junction
                 // count, the length of `pending`, and rows before `own_end` are of this
-                // part, whose `rhs` starts at `column_base`.
+                // group, whose `rhs` starts at `column_base`.
                 unsafe {
                     let row = *entry_row.get_unchecked(entry) as usize;
                     let value = lower.get_unchecked_mut(entry - entry_base);

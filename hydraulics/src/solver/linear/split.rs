@@ -1,16 +1,16 @@
 //! The factorization shared between two threads without changing a single rounding.
 //!
-//! A column of `L` is updated only by its descendants in the elimination tree, so two sets of
+//! A column of `L` is updated only by its descendants in the elimination tree, so groups of
 //! whole subtrees can be factorized at the same time: every column in them sees the same
 //! updates in the same order as in EPANET's one pass. What is left, the separator (every
 //! column above those subtrees), follows on one thread. The forward substitution that goes
 //! with the factorization adds each finished column's terms to the right-hand side of later
-//! rows; a separator row gets terms from both parts, so it gathers them instead, once both
-//! parts are done, in EPANET's column order: the same additions in the same order.
+//! rows; a separator row gets terms from several groups, so it gathers them instead, once all
+//! groups are done, in EPANET's column order: the same additions in the same order.
 //!
-//! The columns are renumbered so that each part is a contiguous block (first part, second
-//! part, separator), each keeping EPANET's relative order, and the two threads work on
-//! disjoint slices.
+//! The columns are renumbered so that each group is a contiguous block (the groups, then the
+//! separator), each keeping EPANET's relative order, and the threads work on disjoint
+//! slices: each group is taken by whichever thread is free.
 
 use super::{Parts, RawPattern, Update, NO_COLUMN};
 
