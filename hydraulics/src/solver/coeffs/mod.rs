@@ -534,12 +534,13 @@ fn link_matrix_coeffs(
     let next_chunk = AtomicUsize::new(0);
     let pipes = &work.pipe_arrays;
     let (p, y) = (SharedSlice::new(&mut work.p), SharedSlice::new(&mut work.y));
+    let chunk_links = |index: usize| index * chunk..((index + 1) * chunk).min(count);
     let compute_chunk = || {
         let taken = next_chunk.fetch_add(1, Ordering::Relaxed);
         if taken >= chunks {
             return false;
         }
-        let links = taken * chunk..((taken + 1) * chunk).min(count);
+        let links = chunk_links(taken);
         // SAFETY: the counter gives each chunk to one thread, chunks do not overlap, and a
         // chunk is read for its assembly only once it is marked done; the arrays outlive
         // the join.
@@ -555,7 +556,7 @@ fn link_matrix_coeffs(
             let mut wait = Wait::new();
             while assembled < chunks {
                 if done[assembled].load(Ordering::Acquire) {
-                    let links = assembled * chunk..((assembled + 1) * chunk).min(count);
+                    let links = chunk_links(assembled);
                     // SAFETY: a done chunk is no longer written (see above).
                     let (p, y) = unsafe { (p.range(links.clone()), y.range(links.clone())) };
                     system.add_links(links.start, p, y, heads, flows, xflow);
