@@ -213,7 +213,11 @@ impl Tally {
 /// roughness and demands perturbed by 10 %, hourly demand noise 5 %, noisy sensors; three
 /// days of training. `per_scenario`: print each scenario's leaks (not for fresh held-out
 /// seeds, whose details must not steer the next change).
-fn score_generated(seeds: std::ops::RangeInclusive<u64>, per_scenario: bool) -> Tally {
+fn score_generated(
+    seeds: std::ops::RangeInclusive<u64>,
+    pressure_sensors: usize,
+    per_scenario: bool,
+) -> Tally {
     let network = hydraulics::read_file(Path::new("hydraulics/networks/Net3.inp")).unwrap();
     let scratch = Scratch::new("generated");
     let mut tally = Tally::default();
@@ -226,7 +230,7 @@ fn score_generated(seeds: std::ops::RangeInclusive<u64>, per_scenario: bool) -> 
             roughness_spread: 0.1,
             demand_spread: 0.1,
             demand_noise: 0.05,
-            pressure_sensors: 10,
+            pressure_sensors,
             pressure_sd: 0.07,
             flow_relative_sd: 0.01,
             level_sd: 0.016,
@@ -271,7 +275,7 @@ fn score_generated(seeds: std::ops::RangeInclusive<u64>, per_scenario: bool) -> 
 /// The scenarios the detector's parameters were chosen on.
 #[test]
 fn replay_scores_generated_net3_scenarios() {
-    let tally = score_generated(1..=4, true);
+    let tally = score_generated(1..=4, 10, true);
     // What the detector reaches on these scenarios (deterministic: fixed seeds).
     assert_eq!(tally.leaks, 8);
     assert!(
@@ -287,7 +291,7 @@ fn replay_scores_generated_net3_scenarios() {
 #[test]
 #[ignore = "slow in the dev profile; run with --ignored"]
 fn replay_scores_held_out_net3_scenarios() {
-    let tally = score_generated(11..=18, true);
+    let tally = score_generated(11..=18, 10, true);
     assert_eq!(tally.leaks, 16);
     // Stop 13 (tank turns, robust signatures, re-location until confident): as located as
     // stop 11's detector (8), more detected in the window (14, was 12), but 11 false alarms
@@ -301,12 +305,50 @@ fn replay_scores_held_out_net3_scenarios() {
     assert!(tally.false_alarms <= 11, "{}", tally.false_alarms);
 }
 
+/// The tuning scenarios again with 30 pressure sensors instead of 10: the density at which
+/// an ideal localizer would place 80-86 % of these leaks within 300 m (BENCHMARKS, stop 16).
+/// With today's detector the gap to that is the detector's own.
+#[test]
+fn replay_scores_net3_scenarios_with_30_sensors() {
+    let tally = score_generated(1..=10, 30, true);
+    assert_eq!(tally.leaks, 20);
+    // Stop 20: 10 located (10 sensors: 7), 19 detected in the window, 17 false alarms.
+    assert!(
+        tally.found >= 10 && tally.detected >= 19,
+        "{} {}",
+        tally.found,
+        tally.detected
+    );
+    assert!(tally.false_alarms <= 17, "{}", tally.false_alarms);
+}
+
+/// Held-out and fresh scenarios with 30 pressure sensors (totals only for the fresh ones).
+#[test]
+#[ignore = "held-out data: run once per round, with --ignored"]
+fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
+    // Stop 20, before any change: held-out 11-18 6 located, 13 detected, 11 false alarms;
+    // fresh 51-58 5, 11, 10.
+    for (seeds, per_scenario, found, detected, false_alarms) in
+        [(11..=18, true, 6, 13, 11), (51..=58, false, 5, 11, 10)]
+    {
+        let tally = score_generated(seeds, 30, per_scenario);
+        assert_eq!(tally.leaks, 16);
+        assert!(
+            tally.found >= found && tally.detected >= detected,
+            "{} {}",
+            tally.found,
+            tally.detected
+        );
+        assert!(tally.false_alarms <= false_alarms, "{}", tally.false_alarms);
+    }
+}
+
 /// Fresh scenarios, scored once before a round of changes and once after it: totals and
 /// delays only, so that no change is chosen on them.
 #[test]
 #[ignore = "fresh held-out data: run once per round, with --ignored"]
 fn replay_scores_fresh_net3_scenarios() {
-    let tally = score_generated(35..=42, false);
+    let tally = score_generated(35..=42, 10, false);
     assert_eq!(tally.leaks, 16);
     // Stop 17 (P22), seeds 35-42, before and after the round (alarms dropped when the flow
     // balance fell back after their onset): 4 located, 13 detected in the window, 11 false
