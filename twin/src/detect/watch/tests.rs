@@ -1,0 +1,162 @@
+use super::*;
+use crate::detect::gaussian;
+use crate::testutil::Rng;
+
+const STEP: i64 = 300_000;
+
+/// Two junctions whose leaks move the three sensors differently.
+fn responses() -> Vec<Vec<f64>> {
+    vec![vec![-0.004, -0.001, 0.0], vec![0.0, -0.001, -0.004]]
+}
+
+/// Frames of a network consuming 1000 (two demand groups) with 2 % noise, three pressure
+/// residuals with 0.05 noise, and a leak of `leak` at `junction` from `start` on.
+fn frames(days: i64, leak: f64, junction: usize, start: i64, seed: u64) -> Vec<Frame> {
+    let mut rng = Rng::new(seed);
+    let response = &responses()[junction];
+    (0..days * 288)
+        .map(|k| {
+            let time = k * STEP;
+            let leaking = if time >= start { leak } else { 0.0 };
+            let nominal = vec![600.0, 400.0];
+            let inflow = 1000.0 * (1.0 + 0.02 * gaussian(&mut rng)) + leaking;
+            Frame {
+                time,
+                inflow: Some(inflow),
+                nominal,
+                residuals: response
+                    .iter()
+                    .map(|r| r * leaking + 0.05 * gaussian(&mut rng))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The watch after `frames` (trained on the first day) and the alarms it raised.
+fn watched(frames: Vec<Frame>) -> (LeakWatch, Vec<Alarm>) {
+    let mut watch = LeakWatch::new(WatchConfig {
+        train_until_ms: DAY_MS,
+        ..WatchConfig::default()
+    });
+    let mut alarms = Vec::new();
+    for frame in frames {
+        alarms.extend(watch.observe(frame));
+        if watch.needs_signatures() {
+            watch.set_signatures(&responses());
+        }
+    }
+    assert!(watch.is_trained());
+    (watch, alarms)
+}
+
+fn run(frames: Vec<Frame>) -> Vec<Alarm> {
+    watched(frames).1
+}
+
+#[test]
+fn quiet_network_raises_nothing() {
+    for seed in 1..=5 {
+        assert!(run(frames(6, 0.0, 0, 0, seed)).is_empty(), "seed {seed}");
+    }
+}
+
+#[test]
+fn a_step_leak_is_found_with_its_junction_size_and_onset() {
+    let start = 3 * DAY_MS + 7 * 3_600_000;
+    for junction in [0, 1] {
+        let alarms = run(frames(6, 100.0, junction, start, 9));
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        let alarm = &alarms[0];
+        assert_eq!(alarm.junction, junction);
+        assert!(
+            alarm.time >= start && alarm.time - start <= 3 * 3_600_000,
+            "{alarm:?}"
+        );
+        assert!((alarm.onset - start).abs() <= 2 * 3_600_000, "{alarm:?}");
+        let flow = alarm.flow.unwrap_or(0.0);
+        // The level of the last hour, which may straddle the start.
+        assert!(flow > 30.0 && flow < 130.0, "{flow}");
+        // The signature points the way the leak's response does.
+        let response = &responses()[junction];
+        let dot: f64 = alarm
+            .signature
+            .iter()
+            .zip(response)
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!(dot > 0.0, "{:?}", alarm.signature);
+    }
+}
+
+#[test]
+fn an_abrupt_leak_is_caught_by_the_step_test_within_the_hour() {
+    let start = 3 * DAY_MS + 7 * 3_600_000 + 20 * 60_000;
+    let config = WatchConfig::default();
+    // The step fills half the step window, then has to persist.
+    let latest = config.step_window_ms / 2 + config.step_persistence as i64 * STEP;
+    for junction in [0, 1] {
+        let alarms = run(frames(6, 150.0, junction, start, 21));
+        let alarm = &alarms[0];
+        assert_eq!(alarm.kind, EventKind::Burst, "{alarm:?}");
+        assert_eq!(alarm.junction, junction);
+        assert!(
+            alarm.time >= start && alarm.time - start <= latest,
+            "{} min after the start",
+            (alarm.time - start) / 60_000
+        );
+        // The change point is found within two periods.
+        assert!((alarm.onset - start).abs() <= 2 * STEP, "{alarm:?}");
+    }
+}
+
+#[test]
+fn a_rise_that_falls_back_is_told_apart_from_a_leak() {
+    let start = 3 * DAY_MS + 7 * 3_600_000;
+    // A leak that stays: the balance may drift down a little once its level became the
+    // reference, never by half the leak.
+    let (watch, alarms) = watched(frames(5, 100.0, 0, start, 9));
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(
+        !watch.fell_after(alarms[0].onset, 100.0),
+        "{:?}",
+        watch.fell_at
+    );
+    // The same rise, gone after three hours (a regime the model misses): the alarm it
+    // raised learns that the balance fell after its onset.
+    let mut transient = frames(5, 100.0, 0, start, 9);
+    for frame in transient
+        .iter_mut()
+        .filter(|f| f.time >= start + 3 * 3_600_000)
+    {
+        frame.inflow = frame.inflow.map(|q| q - 100.0);
+    }
+    let (watch, alarms) = watched(transient);
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(
+        watch.fell_after(alarms[0].onset, 100.0),
+        "{:?}",
+        watch.fell_at
+    );
+}
+
+#[test]
+fn a_repair_is_no_leak_and_too_short_training_is_reported() {
+    // A leak present during training and repaired later: the inflow falls.
+    let mut all = frames(6, 100.0, 0, 0, 4);
+    for frame in all.iter_mut().filter(|f| f.time >= 3 * DAY_MS) {
+        frame.inflow = frame.inflow.map(|q| q - 100.0);
+    }
+    assert!(run(all).is_empty());
+    let mut watch = LeakWatch::new(WatchConfig {
+        train_until_ms: 3 * STEP,
+        ..WatchConfig::default()
+    });
+    for frame in frames(1, 0.0, 0, 0, 1).into_iter().take(10) {
+        assert!(watch.observe(frame).is_none());
+    }
+    assert!(matches!(
+        watch.training_error(),
+        Some(DetectError::TooFewSamples { .. })
+    ));
+}
