@@ -160,3 +160,41 @@ fn a_repair_is_no_leak_and_too_short_training_is_reported() {
         Some(DetectError::TooFewSamples { .. })
     ));
 }
+
+#[test]
+fn signatures_are_measured_against_several_days_of_the_same_hours() {
+    // Day-to-day model error: every sensor's residual is off by its own amount each day (sd
+    // 0.1, twice the reading noise). A signature against one day before carries two days'
+    // errors; against three days pooled, about one and a half.
+    let start = 4 * DAY_MS + 7 * 3_600_000;
+    let now = start + 6 * 3_600_000;
+    let truth: Vec<f64> = responses()[0].iter().map(|r| r * 100.0).collect();
+    let (mut pooled, mut one_day) = (0.0, 0.0);
+    for seed in 1..=24 {
+        let mut rng = Rng::new(1000 + seed);
+        let offsets: Vec<Vec<f64>> = (0..6)
+            .map(|_| (0..3).map(|_| 0.1 * gaussian(&mut rng)).collect())
+            .collect();
+        let frames: Vec<Frame> = frames(6, 100.0, 0, start, seed)
+            .into_iter()
+            .filter(|f| f.time <= now)
+            .map(|mut f| {
+                let day = (f.time / DAY_MS) as usize;
+                for (r, o) in f.residuals.iter_mut().zip(&offsets[day]) {
+                    *r += o;
+                }
+                f
+            })
+            .collect();
+        let (watch, _) = watched(frames);
+        let signature = watch.signature(start, now);
+        let today = watch.window_median(start, now, true);
+        let yesterday = watch.window_median(start - DAY_MS, now - DAY_MS, true);
+        for (i, want) in truth.iter().enumerate() {
+            pooled += (signature[i] - want).powi(2);
+            one_day += (today[i + 1] - yesterday[i + 1] - want).powi(2);
+        }
+    }
+    // In theory 1.45 against 2 day errors (the median of three days' offsets).
+    assert!(pooled < 0.85 * one_day, "{pooled} against {one_day}");
+}
