@@ -155,10 +155,11 @@ fn replay_scores_the_shared_examples() {
     // day before) lost the one leak found until then, net3-dev-01's burst at node 35. That
     // find was luck: the true node ranked 6th in the match, and the reported node happened to
     // lie 9 m from it. The three-day reference shows the undetected incipient leak at node 243
-    // in the same signature instead, and it is located 1.2 km from it. Two of the three false
-    // alarms are those: one at 255, and one burst at 159 after both leaks ended, which stop 19
-    // also raised and was still locating when the data ran out. On 84 generated leaks the
-    // same change located 8 more and raised 14 fewer false alarms (BENCHMARKS, stop 20).
+    // in the same signature instead, and it is located 1.2 km from it. net3-dev-01's two
+    // false alarms are that one (at 255) and a burst at 159 after both leaks ended, which stop
+    // 19 also raised and was still locating when the data ran out; net3-dev-02's one was
+    // there before. On 72 generated leaks the same change located 8 more and raised 14 fewer
+    // false alarms, on 32 fresh ones 4 more and 7 fewer (BENCHMARKS, stop 20).
     println!("{found} of the examples' leaks found within 300 m");
     assert!(
         false_alarms <= 3,
