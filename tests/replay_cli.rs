@@ -159,10 +159,12 @@ fn replay_scores_the_shared_examples() {
     // false alarms are that one (at 255) and a burst at 159 after both leaks ended, which stop
     // 19 also raised and was still locating when the data ran out; net3-dev-02's one was
     // there before. On 72 generated leaks the same change located 8 more and raised 14 fewer
-    // false alarms, on 32 fresh ones 4 more and 7 fewer (BENCHMARKS, stop 20).
+    // false alarms, on 32 fresh ones 4 more and 7 fewer (BENCHMARKS, stop 20). Stop 21 (no
+    // flow-balance prior in the localization, a new leak told from a known one by fit) drops
+    // the burst at 159: 2 false alarms.
     println!("{found} of the examples' leaks found within 300 m");
     assert!(
-        false_alarms <= 3,
+        false_alarms <= 2,
         "{false_alarms} false alarms in {days} days"
     );
 }
@@ -302,7 +304,7 @@ fn score_generated(
 fn replay_scores_generated_net3_scenarios() {
     let tally = score_generated(1..=4, 10, true);
     // What the detector reaches on these scenarios (deterministic: fixed seeds).
-    tally.assert_reaches(8, 4, 7, 6);
+    tally.assert_reaches(8, 4, 8, 4);
 }
 
 /// Scenarios the parameters were not chosen on in stop 11, then looked at in stops 12-13 and
@@ -311,9 +313,10 @@ fn replay_scores_generated_net3_scenarios() {
 #[ignore = "slow in the dev profile; run with --ignored"]
 fn replay_scores_held_out_net3_scenarios() {
     let tally = score_generated(11..=18, 10, true);
-    // Stop 20 (signatures against three reference days): 9 located, 14 detected in the
-    // window, 6 false alarms. Stops 13-19: 8, 14, 11.
-    tally.assert_reaches(16, 9, 14, 6);
+    // Stop 21 (no flow-balance prior in the localization; a new leak told from a known one
+    // by fit): 7 located, 12 detected in the window, 5 false alarms. Stop 20 (signatures
+    // against three reference days): 9, 14, 6. Stops 13-19: 8, 14, 11.
+    tally.assert_reaches(16, 7, 12, 5);
 }
 
 /// The tuning scenarios again with 30 pressure sensors instead of 10: the density at which
@@ -322,9 +325,9 @@ fn replay_scores_held_out_net3_scenarios() {
 #[test]
 fn replay_scores_net3_scenarios_with_30_sensors() {
     let tally = score_generated(1..=10, 30, true);
-    // Stop 20: 13 located (10 sensors: 9), 19 detected in the window, 13 false alarms. With
-    // one reference day (stop 19's signatures): 10, 19, 17.
-    tally.assert_reaches(20, 13, 19, 13);
+    // Stop 21: 13 located (10 sensors: 8), 18 detected in the window, 8 false alarms. Stop
+    // 20: 13, 19, 13. With one reference day (stop 19's signatures): 10, 19, 17.
+    tally.assert_reaches(20, 13, 18, 8);
 }
 
 /// Held-out and fresh scenarios with 30 pressure sensors (totals only for the fresh ones).
@@ -333,11 +336,28 @@ fn replay_scores_net3_scenarios_with_30_sensors() {
 fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
     // Stop 20, before and after its change (three reference days): held-out 11-18 6 located,
     // 13 detected, 11 false alarms before, 8, 14, 9 after; fresh 51-58 5, 11, 10 before,
-    // 7, 11, 7 after.
+    // 7, 11, 7 after. Stop 21: 9, 14, 7 and 10, 13, 5.
     for (seeds, per_scenario, found, detected, false_alarms) in
-        [(11..=18, true, 8, 14, 9), (51..=58, false, 7, 11, 7)]
+        [(11..=18, true, 9, 14, 7), (51..=58, false, 10, 13, 5)]
     {
         score_generated(seeds, 30, per_scenario).assert_reaches(16, found, detected, false_alarms);
+    }
+}
+
+/// The development set: 60 scenarios (120 leaks) at each sensor density. Eight or ten
+/// scenarios scatter by several leaks from one seed range to the next (stop 20: 1 and 5 of 16
+/// located on two fresh ranges with one detector), too much to choose a change on; stop 21
+/// chose its changes on these.
+#[test]
+#[ignore = "about a minute in release: run with --ignored when changing the detector"]
+fn replay_scores_the_development_set() {
+    // Stop 21: 30 sensors 56 located, 100 detected in the window, 58 false alarms (2.6 per
+    // network-month); 10 sensors 29, 87, 67. Stop 20's detector: 50, 97, 63 and 25, 96, 87.
+    for (seeds, sensors, found, detected, false_alarms) in [
+        (1000..=1059, 30, 56, 100, 58),
+        (1100..=1159, 10, 29, 87, 67),
+    ] {
+        score_generated(seeds, sensors, false).assert_reaches(120, found, detected, false_alarms);
     }
 }
 
@@ -349,8 +369,9 @@ fn replay_scores_fresh_net3_scenarios() {
     let tally = score_generated(59..=66, 10, false);
     // Stop 20, seeds 59-66, before and after its change (signatures against three reference
     // days): 3 located, 13 detected in the window, 15 false alarms before; 5, 12, 11 after.
+    // Stop 21: 3, 12, 10 (its own fresh seeds, 91-98: 4, 14, 12 before and 4, 13, 10 after).
     // Stop 17 (seeds 35-42): 4, 13, 11. Stop 16 (seeds 27-34): 4, 12, 9.
-    tally.assert_reaches(16, 5, 12, 11);
+    tally.assert_reaches(16, 3, 12, 10);
 }
 
 #[test]

@@ -311,6 +311,7 @@ mod tests {
             estimated_flow: 2.5,
             confidence: 0.75,
             candidates: Vec::new(),
+            misfit: 0.0,
         }
     }
 
