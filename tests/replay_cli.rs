@@ -325,9 +325,9 @@ fn replay_scores_held_out_net3_scenarios() {
 #[test]
 fn replay_scores_net3_scenarios_with_30_sensors() {
     let tally = score_generated(1..=10, 30, true);
-    // Stop 21: 13 located (10 sensors: 8), 18 detected in the window, 8 false alarms. Stop
+    // Stop 21: 12 located (10 sensors: 9), 17 detected in the window, 7 false alarms. Stop
     // 20: 13, 19, 13. With one reference day (stop 19's signatures): 10, 19, 17.
-    tally.assert_reaches(20, 13, 18, 8);
+    tally.assert_reaches(20, 12, 17, 7);
 }
 
 /// Held-out and fresh scenarios with 30 pressure sensors (totals only for the fresh ones).
@@ -336,9 +336,11 @@ fn replay_scores_net3_scenarios_with_30_sensors() {
 fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
     // Stop 20, before and after its change (three reference days): held-out 11-18 6 located,
     // 13 detected, 11 false alarms before, 8, 14, 9 after; fresh 51-58 5, 11, 10 before,
-    // 7, 11, 7 after. Stop 21: 9, 14, 7 and 10, 13, 5.
+    // 7, 11, 7 after. Stop 21: 6, 14, 10 and 11, 13, 4 (the first of its changes alone: 9,
+    // 14, 7 and 10, 13, 5; the second, tempered likelihoods, lost here and won on the
+    // development set).
     for (seeds, per_scenario, found, detected, false_alarms) in
-        [(11..=18, true, 9, 14, 7), (51..=58, false, 10, 13, 5)]
+        [(11..=18, true, 6, 14, 10), (51..=58, false, 11, 13, 4)]
     {
         score_generated(seeds, 30, per_scenario).assert_reaches(16, found, detected, false_alarms);
     }
@@ -351,11 +353,12 @@ fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
 #[test]
 #[ignore = "about a minute in release: run with --ignored when changing the detector"]
 fn replay_scores_the_development_set() {
-    // Stop 21: 30 sensors 56 located, 100 detected in the window, 58 false alarms (2.6 per
-    // network-month); 10 sensors 29, 87, 67. Stop 20's detector: 50, 97, 63 and 25, 96, 87.
+    // Stop 21: 30 sensors 62 located, 100 detected in the window, 52 false alarms (2.4 per
+    // network-month); 10 sensors 35, 86, 60 (2.7). Stop 20's detector: 50, 97, 63 and 25,
+    // 96, 87.
     for (seeds, sensors, found, detected, false_alarms) in [
-        (1000..=1059, 30, 56, 100, 58),
-        (1100..=1159, 10, 29, 87, 67),
+        (1000..=1059, 30, 62, 100, 52),
+        (1100..=1159, 10, 35, 86, 60),
     ] {
         score_generated(seeds, sensors, false).assert_reaches(120, found, detected, false_alarms);
     }
@@ -369,9 +372,9 @@ fn replay_scores_fresh_net3_scenarios() {
     let tally = score_generated(59..=66, 10, false);
     // Stop 20, seeds 59-66, before and after its change (signatures against three reference
     // days): 3 located, 13 detected in the window, 15 false alarms before; 5, 12, 11 after.
-    // Stop 21: 3, 12, 10 (its own fresh seeds, 91-98: 4, 14, 12 before and 4, 13, 10 after).
+    // Stop 21: 2, 12, 11 (its own fresh seeds, 91-98 and 99-106: BENCHMARKS, stop 21).
     // Stop 17 (seeds 35-42): 4, 13, 11. Stop 16 (seeds 27-34): 4, 12, 9.
-    tally.assert_reaches(16, 3, 12, 10);
+    tally.assert_reaches(16, 2, 12, 11);
 }
 
 #[test]

@@ -234,3 +234,66 @@ fn estimation_on_800_junctions_fits_in_a_period() {
     assert!((total - 2.0).abs() < 0.2, "{:?}", fit.leaks);
     assert!(elapsed < 300.0);
 }
+
+/// A location is as confident as the fit allows, not as the claimed sensor precision does:
+/// when the best candidate already leaves more misfit than the noise explains (here the
+/// linearization's error for a large leak), claiming sensors four times as precise must not
+/// make the location more certain.
+#[test]
+fn confidence_follows_the_fit_not_the_claimed_precision() {
+    let network = net3();
+    let units = NetworkUnits::new(&network.options);
+    let base = steady(&network);
+    let observations: Vec<Observation> = (0..network.junction_count())
+        .step_by(3)
+        .map(Observation::Pressure)
+        .collect();
+    let sensitivity = Sensitivity::compute(
+        &network,
+        &units,
+        &base.head,
+        &base.flow,
+        &base.status,
+        &observations,
+    );
+    let consumption = nominal_demands(&network, 0);
+    let localizer = Localizer::new(&network, &units);
+    let total: f64 = consumption.iter().sum::<f64>() * network.options.demand_multiplier;
+    let flow = 900.0;
+    // 105 and its neighbour 107 (448 m) move the sensors alike.
+    let solved = steady(&with_leak(&network, "105", flow));
+    let mut model = network.clone();
+    model.options.demand_multiplier *= (total + flow) / total;
+    let modelled = steady(&model);
+    let residuals: Vec<f64> = observations
+        .iter()
+        .map(|o| match *o {
+            Observation::Pressure(n) => solved.pressure[n] - modelled.pressure[n],
+            _ => f64::NAN,
+        })
+        .collect();
+    let locate = |sd: f64| {
+        localizer
+            .locate(
+                &sensitivity,
+                &residuals,
+                &vec![sd; observations.len()],
+                &consumption,
+                None,
+                Method::LeastSquares,
+            )
+            .unwrap()
+    };
+    let (plain, precise) = (locate(0.005), locate(0.00125));
+    // The precondition: the best fit is worse than the noise by far.
+    let freedom = (observations.len() - 2) as f64;
+    assert!(plain.misfit / freedom > 10.0, "{}", plain.misfit);
+    assert_eq!(plain.node, precise.node);
+    assert!(plain.confidence < 0.95, "{}", plain.confidence);
+    assert!(
+        (plain.confidence - precise.confidence).abs() < 1e-3,
+        "{} against {}",
+        plain.confidence,
+        precise.confidence
+    );
+}

@@ -150,19 +150,31 @@ impl Localizer {
         // favoured junctions the sensors barely see (near the sources), which need a large
         // leak to show at all. Without it, 6 more of 120 generated leaks were located with
         // 10 sensors and 11 fewer false alarms raised (BENCHMARKS, stop 21).
+        let mut observations_used = 0;
         let mut refined: Vec<(usize, f64, f64)> = shortlist
             .iter()
             .filter_map(|&node| {
                 let fit = explain(sensitivity, signature, sigmas, consumption, &[node])?;
+                observations_used = fit.observations_used;
                 let flow = fit.leaks.first().map_or(0.0, |l| l.1);
                 Some((node, fit.cost, flow))
             })
             .collect();
         refined.sort_by(|a, b| a.1.total_cmp(&b.1));
         let &(_, best_cost, _) = refined.first()?;
+        // The candidates' likelihood, with the residual variance estimated from the best fit
+        // (never below the sensors' own): where the best candidate leaves more misfit than the
+        // noise explains (the linearization's error for a large leak, model error), the cost
+        // differences shrink in proportion. Taken at face value they made locations
+        // overconfident: in most near misses the true node ranked 2nd-5th behind a neighbour
+        // located with confidence 0.9-1.0. Tempered, 6 more of 120 generated leaks were
+        // located with 30 sensors and 6 more with 10, with 6 and 7 fewer false alarms
+        // (BENCHMARKS, stop 21).
+        let freedom = observations_used.saturating_sub(2).max(1) as f64;
+        let variance = (best_cost / freedom).max(1.0);
         let likelihood: Vec<(usize, f64)> = refined
             .iter()
-            .map(|&(node, cost, _)| (node, (-(cost - best_cost) / 2.0).exp()))
+            .map(|&(node, cost, _)| (node, (-(cost - best_cost) / (2.0 * variance)).exp()))
             .collect();
         let sum: f64 = likelihood.iter().map(|l| l.1).sum();
         // The candidate with the smallest expected pipe distance to the leak under the
