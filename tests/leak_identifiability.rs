@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hydraulics::generate::SplitMix64;
-use hydraulics::model::{Demand, LinkKind, Network, NodeKind, Pattern, PipeStatus};
+use hydraulics::model::{LinkKind, Network, NodeKind, PipeStatus};
 use hydraulics::solver::{BoundaryConditions, LinkState, SnapshotSolver, StepResult};
 use hydraulics::SimOptions;
 use scenarios::replay::generate::{generate, nominal_total, random_leaks, write, ScenarioSpec};
@@ -153,18 +153,7 @@ fn snapshot(network: &Network, conditions: &BoundaryConditions) -> StepResult {
 /// `network` with a constant extra outflow `flow` at junction `node`.
 fn with_leak(network: &Network, node: usize, flow: f64) -> Network {
     let mut leaky = network.clone();
-    leaky.patterns.push(Pattern {
-        id: "IDENTIFIABILITY-LEAK".into(),
-        multipliers: vec![1.0],
-    });
-    let pattern = Some(leaky.patterns.len() - 1);
-    if let NodeKind::Junction(junction) = &mut leaky.nodes[node].kind {
-        junction.demands.push(Demand {
-            base: flow,
-            pattern,
-            category: None,
-        });
-    }
+    assert!(leaky.add_constant_outflow(node, flow));
     leaky
 }
 

@@ -37,6 +37,9 @@ pub struct Network {
     pub kept_sections: Vec<KeptSection>,
 }
 
+/// Id of the flat pattern that [`Network::add_constant_outflow`] gives its demands.
+pub const CONSTANT_PATTERN_ID: &str = "AQUATWIN-CONSTANT";
+
 impl Network {
     /// Index of the node with this id.
     pub fn node_index(&self, id: &str) -> Option<usize> {
@@ -69,6 +72,35 @@ impl Network {
             .enumerate()
             .map(|(i, l)| (l.id.as_str(), i))
             .collect()
+    }
+    /// Adds a constant extra outflow `flow` (network flow unit) at junction `node`: a demand
+    /// with a flat pattern of its own, which the default pattern does not modulate (a leak or
+    /// a burst in a what-if). `false` when `node` is not a junction.
+    pub fn add_constant_outflow(&mut self, node: usize, flow: f64) -> bool {
+        let pattern = match self
+            .patterns
+            .iter()
+            .position(|p| p.id == CONSTANT_PATTERN_ID)
+        {
+            Some(index) => index,
+            None => {
+                self.patterns.push(Pattern {
+                    id: CONSTANT_PATTERN_ID.into(),
+                    multipliers: vec![1.0],
+                });
+                self.patterns.len() - 1
+            }
+        };
+        let Some(NodeKind::Junction(junction)) = self.nodes.get_mut(node).map(|n| &mut n.kind)
+        else {
+            return false;
+        };
+        junction.demands.push(Demand {
+            base: flow,
+            pattern: Some(pattern),
+            category: None,
+        });
+        true
     }
     pub fn junction_count(&self) -> usize {
         self.nodes
@@ -637,4 +669,39 @@ pub struct Label {
     pub text: String,
     /// Anchor node id, if any.
     pub anchor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_outflows_share_one_flat_pattern_and_only_junctions_take_them() {
+        let text = include_str!("../networks/Net3.inp");
+        let mut network = crate::read_str(text, "Net3.inp").expect("Net3 parses");
+        let patterns = network.patterns.len();
+        let (junction, other) = (
+            network.node_index("105").expect("105 exists"),
+            network.node_index("Lake").expect("Lake exists"),
+        );
+        let demands = |network: &Network| match &network.nodes[junction].kind {
+            NodeKind::Junction(j) => j.demands.clone(),
+            _ => Vec::new(),
+        };
+        let before = demands(&network).len();
+        assert!(network.add_constant_outflow(junction, 50.0));
+        assert!(network.add_constant_outflow(junction, 25.0));
+        assert!(!network.add_constant_outflow(other, 10.0));
+        assert_eq!(network.patterns.len(), patterns + 1);
+        let flat = &network.patterns[patterns];
+        assert_eq!(
+            (flat.id.as_str(), &flat.multipliers[..]),
+            (CONSTANT_PATTERN_ID, &[1.0][..])
+        );
+        let added: Vec<(f64, Option<usize>)> = demands(&network)[before..]
+            .iter()
+            .map(|d| (d.base, d.pattern))
+            .collect();
+        assert_eq!(added, vec![(50.0, Some(patterns)), (25.0, Some(patterns))]);
+    }
 }

@@ -2,7 +2,7 @@
 //! the network as extra demand, the network is solved again, and what the sensors see is
 //! compared with what the linearized model predicts and recovers.
 
-use hydraulics::model::{Demand, Network, NodeKind, Pattern};
+use hydraulics::model::Network;
 use hydraulics::SimOptions;
 use twin::estimate::{estimate, nominal_demands, EstimateConfig, Observation, Sensitivity};
 use twin::localize::{Localizer, Method};
@@ -30,23 +30,10 @@ fn steady(network: &Network) -> hydraulics::solver::StepResult {
     .remove(0)
 }
 
-/// `network` with a constant outflow `flow` at `node` (its own flat pattern: a demand without
-/// one would follow the default pattern).
+/// `network` with a constant outflow `flow` at `node`.
 fn with_leak(network: &Network, node: &str, flow: f64) -> Network {
     let mut leaky = network.clone();
-    leaky.patterns.push(Pattern {
-        id: "LEAK".into(),
-        multipliers: vec![1.0],
-    });
-    let pattern = Some(leaky.patterns.len() - 1);
-    let index = leaky.node_index(node).unwrap();
-    if let NodeKind::Junction(junction) = &mut leaky.nodes[index].kind {
-        junction.demands.push(Demand {
-            base: flow,
-            pattern,
-            category: None,
-        });
-    }
+    assert!(leaky.add_constant_outflow(network.node_index(node).unwrap(), flow));
     leaky
 }
 
@@ -92,51 +79,88 @@ fn sensitivities_predict_the_solver_for_small_leaks() {
     }
 }
 
-#[test]
-fn estimation_and_localization_find_a_leak_the_solver_made() {
-    let network = net3();
-    let units = NetworkUnits::new(&network.options);
-    let base = steady(&network);
-    // Denser than the benchmark's 10 sensors: with those, some neighbourhoods (243 and 237)
-    // look the same to every sensor and cannot be told apart by any method.
-    let observations: Vec<Observation> = (0..network.junction_count())
-        .step_by(3)
-        .map(Observation::Pressure)
-        .collect();
-    let sensitivity = Sensitivity::compute(
-        &network,
-        &units,
-        &base.head,
-        &base.flow,
-        &base.status,
-        &observations,
-    );
-    let consumption = nominal_demands(&network, 0);
-    let sigmas = vec![0.05; observations.len()];
-    let localizer = Localizer::new(&network, &units);
-    let total: f64 = consumption.iter().sum::<f64>() * network.options.demand_multiplier;
-    let mut distances = Vec::new();
-    for (leak, flow) in [("243", 150.0), ("103", 150.0), ("35", 200.0), ("15", 150.0)] {
-        let solved = steady(&with_leak(&network, leak, flow));
-        // As in the live twin: the model's demand multiplier follows the measured inflow, so
-        // the model spreads the leak over every consumer.
-        let mut model = network.clone();
-        model.options.demand_multiplier *= (total + flow) / total;
+/// Net3 with a pressure sensor at every third junction, linearized at its steady state.
+/// Denser than the benchmark's 10 sensors: with those, some neighbourhoods (243 and 237) look
+/// the same to every sensor and cannot be told apart by any method.
+struct EveryThirdJunction {
+    network: Network,
+    observations: Vec<Observation>,
+    sensitivity: Sensitivity,
+    consumption: Vec<f64>,
+    localizer: Localizer,
+    /// Total consumption (network flow unit).
+    total: f64,
+}
+
+impl EveryThirdJunction {
+    fn new() -> Self {
+        let network = net3();
+        let units = NetworkUnits::new(&network.options);
+        let base = steady(&network);
+        let observations: Vec<Observation> = (0..network.junction_count())
+            .step_by(3)
+            .map(Observation::Pressure)
+            .collect();
+        let sensitivity = Sensitivity::compute(
+            &network,
+            &units,
+            &base.head,
+            &base.flow,
+            &base.status,
+            &observations,
+        );
+        let consumption = nominal_demands(&network, 0);
+        let total = consumption.iter().sum::<f64>() * network.options.demand_multiplier;
+        Self {
+            localizer: Localizer::new(&network, &units),
+            network,
+            observations,
+            sensitivity,
+            consumption,
+            total,
+        }
+    }
+
+    /// What the sensors see of a constant leak `flow` at `leak`, as in the live twin: the
+    /// model's demand multiplier follows the measured inflow, so the model spreads the leak
+    /// over every consumer.
+    fn residuals(&self, leak: &str, flow: f64) -> Vec<f64> {
+        let solved = steady(&with_leak(&self.network, leak, flow));
+        let mut model = self.network.clone();
+        model.options.demand_multiplier *= (self.total + flow) / self.total;
         let modelled = steady(&model);
-        let residuals: Vec<f64> = observations
+        self.observations
             .iter()
             .map(|o| match *o {
                 Observation::Pressure(n) => solved.pressure[n] - modelled.pressure[n],
                 _ => f64::NAN,
             })
-            .collect();
+            .collect()
+    }
+}
+
+#[test]
+fn estimation_and_localization_find_a_leak_the_solver_made() {
+    let setup = EveryThirdJunction::new();
+    let EveryThirdJunction {
+        network,
+        observations,
+        sensitivity,
+        consumption,
+        localizer,
+        total,
+    } = &setup;
+    let sigmas = vec![0.05; observations.len()];
+    let mut distances = Vec::new();
+    for (leak, flow) in [("243", 150.0), ("103", 150.0), ("35", 200.0), ("15", 150.0)] {
+        let residuals = setup.residuals(leak, flow);
         let junction = network.node_index(leak).unwrap();
         // Estimation at the true node recovers the leak's size and the multiplier's excess.
         let fit = estimate(
-            &sensitivity,
+            sensitivity,
             &residuals,
             &sigmas,
-            std::slice::from_ref(&consumption),
+            std::slice::from_ref(consumption),
             &[junction],
             &EstimateConfig::default(),
         )
@@ -148,20 +172,20 @@ fn estimation_and_localization_find_a_leak_the_solver_made() {
         // Localization: the reported node is within 300 m of the leak.
         let location = localizer
             .locate(
-                &sensitivity,
+                sensitivity,
                 &residuals,
                 &sigmas,
-                &consumption,
+                consumption,
                 None,
                 Method::LeastSquares,
             )
             .unwrap();
         for method in [Method::Correlation, Method::Angle, Method::LeastSquares] {
             let scores = twin::localize::match_signature(
-                &sensitivity,
+                sensitivity,
                 &residuals,
                 &sigmas,
-                &consumption,
+                consumption,
                 method,
             );
             let best = scores
@@ -241,44 +265,18 @@ fn estimation_on_800_junctions_fits_in_a_period() {
 /// make the location more certain.
 #[test]
 fn confidence_follows_the_fit_not_the_claimed_precision() {
-    let network = net3();
-    let units = NetworkUnits::new(&network.options);
-    let base = steady(&network);
-    let observations: Vec<Observation> = (0..network.junction_count())
-        .step_by(3)
-        .map(Observation::Pressure)
-        .collect();
-    let sensitivity = Sensitivity::compute(
-        &network,
-        &units,
-        &base.head,
-        &base.flow,
-        &base.status,
-        &observations,
-    );
-    let consumption = nominal_demands(&network, 0);
-    let localizer = Localizer::new(&network, &units);
-    let total: f64 = consumption.iter().sum::<f64>() * network.options.demand_multiplier;
-    let flow = 900.0;
+    let setup = EveryThirdJunction::new();
     // 105 and its neighbour 107 (448 m) move the sensors alike.
-    let solved = steady(&with_leak(&network, "105", flow));
-    let mut model = network.clone();
-    model.options.demand_multiplier *= (total + flow) / total;
-    let modelled = steady(&model);
-    let residuals: Vec<f64> = observations
-        .iter()
-        .map(|o| match *o {
-            Observation::Pressure(n) => solved.pressure[n] - modelled.pressure[n],
-            _ => f64::NAN,
-        })
-        .collect();
+    let residuals = setup.residuals("105", 900.0);
+    let observations = &setup.observations;
     let locate = |sd: f64| {
-        localizer
+        setup
+            .localizer
             .locate(
-                &sensitivity,
+                &setup.sensitivity,
                 &residuals,
                 &vec![sd; observations.len()],
-                &consumption,
+                &setup.consumption,
                 None,
                 Method::LeastSquares,
             )

@@ -230,7 +230,6 @@ pub(super) struct Area<'a> {
 
 #[cfg(test)]
 mod tests {
-    use hydraulics::model::{Demand, NodeKind, Pattern};
     use hydraulics::solver::StepResult;
     use hydraulics::SimOptions;
 
@@ -255,20 +254,9 @@ mod tests {
     /// `network` with constant outflows `leaks` (node id, flow) added.
     fn with_leaks(network: &Network, leaks: &[(&str, f64)]) -> Network {
         let mut leaky = network.clone();
-        leaky.patterns.push(Pattern {
-            id: "LEAK".into(),
-            multipliers: vec![1.0],
-        });
-        let pattern = Some(leaky.patterns.len() - 1);
         for &(node, flow) in leaks {
-            let index = leaky.node_index(node).expect("leak node exists");
-            if let NodeKind::Junction(junction) = &mut leaky.nodes[index].kind {
-                junction.demands.push(Demand {
-                    base: flow,
-                    pattern,
-                    category: None,
-                });
-            }
+            let index = network.node_index(node).expect("leak node exists");
+            assert!(leaky.add_constant_outflow(index, flow));
         }
         leaky
     }
