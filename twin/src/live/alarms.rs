@@ -177,9 +177,7 @@ impl AlarmBook {
             location,
         })
     }
-}
 
-impl AlarmBook {
     /// Whether the leaks already reported explain the alarm located at `location` (junction
     /// `node`): it is placed within [`SAME_PLACE_M`] of one of them, or they fit its signature
     /// nearly as well as the location does (see [`NEW_LEAK_EVIDENCE`]).
