@@ -55,3 +55,29 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `network` solved in steady state and linearized there: the state and the sensitivities of
+/// `observations`.
+pub fn linearized(
+    network: &hydraulics::model::Network,
+    observations: &[crate::estimate::Observation],
+) -> (hydraulics::solver::StepResult, crate::estimate::Sensitivity) {
+    let options = hydraulics::SimOptions {
+        steady: true,
+        ..Default::default()
+    };
+    let solved = hydraulics::simulate(network, &options)
+        .expect("the test network solves")
+        .steps
+        .remove(0);
+    let units = crate::reading::NetworkUnits::new(&network.options);
+    let sensitivity = crate::estimate::Sensitivity::compute(
+        network,
+        &units,
+        &solved.head,
+        &solved.flow,
+        &solved.status,
+        observations,
+    );
+    (solved, sensitivity)
+}

@@ -229,7 +229,6 @@ pub(super) struct Area<'a> {
 #[cfg(test)]
 mod tests {
     use hydraulics::solver::StepResult;
-    use hydraulics::SimOptions;
 
     use super::*;
     use crate::estimate::{nominal_demands, Observation};
@@ -241,12 +240,7 @@ mod tests {
     }
 
     fn steady(network: &Network) -> StepResult {
-        let options = SimOptions {
-            steady: true,
-            ..Default::default()
-        };
-        let mut results = hydraulics::simulate(network, &options).expect("Net3 solves");
-        results.steps.remove(0)
+        crate::testutil::linearized(network, &[]).0
     }
 
     /// `network` with constant outflows `leaks` (node id, flow) added.
@@ -297,15 +291,8 @@ mod tests {
             .step_by(3)
             .map(Observation::Pressure)
             .collect();
-        let solved = steady(&with_leaks(&network, &[("243", 100.0)]));
-        let sensitivity = Sensitivity::compute(
-            &network,
-            &units,
-            &solved.head,
-            &solved.flow,
-            &solved.status,
-            &observations,
-        );
+        let (_, sensitivity) =
+            crate::testutil::linearized(&with_leaks(&network, &[("243", 100.0)]), &observations);
         let localizer = Localizer::new(&network, &units);
         let area = Area {
             network: &network,

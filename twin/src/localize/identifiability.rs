@@ -436,7 +436,6 @@ mod tests {
     use crate::estimate::Observation;
     use crate::reading::NetworkUnits;
     use hydraulics::model::Network;
-    use hydraulics::SimOptions;
 
     /// A reservoir feeding a main (J1-J2-J3) with two equal dead-end branches off J3 (J4-J5
     /// and J6-J7); every pipe 1,200 ft (366 m), so neighbours are beyond 300 m.
@@ -475,28 +474,11 @@ Headloss H-W
     fn case(sensor_nodes: &[&str]) -> Case {
         let network = hydraulics::read_str(TREE, "tree.inp").unwrap();
         let units = NetworkUnits::new(&network.options);
-        let solved = hydraulics::simulate(
-            &network,
-            &SimOptions {
-                steady: true,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .steps
-        .remove(0);
         let observations: Vec<Observation> = sensor_nodes
             .iter()
             .map(|id| Observation::Pressure(network.node_index(id).unwrap()))
             .collect();
-        let sensitivity = Sensitivity::compute(
-            &network,
-            &units,
-            &solved.head,
-            &solved.flow,
-            &solved.status,
-            &observations,
-        );
+        let (_, sensitivity) = crate::testutil::linearized(&network, &observations);
         let localizer = Localizer::new(&network, &units);
         let consumption = crate::estimate::nominal_demands(&network, 0);
         Case {
