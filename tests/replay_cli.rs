@@ -303,8 +303,10 @@ fn score_generated(
 #[test]
 fn replay_scores_generated_net3_scenarios() {
     let tally = score_generated(1..=4, 10, true);
-    // What the detector reaches on these scenarios (deterministic: fixed seeds).
-    tally.assert_reaches(8, 4, 8, 4);
+    // What the detector reaches on these scenarios (deterministic: fixed seeds). Stop 22
+    // (residual offsets per pump regime): 4 located, 7 detected in the window, 3 false
+    // alarms; stop 21: 4, 8, 4.
+    tally.assert_reaches(8, 4, 7, 3);
 }
 
 /// Scenarios the parameters were not chosen on in stop 11, then looked at in stops 12-13 and
@@ -313,10 +315,12 @@ fn replay_scores_generated_net3_scenarios() {
 #[ignore = "slow in the dev profile; run with --ignored"]
 fn replay_scores_held_out_net3_scenarios() {
     let tally = score_generated(11..=18, 10, true);
-    // Stop 21 (no flow-balance prior in the localization; a new leak told from a known one
-    // by fit): 7 located, 12 detected in the window, 5 false alarms. Stop 20 (signatures
+    // Stop 22 (residual offsets per pump regime): 5 located, 9 detected in the window, 5
+    // false alarms. Two alarms of seed 15 (its two leaks) are now dropped as transients: the
+    // flow balance fell after their onsets. Stop 21 (no flow-balance prior in the
+    // localization; a new leak told from a known one by fit): 7, 12, 5. Stop 20 (signatures
     // against three reference days): 9, 14, 6. Stops 13-19: 8, 14, 11.
-    tally.assert_reaches(16, 7, 12, 5);
+    tally.assert_reaches(16, 5, 9, 5);
 }
 
 /// The tuning scenarios again with 30 pressure sensors instead of 10: the density at which
@@ -325,9 +329,10 @@ fn replay_scores_held_out_net3_scenarios() {
 #[test]
 fn replay_scores_net3_scenarios_with_30_sensors() {
     let tally = score_generated(1..=10, 30, true);
-    // Stop 21: 12 located (10 sensors: 9), 17 detected in the window, 7 false alarms. Stop
-    // 20: 13, 19, 13. With one reference day (stop 19's signatures): 10, 19, 17.
-    tally.assert_reaches(20, 12, 17, 7);
+    // Stop 22 (residual offsets per pump regime): 14 located, 19 detected in the window, 7
+    // false alarms. Stop 21: 12 (10 sensors: 9), 17, 7. Stop 20: 13, 19, 13. With one
+    // reference day (stop 19's signatures): 10, 19, 17.
+    tally.assert_reaches(20, 14, 19, 7);
 }
 
 /// Held-out and fresh scenarios with 30 pressure sensors (totals only for the fresh ones).
@@ -338,9 +343,9 @@ fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
     // 13 detected, 11 false alarms before, 8, 14, 9 after; fresh 51-58 5, 11, 10 before,
     // 7, 11, 7 after. Stop 21: 6, 14, 10 and 11, 13, 4 (the first of its changes alone: 9,
     // 14, 7 and 10, 13, 5; the second, tempered likelihoods, lost here and won on the
-    // development set).
+    // development set). Stop 22 (residual offsets per pump regime): 8, 13, 10 and 10, 13, 5.
     for (seeds, per_scenario, found, detected, false_alarms) in
-        [(11..=18, true, 6, 14, 10), (51..=58, false, 11, 13, 4)]
+        [(11..=18, true, 8, 13, 10), (51..=58, false, 10, 13, 5)]
     {
         score_generated(seeds, 30, per_scenario).assert_reaches(16, found, detected, false_alarms);
     }
@@ -353,12 +358,12 @@ fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
 #[test]
 #[ignore = "about a minute in release: run with --ignored when changing the detector"]
 fn replay_scores_the_development_set() {
-    // Stop 21: 30 sensors 62 located, 100 detected in the window, 52 false alarms (2.4 per
-    // network-month); 10 sensors 35, 86, 60 (2.7). Stop 20's detector: 50, 97, 63 and 25,
-    // 96, 87.
+    // Stop 22 (residual offsets per pump regime): 30 sensors 67 located, 101 detected in
+    // the window, 52 false alarms (2.4 per network-month); 10 sensors 41, 88, 52 (2.4).
+    // Stop 21: 62, 100, 52 and 35, 86, 60. Stop 20's detector: 50, 97, 63 and 25, 96, 87.
     for (seeds, sensors, found, detected, false_alarms) in [
-        (1000..=1059, 30, 62, 100, 52),
-        (1100..=1159, 10, 35, 86, 60),
+        (1000..=1059, 30, 67, 101, 52),
+        (1100..=1159, 10, 41, 88, 52),
     ] {
         score_generated(seeds, sensors, false).assert_reaches(120, found, detected, false_alarms);
     }
@@ -373,8 +378,10 @@ fn replay_scores_fresh_net3_scenarios() {
     // Stop 20, seeds 59-66, before and after its change (signatures against three reference
     // days): 3 located, 13 detected in the window, 15 false alarms before; 5, 12, 11 after.
     // Stop 21: 2, 12, 11 (its own fresh seeds, 91-98 and 99-106: BENCHMARKS, stop 21).
+    // Stop 22 (residual offsets per pump regime): 3, 11, 8 (its fresh seeds 107-122:
+    // BENCHMARKS, stop 22).
     // Stop 17 (seeds 35-42): 4, 13, 11. Stop 16 (seeds 27-34): 4, 12, 9.
-    tally.assert_reaches(16, 2, 12, 11);
+    tally.assert_reaches(16, 3, 11, 8);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use hydraulics::model::{LinkKind, Network, NodeKind};
 use hydraulics::solver::{BoundaryConditions, LinkState, SnapshotError, SnapshotSolver};
 use hydraulics::SolverError;
 
-use crate::detect::{Frame, LeakWatch, WatchConfig};
+use crate::detect::{regime_key, Frame, LeakWatch, WatchConfig};
 use crate::estimate::{nominal_demands, Observation, Sensitivity};
 use crate::localize::Localizer;
 use crate::reading::{NetworkUnits, Sensor, SensorKind, TargetKind};
@@ -153,6 +153,9 @@ pub struct NetworkTwin {
     inflow_meters: Option<Vec<(usize, f64)>>,
     /// Flow sensors on pumps and the flow below which the pump is taken as stopped.
     pump_meters: Vec<(usize, f64)>,
+    /// Pumps and the links that controls or rules switch: whether each is open is the
+    /// period's operating regime.
+    switched_links: Vec<usize>,
     /// Simulation seconds of the previous period (time controls fire in between).
     last_sim_seconds: Option<u64>,
     /// Heads of the previous period (level and pressure controls).
@@ -274,6 +277,7 @@ impl NetworkTwin {
             })
             .collect();
         let (demand_groups, group_count) = demand_groups(&network);
+        let switched_links = switched_links(&network);
         Ok(Self {
             tank_trail: TankTrail::new(&network),
             alarms: AlarmBook::default(),
@@ -290,6 +294,7 @@ impl NetworkTwin {
             observations,
             inflow_meters,
             pump_meters,
+            switched_links,
             last_sim_seconds: None,
             last_head,
             watch: None,
@@ -476,11 +481,17 @@ impl NetworkTwin {
                 }
             })
             .collect();
+        let regime = regime_key(
+            self.switched_links
+                .iter()
+                .map(|&link| (link, state.status[link] != 0)),
+        );
         let frame = Frame {
             time: state.timestamp_ms,
             inflow,
             nominal,
             residuals,
+            regime,
         };
         let now = state.timestamp_ms;
         if let Some(alarm) = watch.observe(frame) {
@@ -600,6 +611,27 @@ fn source_meters(
         meters.push((sensor, sign));
     }
     (!meters.is_empty()).then_some(meters)
+}
+
+/// The pumps and every link a control or rule acts on, in index order.
+fn switched_links(network: &Network) -> Vec<usize> {
+    let mut links: Vec<usize> = network
+        .links
+        .iter()
+        .enumerate()
+        .filter(|(_, link)| matches!(link.kind, LinkKind::Pump(_)))
+        .map(|(index, _)| index)
+        .chain(network.controls.iter().map(|c| c.link))
+        .chain(network.rules.iter().flat_map(|rule| {
+            rule.then_actions
+                .iter()
+                .chain(&rule.else_actions)
+                .map(|action| action.link)
+        }))
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    links
 }
 
 /// The demand group of every junction: one group per pattern that drives a junction's first

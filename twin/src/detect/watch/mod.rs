@@ -2,7 +2,8 @@
 //!
 //! It learns on a leak-free training window: demand multipliers per demand group from the
 //! flow balance (measured inflow against each group's nominal consumption, least squares),
-//! the time-of-day baseline of every observation's residual, and the spread of everything in
+//! the baseline of every observation's residual (an offset per operating regime, which pumps
+//! and switched links are open, plus a time-of-day profile), and the spread of everything in
 //! half-hour block means (the residuals are autocorrelated: demand noise lasts an hour). Then,
 //! per block, the standardized vector `u` (flow-balance excess and deseasonalized residuals)
 //! is projected on the leak signature of every junction `j` (the unit vector `a_j` that a leak
@@ -146,6 +147,9 @@ pub struct Frame {
     pub nominal: Vec<f64>,
     /// Measured minus simulated per observation (`NaN` = not observed).
     pub residuals: Vec<f64>,
+    /// The operating regime the period was solved in ([`crate::detect::regime_key`]): the
+    /// residuals' baseline is learned per regime.
+    pub regime: u64,
 }
 
 /// A leak alarm, ready for localization.

@@ -7,7 +7,11 @@ use std::collections::VecDeque;
 use super::signature::step_change;
 use super::{Frame, Kept, WatchConfig, PROFILE_MIN_TRAINING_MS};
 use crate::detect::stats::{median, robust_fit};
-use crate::detect::{Cusum, CusumConfig, DetectError, ProfileBaseline, DAY_MS};
+use crate::detect::{Cusum, CusumConfig, DetectError, ProfileBaseline, RegimeOffsets, DAY_MS};
+
+/// Rounds of the alternating fit of regime offsets and time-of-day profiles (each absorbs part
+/// of the other: a pump that a tank level switches runs at about the same hours every day).
+const REGIME_ROUNDS: usize = 6;
 
 /// What the watch learned on the training window.
 #[derive(Debug, Clone)]
@@ -15,6 +19,8 @@ pub(super) struct Fitted {
     /// Multiplier per demand group (`None` without a metered inflow).
     pub(super) multipliers: Option<Vec<f64>>,
     pub(super) profiles: Vec<Option<ProfileBaseline>>,
+    /// Offsets of the residuals per operating regime, on top of the profiles.
+    pub(super) regimes: RegimeOffsets,
     /// Standard deviation of a block mean per component (excess first when metered).
     pub(super) sigmas: Vec<f64>,
     /// Standardized training blocks, to calibrate the threshold once signatures are known.
@@ -41,18 +47,32 @@ pub(super) fn block_means(block: &[&Kept], sigmas: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// The flow-balance excess (when metered) followed by the deseasonalized residuals.
+/// The flow-balance excess (when metered) followed by the residuals less their time-of-day
+/// and regime baselines.
 pub(super) fn components(fitted: &Fitted, frame: &Frame) -> Vec<f64> {
     let excess = fitted.multipliers.as_ref().map(|m| excess(m, frame));
     excess
         .into_iter()
-        .chain(
-            frame
-                .residuals
-                .iter()
-                .zip(&fitted.profiles)
-                .map(|(&r, p)| p.as_ref().map_or(f64::NAN, |p| p.residual(frame.time, r))),
-        )
+        .chain(deseasonalized(&fitted.profiles, &fitted.regimes, frame))
+        .collect()
+}
+
+/// Each residual of `frame` less its regime offset and its time-of-day profile (`NaN` without
+/// a profile).
+fn deseasonalized(
+    profiles: &[Option<ProfileBaseline>],
+    regimes: &RegimeOffsets,
+    frame: &Frame,
+) -> Vec<f64> {
+    frame
+        .residuals
+        .iter()
+        .zip(profiles)
+        .enumerate()
+        .map(|(i, (&r, p))| {
+            let r = r - regimes.offset(frame.regime, i);
+            p.as_ref().map_or(f64::NAN, |p| p.residual(frame.time, r))
+        })
         .collect()
 }
 
@@ -114,16 +134,42 @@ pub(super) fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, De
         DAY_MS
     };
     let width = training.first().map_or(0, |f| f.residuals.len());
-    let profiles: Vec<Option<ProfileBaseline>> = (0..width)
-        .map(|i| {
-            let series: Vec<(i64, f64)> =
-                training.iter().map(|f| (f.time, f.residuals[i])).collect();
-            ProfileBaseline::fit(DAY_MS, bin_ms, &series).ok()
-        })
+    // The regimes are fitted first: while no leak changes when the pumps run, they switch at
+    // nearly the same hours every day, and what a pump's regime does to a residual must stay
+    // with the regime when a leak moves its hours.
+    let raw: Vec<(u64, Vec<f64>)> = training
+        .iter()
+        .map(|f| (f.regime, f.residuals.clone()))
         .collect();
+    let mut regimes = if span >= PROFILE_MIN_TRAINING_MS {
+        RegimeOffsets::fit(&raw)
+    } else {
+        RegimeOffsets::default()
+    };
+    let no_offsets = RegimeOffsets::default();
+    let mut profiles = Vec::new();
+    for round in 0..REGIME_ROUNDS {
+        profiles = (0..width)
+            .map(|i| {
+                let series: Vec<(i64, f64)> = training
+                    .iter()
+                    .map(|f| (f.time, f.residuals[i] - regimes.offset(f.regime, i)))
+                    .collect();
+                ProfileBaseline::fit(DAY_MS, bin_ms, &series).ok()
+            })
+            .collect();
+        if round + 1 < REGIME_ROUNDS && (span >= PROFILE_MIN_TRAINING_MS) {
+            let without_profiles: Vec<(u64, Vec<f64>)> = training
+                .iter()
+                .map(|f| (f.regime, deseasonalized(&profiles, &no_offsets, f)))
+                .collect();
+            regimes = RegimeOffsets::fit(&without_profiles);
+        }
+    }
     let mut fitted = Fitted {
         multipliers,
         profiles,
+        regimes,
         sigmas: Vec::new(),
         training_blocks: Vec::new(),
         balance: None,
