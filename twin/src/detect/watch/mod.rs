@@ -452,9 +452,12 @@ impl LeakWatch {
         let skip = usize::from(metered);
         change[skip..].copy_from_slice(&day_change[skip..]);
         let (flow, signature) = if metered {
-            // A leak must show in the flow balance: its rise has to stand out of the noise of
-            // a two-block mean.
+            // A leak must show in the flow balance: its rise, or its level over the reference
+            // (the leaks reported so far), has to stand out of the noise of a two-block mean.
+            // The level, because a chart that crossed without such a rise starts again, and
+            // the window before its next run carries the leak already.
             let noise = balance_sigma / std::f64::consts::SQRT_2;
+            change[0] = change[0].max(after[0]);
             if change[0] < self.config.balance_z * noise {
                 return None;
             }

@@ -141,7 +141,11 @@ pub(super) fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, De
         .iter()
         .map(|f| (f.regime, f.residuals.clone()))
         .collect();
-    let mut regimes = if span >= PROFILE_MIN_TRAINING_MS {
+    // Trained on less than about three days, a regime was seen in one stretch of one day: its
+    // offset cannot be told from those hours' (on the shared examples, one day of training,
+    // it added a false alarm).
+    let learns_regimes = span >= PROFILE_MIN_TRAINING_MS;
+    let mut regimes = if learns_regimes {
         RegimeOffsets::fit(&raw)
     } else {
         RegimeOffsets::default()
@@ -158,7 +162,7 @@ pub(super) fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, De
                 ProfileBaseline::fit(DAY_MS, bin_ms, &series).ok()
             })
             .collect();
-        if round + 1 < REGIME_ROUNDS && (span >= PROFILE_MIN_TRAINING_MS) {
+        if learns_regimes && round + 1 < REGIME_ROUNDS {
             let without_profiles: Vec<(u64, Vec<f64>)> = training
                 .iter()
                 .map(|f| (f.regime, deseasonalized(&profiles, &no_offsets, f)))
