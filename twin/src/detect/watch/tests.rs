@@ -36,10 +36,18 @@ fn frames(days: i64, leak: f64, junction: usize, start: i64, seed: u64) -> Vec<F
 
 /// The watch after `frames` (trained on the first day) and the alarms it raised.
 fn watched(frames: Vec<Frame>) -> (LeakWatch, Vec<Alarm>) {
-    let mut watch = LeakWatch::new(WatchConfig {
-        train_until_ms: DAY_MS,
-        ..WatchConfig::default()
-    });
+    watched_with(
+        WatchConfig {
+            train_until_ms: DAY_MS,
+            ..WatchConfig::default()
+        },
+        frames,
+    )
+}
+
+/// The watch configured by `config` after `frames`, and the alarms it raised.
+fn watched_with(config: WatchConfig, frames: Vec<Frame>) -> (LeakWatch, Vec<Alarm>) {
+    let mut watch = LeakWatch::new(config);
     let mut alarms = Vec::new();
     for frame in frames {
         alarms.extend(watch.observe(frame));
@@ -207,8 +215,8 @@ fn a_pump_that_runs_at_other_hours_is_no_leak() {
     // afternoon, hours it never ran in training: a time-of-day baseline alone would read
     // its offset as a leak there.
     let hour = 3_600_000;
-    let pump_on = super::super::regime_key([(0, true)]);
-    let pump_off = super::super::regime_key([(0, false)]);
+    let pump_on = crate::detect::regime_key([(0, true)]);
+    let pump_off = crate::detect::regime_key([(0, false)]);
     let frames_with_pump = |seed| {
         let mut rng = Rng::new(seed);
         (0..8 * 288)
@@ -233,20 +241,14 @@ fn a_pump_that_runs_at_other_hours_is_no_leak() {
             .collect::<Vec<_>>()
     };
     let pump_alarms = |frames: Vec<Frame>| {
-        let mut watch = LeakWatch::new(WatchConfig {
+        let config = WatchConfig {
             train_until_ms: 3 * DAY_MS,
             ..WatchConfig::default()
-        });
-        let mut alarms = Vec::new();
-        for frame in frames {
-            alarms.extend(watch.observe(frame));
-            if watch.needs_signatures() {
-                watch.set_signatures(&responses());
-            }
-        }
+        };
         // Without a metered inflow the watch also raises the odd alarm on noise (signatures
         // of hundredths); the pump's would carry its 2 psi.
-        alarms
+        watched_with(config, frames)
+            .1
             .into_iter()
             .filter(|a| a.signature[0].abs() > 1.0)
             .count()
@@ -270,31 +272,13 @@ fn a_leak_the_chart_took_long_to_see_is_raised_on_the_balance_over_the_reference
     // the leak, so its rise since then is nothing. The balance over the reference (no leak
     // unreported) still shows it.
     let start = 3 * DAY_MS;
-    let response = &responses()[0];
     for seed in 1..=10 {
-        let frames: Vec<Frame> = frames(8, 0.0, 0, 0, seed)
-            .into_iter()
-            .map(|mut f| {
-                let leak = if f.time >= start { 15.0 } else { 0.0 };
-                f.inflow = f.inflow.map(|q| q + leak);
-                for (r, s) in f.residuals.iter_mut().zip(response) {
-                    *r += s * leak;
-                }
-                f
-            })
-            .collect();
-        let mut watch = LeakWatch::new(WatchConfig {
+        let config = WatchConfig {
             train_until_ms: DAY_MS,
             min_threshold: 100.0,
             ..WatchConfig::default()
-        });
-        let mut alarms = Vec::new();
-        for frame in frames {
-            alarms.extend(watch.observe(frame));
-            if watch.needs_signatures() {
-                watch.set_signatures(&responses());
-            }
-        }
+        };
+        let (_, alarms) = watched_with(config, frames(8, 15.0, 0, start, seed));
         assert!(
             alarms.iter().any(|a| a.junction == 0 && a.time >= start),
             "seed {seed}: {alarms:?}"
