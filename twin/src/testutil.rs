@@ -56,20 +56,25 @@ impl Drop for TempDir {
     }
 }
 
+/// `network` solved in steady state.
+pub fn steady(network: &hydraulics::model::Network) -> hydraulics::solver::StepResult {
+    let options = hydraulics::SimOptions {
+        steady: true,
+        ..Default::default()
+    };
+    hydraulics::simulate(network, &options)
+        .expect("the test network solves")
+        .steps
+        .remove(0)
+}
+
 /// `network` solved in steady state and linearized there: the state and the sensitivities of
 /// `observations`.
 pub fn linearized(
     network: &hydraulics::model::Network,
     observations: &[crate::estimate::Observation],
 ) -> (hydraulics::solver::StepResult, crate::estimate::Sensitivity) {
-    let options = hydraulics::SimOptions {
-        steady: true,
-        ..Default::default()
-    };
-    let solved = hydraulics::simulate(network, &options)
-        .expect("the test network solves")
-        .steps
-        .remove(0);
+    let solved = steady(network);
     let units = crate::reading::NetworkUnits::new(&network.options);
     let sensitivity = crate::estimate::Sensitivity::compute(
         network,

@@ -3,6 +3,7 @@
 //! compared with what the linearized model predicts and recovers.
 
 use hydraulics::model::Network;
+use hydraulics::solver::StepResult;
 use hydraulics::SimOptions;
 use twin::estimate::{estimate, nominal_demands, EstimateConfig, Observation, Sensitivity};
 use twin::localize::{Localizer, Method};
@@ -17,7 +18,7 @@ fn net3() -> Network {
     hydraulics::read_str(text, "Net3.inp").unwrap()
 }
 
-fn steady(network: &Network) -> hydraulics::solver::StepResult {
+fn steady(network: &Network) -> StepResult {
     hydraulics::simulate(
         network,
         &SimOptions {
@@ -37,6 +38,23 @@ fn with_leak(network: &Network, node: &str, flow: f64) -> Network {
     leaky
 }
 
+/// The sensitivities of `observations` at the solved state `base`.
+fn sensitivities_at(
+    network: &Network,
+    units: &NetworkUnits,
+    base: &StepResult,
+    observations: &[Observation],
+) -> Sensitivity {
+    Sensitivity::compute(
+        network,
+        units,
+        &base.head,
+        &base.flow,
+        &base.status,
+        observations,
+    )
+}
+
 fn observations(network: &Network) -> Vec<Observation> {
     SENSOR_NODES
         .iter()
@@ -50,14 +68,7 @@ fn sensitivities_predict_the_solver_for_small_leaks() {
     let units = NetworkUnits::new(&network.options);
     let base = steady(&network);
     let observations = observations(&network);
-    let sensitivity = Sensitivity::compute(
-        &network,
-        &units,
-        &base.head,
-        &base.flow,
-        &base.status,
-        &observations,
-    );
+    let sensitivity = sensitivities_at(&network, &units, &base, &observations);
     for leak in ["35", "103", "185", "243", "15"] {
         let solved = steady(&with_leak(&network, leak, 50.0));
         let junction = network.node_index(leak).unwrap();
@@ -101,14 +112,7 @@ impl EveryThirdJunction {
             .step_by(3)
             .map(Observation::Pressure)
             .collect();
-        let sensitivity = Sensitivity::compute(
-            &network,
-            &units,
-            &base.head,
-            &base.flow,
-            &base.status,
-            &observations,
-        );
+        let sensitivity = sensitivities_at(&network, &units, &base, &observations);
         let consumption = nominal_demands(&network, 0);
         let total = consumption.iter().sum::<f64>() * network.options.demand_multiplier;
         Self {
@@ -227,14 +231,7 @@ fn estimation_on_800_junctions_fits_in_a_period() {
         .map(Observation::Pressure)
         .collect();
     let started = std::time::Instant::now();
-    let sensitivity = Sensitivity::compute(
-        &network,
-        &units,
-        &base.head,
-        &base.flow,
-        &base.status,
-        &observations,
-    );
+    let sensitivity = sensitivities_at(&network, &units, &base, &observations);
     let consumption = nominal_demands(&network, 0);
     let residuals: Vec<f64> = (0..observations.len())
         .map(|i| sensitivity.get(i, 400) * 2.0)

@@ -228,19 +228,14 @@ pub(super) struct Area<'a> {
 
 #[cfg(test)]
 mod tests {
-    use hydraulics::solver::StepResult;
-
     use super::*;
     use crate::estimate::{nominal_demands, Observation};
     use crate::reading::NetworkUnits;
+    use crate::testutil::steady;
 
     fn net3() -> Network {
         let text = include_str!("../../../hydraulics/networks/Net3.inp");
         hydraulics::read_str(text, "Net3.inp").expect("Net3 parses")
-    }
-
-    fn steady(network: &Network) -> StepResult {
-        crate::testutil::linearized(network, &[]).0
     }
 
     /// `network` with constant outflows `leaks` (node id, flow) added.
