@@ -14,7 +14,8 @@
 //! it implies over the nominal one), so the residuals left are what demand cannot explain.
 //! With detection on ([`NetworkTwin::with_detection`]), a [`LeakWatch`] learns on the training
 //! window and then raises leak and burst events, each located by matching its residual
-//! signature against the sensitivities of the period ([`Localizer`]).
+//! signature against the sensitivities averaged over the hours it was measured on
+//! ([`Localizer`], [`hourly`]).
 
 use std::collections::HashMap;
 
@@ -22,17 +23,19 @@ use hydraulics::model::{LinkKind, Network, NodeKind};
 use hydraulics::solver::{BoundaryConditions, LinkState, SnapshotError, SnapshotSolver};
 use hydraulics::SolverError;
 
-use crate::detect::{regime_key, Frame, LeakWatch, WatchConfig};
+use crate::detect::{regime_key, signature_window, Frame, LeakWatch, WatchConfig};
 use crate::estimate::{nominal_demands, Observation, Sensitivity};
 use crate::localize::Localizer;
 use crate::reading::{NetworkUnits, Sensor, SensorKind, TargetKind};
 
 mod alarms;
 mod controls;
+mod hourly;
 
 pub use alarms::TwinEvent;
 use alarms::{AlarmBook, Area};
 use controls::TankTrail;
+use hourly::HourlyStates;
 
 /// A pump whose metered flow is below this share of its design flow is taken as stopped.
 const PUMP_STOPPED_SHARE: f64 = 0.01;
@@ -169,6 +172,8 @@ pub struct NetworkTwin {
     /// Demand group of each junction (the pattern of its first demand), for the multipliers.
     demand_groups: Vec<usize>,
     group_count: usize,
+    /// The solved state at each hour of the last day: a signature's sensitivities.
+    hourly: HourlyStates,
 }
 
 impl std::fmt::Debug for NetworkTwin {
@@ -299,6 +304,7 @@ impl NetworkTwin {
             last_head,
             watch: None,
             localizer,
+            hourly: HourlyStates::default(),
         })
     }
 
@@ -497,22 +503,21 @@ impl NetworkTwin {
         if let Some(alarm) = watch.observe(frame) {
             self.alarms.file(alarm, watch.config());
         }
+        self.hourly
+            .record(now, &state.head, &state.flow, &state.status);
         let due = self.alarms.take_due(now, watch);
         let needs_signatures = watch.needs_signatures();
         if due.is_empty() && !needs_signatures {
             return Vec::new();
         }
         let observations: Vec<Observation> = self.observations.iter().map(|o| o.1).collect();
-        let sensitivity = Sensitivity::compute(
-            &self.network,
-            &self.units,
-            &state.head,
-            &state.flow,
-            &state.status,
-            &observations,
-        );
+        let (network, units) = (&self.network, &self.units);
+        let sensitivity_at = |head: &[f64], flow: &[f64], status: &[u8]| {
+            Sensitivity::compute(network, units, head, flow, status, &observations)
+        };
         let consumption: Vec<f64> = nominal_demands(&self.network, state.sim_seconds);
         if needs_signatures {
+            let sensitivity = sensitivity_at(&state.head, &state.flow, &state.status);
             let total: f64 = consumption.iter().sum();
             let share: Vec<f64> = consumption
                 .iter()
@@ -531,13 +536,22 @@ impl NetworkTwin {
                 .collect();
             watch.set_signatures(&responses);
         }
-        let area = Area {
-            network: &self.network,
-            localizer: &self.localizer,
-            sensitivity: &sensitivity,
-            consumption: &consumption,
-        };
-        self.alarms.locate_due(due, now, watch.config(), &area)
+        let mut events = Vec::new();
+        for pending in due {
+            let (from, to) = signature_window(pending.onset(), now);
+            let sensitivity = self
+                .hourly
+                .mean_sensitivity(from, to, sensitivity_at)
+                .unwrap_or_else(|| sensitivity_at(&state.head, &state.flow, &state.status));
+            let area = Area {
+                network,
+                localizer: &self.localizer,
+                sensitivity: &sensitivity,
+                consumption: &consumption,
+            };
+            events.extend(self.alarms.locate_due(pending, now, watch.config(), &area));
+        }
+        events
     }
 
     /// Adds the measurement of sensor `index` to `conditions` when it is a boundary condition

@@ -69,7 +69,7 @@ pub use profile::ProfileBaseline;
 pub use regime::{regime_key, RegimeOffsets};
 pub use stats::LongRunScale;
 pub use transient::{Transient, TransientConfig, TransientDetector};
-pub use watch::{Alarm, Frame, LeakWatch, WatchConfig};
+pub use watch::{signature_window, Alarm, Frame, LeakWatch, WatchConfig};
 
 /// Milliseconds in one day.
 pub const DAY_MS: i64 = 86_400_000;

@@ -147,6 +147,29 @@ impl Sensitivity {
         }
     }
 
+    /// The elementwise mean of `parts` (same observations and junctions), `None` when empty.
+    pub fn mean(parts: &[&Sensitivity]) -> Option<Sensitivity> {
+        let first = parts.first()?;
+        let mut matrix = first.matrix.clone();
+        for part in &parts[1..] {
+            matrix += &part.matrix;
+        }
+        matrix /= parts.len() as f64;
+        Some(Self {
+            observations: first.observations.clone(),
+            matrix,
+        })
+    }
+
+    /// Sensitivities given column by column (one per junction), for tests.
+    #[cfg(test)]
+    pub(crate) fn from_columns(observations: &[Observation], columns: &[Vec<f64>]) -> Self {
+        Self {
+            observations: observations.to_vec(),
+            matrix: DMatrix::from_fn(observations.len(), columns.len(), |i, j| columns[j][i]),
+        }
+    }
+
     /// The observations, in the order of the rows.
     pub fn observations(&self) -> &[Observation] {
         &self.observations

@@ -52,6 +52,13 @@ pub(super) struct PendingAlarm {
     next_try_ms: i64,
 }
 
+impl PendingAlarm {
+    /// The alarm's estimated onset (ms).
+    pub(super) fn onset(&self) -> i64 {
+        self.alarm.onset
+    }
+}
+
 /// What locating an alarm came to.
 enum Located {
     /// Report it.
@@ -109,31 +116,30 @@ impl AlarmBook {
         due
     }
 
-    /// Locates the `due` alarms with the period's sensitivities: reports the confident (or
-    /// old) ones, files the others again for the next hour.
+    /// Locates a `due` alarm (its signature's sensitivities in `area`): returns it when
+    /// confident (or old), else files it again for the next hour.
     pub(super) fn locate_due(
         &mut self,
-        due: Vec<PendingAlarm>,
+        due: PendingAlarm,
         now: i64,
         config: &WatchConfig,
         area: &Area<'_>,
-    ) -> Vec<TwinEvent> {
-        let mut events = Vec::new();
-        for pending in due {
-            let confident_enough = |confidence: f64| {
-                confidence >= config.locate_confidence
-                    || now - pending.raised_ms >= config.locate_max_wait_ms
-            };
-            match self.locate(area, &pending.alarm, confident_enough) {
-                Located::Report(event) => events.push(event),
-                Located::Again => self.pending.push(PendingAlarm {
+    ) -> Option<TwinEvent> {
+        let confident_enough = |confidence: f64| {
+            confidence >= config.locate_confidence
+                || now - due.raised_ms >= config.locate_max_wait_ms
+        };
+        match self.locate(area, &due.alarm, confident_enough) {
+            Located::Report(event) => Some(event),
+            Located::Again => {
+                self.pending.push(PendingAlarm {
                     next_try_ms: now + config.relocate_every_ms,
-                    ..pending
-                }),
-                Located::Known => {}
+                    ..due
+                });
+                None
             }
+            Located::Known => None,
         }
-        events
     }
 
     /// Locates an alarm: reported when `confident_enough` accepts the location's confidence,
@@ -220,7 +226,8 @@ impl AlarmBook {
 pub(super) struct Area<'a> {
     pub(super) network: &'a Network,
     pub(super) localizer: &'a Localizer,
-    /// Sensitivities of the observations to a leak at every junction, this period.
+    /// Sensitivities of the observations to a leak at every junction, over the hours of the
+    /// alarm's signature.
     pub(super) sensitivity: &'a Sensitivity,
     /// Nominal consumption per junction, this period.
     pub(super) consumption: &'a [f64],

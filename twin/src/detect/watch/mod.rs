@@ -42,6 +42,12 @@ const HISTORY_MS: i64 = (REFERENCE_DAYS + 1) * DAY_MS;
 
 use super::{DetectError, Direction, EventKind, DAY_MS};
 
+/// The periods `[from, to]` a signature of a change that began at `onset` is measured on,
+/// as of `now`: since the onset, the last day at most.
+pub fn signature_window(onset: i64, now: i64) -> (i64, i64) {
+    (onset.max(now - DAY_MS + 1), now)
+}
+
 /// Parameters of a [`LeakWatch`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
@@ -574,7 +580,7 @@ impl LeakWatch {
     /// to day); three days pooled located more leaks with a quarter fewer false alarms on the
     /// generated Net3 scenarios (BENCHMARKS, stop 20). The flow balance first when metered.
     fn day_change(&self, onset: i64, now: i64) -> Vec<f64> {
-        let from = onset.max(now - DAY_MS + 1);
+        let (from, now) = signature_window(onset, now);
         let today = self.window_median(from, now, true);
         let reference: Vec<(i64, i64)> = (1..=REFERENCE_DAYS)
             .map(|days| (from - days * DAY_MS, now - days * DAY_MS))
