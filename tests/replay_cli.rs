@@ -353,8 +353,8 @@ fn replay_scores_held_out_net3_scenarios_with_30_sensors() {
     // development set). Stop 22 (residual offsets per pump regime): 8, 13, 10 and 10, 13, 5;
     // with a leak raised on the balance's level over the reference too: 12, 16, 11 and 10,
     // 13, 4. Stop 23 (signatures matched against the sensitivities averaged over their
-    // hours): 10, 16, 13 and 9, 14, 6; over 400 leaks per density it located 8 more with 30
-    // sensors and 25 more with 10, with 14 fewer false alarms (BENCHMARKS, stop 23). Then
+    // hours): 10, 16, 13 and 9, 14, 6; it located 38 more of 640 development leaks with 18
+    // fewer false alarms, and 9 fewer of 320 fresh ones with 11 more (BENCHMARKS, stop 23). Then
     // reported at a location's confidence of 0.9 rather than 0.8: 10, 16, 12 and 10, 14, 5.
     for (seeds, per_scenario, found, detected, false_alarms) in
         [(11..=18, true, 10, 16, 12), (51..=58, false, 10, 14, 5)]
