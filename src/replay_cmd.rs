@@ -141,6 +141,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             let location = e.location.as_ref()?;
             Some(json!({
                 "detected_at": format_rfc3339(e.time_ms),
+                "estimated_start": format_rfc3339(e.onset_ms),
                 "kind": e.kind.name(),
                 "link": location.link,
                 "node": location.node,

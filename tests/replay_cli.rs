@@ -131,6 +131,9 @@ fn replay_scores_the_shared_examples() {
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         for leak in report["leaks"].as_array().unwrap() {
             assert!(leak["node"].is_string() && leak["detected_at"].is_string());
+            // RFC 3339 in UTC: the text orders as the time does.
+            let start = leak["estimated_start"].as_str().unwrap();
+            assert!(start <= leak["detected_at"].as_str().unwrap(), "{leak}");
             assert!(matches!(leak["kind"].as_str(), Some("leak" | "burst")));
             let confidence = leak["confidence"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&confidence));
