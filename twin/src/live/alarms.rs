@@ -112,6 +112,15 @@ impl AlarmBook {
         for pending in due.iter_mut().filter(|p| p.alarm.time < now) {
             pending.alarm.signature = watch.signature(pending.alarm.onset, now);
             pending.alarm.time = now;
+            // What is reported: the shape of the rise by now, which the alarm could not see
+            // yet. (The location's schedule stays the alarm's.)
+            if let Some(at_once) = watch.came_at_once(pending.alarm.onset, now) {
+                pending.alarm.kind = if at_once {
+                    EventKind::Burst
+                } else {
+                    EventKind::Leak
+                };
+            }
         }
         due
     }

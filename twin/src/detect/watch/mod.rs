@@ -35,6 +35,8 @@ use signature::{largest_projection, leak_directions, project, step_change};
 use training::{block_means, components, fit, Fitted};
 /// Training shorter than this (ms) learns one level per observation, not a time-of-day profile.
 const PROFILE_MIN_TRAINING_MS: i64 = 3 * DAY_MS - 3_600_000;
+/// A change came at once when its first hour brought at least this share of its rise.
+const AT_ONCE_SHARE: f64 = 0.5;
 /// Days whose same hours a signature is measured against.
 const REFERENCE_DAYS: i64 = 3;
 /// How long periods are kept for signatures (ms): the reference days and a day of leak.
@@ -600,6 +602,25 @@ impl LeakWatch {
             _ => return Vec::new(),
         };
         self.day_change(onset, now).split_off(skip)
+    }
+
+    /// Whether the change that began at `onset` came at once (a burst) rather than grew (a
+    /// gradual leak), as of `now`: the flow balance's rise over the hour after the onset
+    /// against its rise over the last hour, both from the level before the onset. `None`
+    /// without a metered inflow, before two hours have passed, or without a rise.
+    pub fn came_at_once(&self, onset: i64, now: i64) -> Option<bool> {
+        let Some(Ok(fitted)) = &self.fitted else {
+            return None;
+        };
+        fitted.multipliers.as_ref()?;
+        let hour = self.config.step_window_ms;
+        if now - onset < 2 * hour {
+            return None;
+        }
+        let rise = |from: i64, to: i64| self.day_change(from, to).first().copied();
+        let first = rise(onset, onset + hour)?;
+        let last = rise(now - hour + 1, now)?;
+        (last > 0.0).then_some(first >= AT_ONCE_SHARE * last)
     }
 
     /// Whether the flow balance fell after `onset` by at least half of `rise` (network flow

@@ -285,3 +285,25 @@ fn a_leak_the_chart_took_long_to_see_is_raised_on_the_balance_over_the_reference
         );
     }
 }
+
+#[test]
+fn a_burst_came_at_once_and_a_leak_that_grew_to_its_size_did_not() {
+    let start = 4 * DAY_MS + 7 * 3_600_000;
+    let ramp_ms = 12 * 3_600_000;
+    let now = start + ramp_ms;
+    let step = frames(5, 100.0, 0, start, 5);
+    let mut ramp = frames(5, 0.0, 0, start, 5);
+    for frame in ramp.iter_mut().filter(|f| f.time >= start) {
+        let leak = 100.0 * ((frame.time - start) as f64 / ramp_ms as f64).min(1.0);
+        frame.inflow = frame.inflow.map(|q| q + leak);
+        for (residual, response) in frame.residuals.iter_mut().zip(&responses()[0]) {
+            *residual += response * leak;
+        }
+    }
+    for (frames, at_once) in [(step, true), (ramp, false)] {
+        let (watch, _) = watched(frames.into_iter().filter(|f| f.time <= now).collect());
+        assert_eq!(watch.came_at_once(start, now), Some(at_once));
+        // Too early to tell.
+        assert_eq!(watch.came_at_once(now - 3_600_000, now), None);
+    }
+}
