@@ -69,6 +69,11 @@ fn score_within(scenario: &Path, leaks: &Path, radius_m: f64) -> serde_json::Val
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The JSON document at `path`, read as `T`.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn count(score: &serde_json::Value, key: &str) -> u64 {
     score[key].as_u64().unwrap()
 }
@@ -127,8 +132,7 @@ fn replay_scores_the_shared_examples() {
             String::from_utf8_lossy(&run.stderr)
         );
         assert!(stdout.contains("replayed 2016 periods"), "{stdout}");
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let report: serde_json::Value = read_json(&out);
         for leak in report["leaks"].as_array().unwrap() {
             assert!(leak["node"].is_string() && leak["detected_at"].is_string());
             // RFC 3339 in UTC: the text orders as the time does.
@@ -185,10 +189,10 @@ struct Tally {
     watched_days: u64,
     /// Delays (h) of the leaks found within 300 m, by leak type.
     abrupt_delays: Vec<f64>,
+    incipient_delays: Vec<f64>,
     /// Leaks found within 300 m whose reported kind (burst, leak) matches their type (abrupt,
     /// incipient).
     kind_right: u64,
-    incipient_delays: Vec<f64>,
 }
 
 impl Tally {
@@ -240,6 +244,33 @@ impl Tally {
             self.kind_right,
         )
     }
+}
+
+/// How many of the leaks `score` found within 300 m `report` gives the right kind: `burst`
+/// for an abrupt leak, `leak` for an incipient one.
+fn kinds_right(score: &serde_json::Value, report: &serde_json::Value) -> u64 {
+    let found = score["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|detection| detection["result"] == "TP");
+    found
+        .filter(|detection| {
+            let leak = score["leaks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["id"] == detection["leak"])
+                .unwrap();
+            let reported = &report["leaks"][detection["index"].as_u64().unwrap() as usize];
+            let expected = if leak["type"] == "abrupt" {
+                "burst"
+            } else {
+                "leak"
+            };
+            reported["kind"] == expected
+        })
+        .count() as u64
 }
 
 /// Scores replay on scenarios made with our solver on Net3, one per seed: two leaks each
@@ -297,26 +328,7 @@ fn score_generated(
             }
         }
         tally.detected += count(&anywhere, "true_positives");
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        for detection in score["detections"].as_array().unwrap() {
-            if detection["result"] != "TP" {
-                continue;
-            }
-            let leak = score["leaks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|l| l["id"] == detection["leak"])
-                .unwrap();
-            let kind = &report["leaks"][detection["index"].as_u64().unwrap() as usize]["kind"];
-            let expected = if leak["type"] == "abrupt" {
-                "burst"
-            } else {
-                "leak"
-            };
-            tally.kind_right += u64::from(kind == expected);
-        }
+        tally.kind_right += kinds_right(&score, &read_json(&out));
         tally.found += count(&score, "true_positives");
         tally.leaks += count(&score, "n_true_leaks");
         tally.false_alarms += count(&score, "false_positives");
@@ -487,8 +499,7 @@ fn replay_writes_its_estimated_states_for_playback() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("(168 estimated states)"), "{stdout}");
-    let states: hydraulics::results::ResultsDocument =
-        serde_json::from_str(&std::fs::read_to_string(&states_path).unwrap()).unwrap();
+    let states: hydraulics::results::ResultsDocument = read_json(&states_path);
     let network = hydraulics::read_file(&example.join("network.inp")).unwrap();
     assert_eq!(states.node_ids.len(), network.nodes.len());
     assert_eq!(states.link_ids.len(), network.links.len());

@@ -606,8 +606,9 @@ impl LeakWatch {
 
     /// Whether the change that began at `onset` came at once (a burst) rather than grew (a
     /// gradual leak), as of `now`: the flow balance's rise over the hour after the onset
-    /// against its rise over the last hour, both from the level before the onset. `None`
-    /// without a metered inflow, before two hours have passed, or without a rise.
+    /// against its rise over the last hour, each against the same hours of the days before
+    /// (as a signature is measured: the balance's own error follows the hour of the day).
+    /// `None` without a metered inflow, before two hours have passed, or without a rise.
     pub fn came_at_once(&self, onset: i64, now: i64) -> Option<bool> {
         let Some(Ok(fitted)) = &self.fitted else {
             return None;
