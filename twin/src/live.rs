@@ -31,11 +31,13 @@ use crate::reading::{NetworkUnits, Sensor, SensorKind, TargetKind};
 mod alarms;
 mod controls;
 mod hourly;
+mod secant;
 
 pub use alarms::TwinEvent;
 use alarms::{AlarmBook, Area};
 use controls::TankTrail;
 use hourly::HourlyStates;
+use secant::secant_sensitivity;
 
 /// A pump whose metered flow is below this share of its design flow is taken as stopped.
 const PUMP_STOPPED_SHARE: f64 = 0.01;
@@ -503,8 +505,11 @@ impl NetworkTwin {
         if let Some(alarm) = watch.observe(frame) {
             self.alarms.file(alarm, watch.config());
         }
+        let solver = &self.solver;
         self.hourly
-            .record(now, &state.head, &state.flow, &state.status);
+            .record(now, &state.head, &state.flow, &state.status, || {
+                solver.keep_period()
+            });
         let due = self.alarms.take_due(now, watch);
         let needs_signatures = watch.needs_signatures();
         if due.is_empty() && !needs_signatures {
@@ -543,6 +548,15 @@ impl NetworkTwin {
                 .hourly
                 .mean_sensitivity(from, to, sensitivity_at)
                 .unwrap_or_else(|| sensitivity_at(&state.head, &state.flow, &state.status));
+            let sensitivity = secant_sensitivity(
+                &mut self.solver,
+                &self.hourly,
+                (from, to),
+                pending.alarm(),
+                self.alarms.reported(),
+                &sensitivity,
+                &consumption,
+            );
             let area = Area {
                 network,
                 localizer: &self.localizer,

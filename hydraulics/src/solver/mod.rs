@@ -31,7 +31,9 @@ mod warnings;
 pub use compile::{close_link, compile};
 pub use eps::{simulate, Period, PeriodRun, StateValues};
 pub use newton::{Linearization, Solver};
-pub use snapshot::{BoundaryConditions, LinkState, Snapshot, SnapshotError, SnapshotSolver};
+pub use snapshot::{
+    BoundaryConditions, KeptPeriod, LinkState, Snapshot, SnapshotError, SnapshotSolver,
+};
 
 /// How to run a simulation.
 #[derive(Debug, Clone, Default)]

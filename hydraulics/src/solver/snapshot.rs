@@ -67,6 +67,9 @@ pub enum SnapshotError {
     /// An id names no element of the kind looked for.
     #[error("unknown {kind} `{id}`")]
     UnknownElement { kind: &'static str, id: String },
+    /// A kept period of another network (or an empty one) was given to solve again.
+    #[error("the period given was not kept by this network's solver")]
+    ForeignPeriod,
     /// An id names an element that cannot take this boundary condition.
     #[error("`{id}` is not {expected}")]
     WrongElementKind { id: String, expected: &'static str },
@@ -85,6 +88,15 @@ struct ResolvedConditions {
     link_settings: Vec<(usize, f64)>,
 }
 
+/// A solved period of a [`SnapshotSolver`], kept to be solved again with a leak. The default
+/// is an empty placeholder that no solver accepts.
+#[derive(Debug, Clone, Default)]
+pub struct KeptPeriod {
+    state: HydState,
+    /// The junctions' required demands of the period, before the solve (cfs).
+    demand: Vec<f64>,
+}
+
 /// Solves one period at a time with given boundary conditions, keeping the compiled network
 /// and the state between calls.
 pub struct SnapshotSolver {
@@ -96,6 +108,9 @@ pub struct SnapshotSolver {
     node_index: HashMap<String, usize>,
     link_index: HashMap<String, usize>,
     pattern_index: HashMap<String, usize>,
+    /// The junctions' required demands of the last period solved (cfs): after a solve the
+    /// state holds the delivered ones.
+    required_demand: Vec<f64>,
 }
 
 impl SnapshotSolver {
@@ -117,6 +132,7 @@ impl SnapshotSolver {
             node_index: index(hyd.nodes.iter().map(|n| &n.id).collect()),
             link_index: index(hyd.links.iter().map(|l| &l.id).collect()),
             pattern_index: index(network.patterns.iter().map(|p| &p.id).collect()),
+            required_demand: vec![0.0; hyd.junctions],
             network: hyd,
         })
     }
@@ -145,6 +161,8 @@ impl SnapshotSolver {
             state.head[tank.node] = tank.h0;
         }
         self.demands.apply(network, state, multiplier);
+        self.required_demand
+            .copy_from_slice(&state.node_demand[..network.junctions]);
 
         for &(node, head) in &resolved.reservoir_heads {
             state.head[node] = head;
@@ -185,6 +203,69 @@ impl SnapshotSolver {
                 &outcome,
             ),
             converged: outcome.converged,
+        })
+    }
+
+    /// The period solved last, kept to be solved again later with a leak
+    /// ([`Self::solve_with_leak`]).
+    pub fn keep_period(&self) -> KeptPeriod {
+        KeptPeriod {
+            state: self.state.clone(),
+            demand: self.required_demand.clone(),
+        }
+    }
+
+    /// Solves `period` again with `flow` (network flow unit) of extra outflow at junction
+    /// `junction` and every other junction's demand lowered in proportion, so that the
+    /// consumption stays the period's: what a leak looks like to a twin whose demand follows
+    /// the metered inflow. Starts from the period's own solution, so the answer does not
+    /// depend on what was solved before; the solver's state is left as it was.
+    pub fn solve_with_leak(
+        &mut self,
+        period: &KeptPeriod,
+        junction: usize,
+        flow: f64,
+    ) -> Result<Snapshot, SnapshotError> {
+        let network = &self.network;
+        if junction >= network.junctions {
+            return Err(SnapshotError::UnknownElement {
+                kind: "junction",
+                id: junction.to_string(),
+            });
+        }
+        if period.demand.len() != network.junctions
+            || period.state.head.len() != network.nodes.len()
+            || period.state.flow.len() != network.links.len()
+        {
+            return Err(SnapshotError::ForeignPeriod);
+        }
+        let mut state = period.state.clone();
+        let leak = flow / network.units.flow;
+        let mut demand = period.demand.clone();
+        let total: f64 = demand.iter().filter(|d| **d > 0.0).sum();
+        if total > 0.0 {
+            let kept = ((total - leak) / total).max(0.0);
+            for value in demand.iter_mut().filter(|d| **d > 0.0) {
+                *value *= kept;
+            }
+        }
+        demand[junction] += leak;
+        state.node_demand[..network.junctions].copy_from_slice(&demand);
+        state.demand_flow[..network.junctions].copy_from_slice(&demand);
+        let clock_time = self.clock.time;
+        self.clock.time = state.time;
+        let outcome = self.solver.solve(network, &mut state);
+        let result = step_result(
+            network,
+            &state,
+            self.clock.now(),
+            self.clock.is_report_time(),
+            &outcome,
+        );
+        self.clock.time = clock_time;
+        Ok(Snapshot {
+            result,
+            converged: outcome.converged && outcome.ill_conditioned_node.is_none(),
         })
     }
 
@@ -494,5 +575,72 @@ mod tests {
         }
         // A rejected call leaves the solver usable.
         assert!(snapshot.solve(&BoundaryConditions::default()).is_ok());
+    }
+
+    #[test]
+    fn a_kept_period_solved_with_a_leak_is_the_network_with_that_leak_and_the_same_consumption() {
+        let network =
+            crate::inp::read_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("networks/Net3.inp"))
+                .unwrap();
+        let conditions = BoundaryConditions {
+            time: 7200,
+            ..Default::default()
+        };
+        let mut solver = SnapshotSolver::new(&network).unwrap();
+        let period = solver.solve(&conditions).unwrap().result;
+        let kept = solver.keep_period();
+        let junction = network.node_index("123").unwrap();
+        let (leak, consumption) = (500.0, {
+            let junctions = &period.demand[..network.junction_count()];
+            junctions.iter().filter(|d| **d > 0.0).sum::<f64>()
+        });
+
+        let again = solver.solve_with_leak(&kept, junction, 0.0).unwrap();
+        assert_close(
+            &again.result.head,
+            &period.head,
+            "head without a leak",
+            7200,
+        );
+
+        // The same leak as a constant demand, the others lowered through the multiplier.
+        let held = (consumption - leak) / consumption;
+        let mut leaky = network.clone();
+        leaky.options.demand_multiplier *= held;
+        assert!(leaky.add_constant_outflow(junction, leak / leaky.options.demand_multiplier));
+        let expected = SnapshotSolver::new(&leaky)
+            .unwrap()
+            .solve(&conditions)
+            .unwrap()
+            .result;
+        let solved = solver.solve_with_leak(&kept, junction, leak).unwrap();
+        assert!(solved.converged);
+        let total: f64 = solved.result.demand[..network.junction_count()]
+            .iter()
+            .sum();
+        assert!((total - consumption).abs() < 1e-6 * consumption, "{total}");
+        for (node, (ours, theirs)) in solved.result.head.iter().zip(&expected.head).enumerate() {
+            assert!(
+                (ours - theirs).abs() < 0.01,
+                "node {node}: {ours} against {theirs}"
+            );
+        }
+        let drop = period.pressure[junction] - solved.result.pressure[junction];
+        assert!(drop > 0.2, "{drop}");
+
+        // The solver goes on from its own period, not from the leak's.
+        let mut untouched = SnapshotSolver::new(&network).unwrap();
+        untouched.solve(&conditions).unwrap();
+        let next = BoundaryConditions {
+            time: 10_800,
+            ..Default::default()
+        };
+        assert_eq!(
+            solver.solve(&next).unwrap().result.head,
+            untouched.solve(&next).unwrap().result.head
+        );
+        assert!(solver
+            .solve_with_leak(&kept, network.nodes.len(), 1.0)
+            .is_err());
     }
 }

@@ -161,6 +161,21 @@ impl Sensitivity {
         })
     }
 
+    /// These sensitivities with the columns of some junctions replaced (junction, responses
+    /// in the order of the observations).
+    pub fn with_columns(&self, columns: &[(usize, Vec<f64>)]) -> Sensitivity {
+        let mut matrix = self.matrix.clone();
+        for (junction, column) in columns {
+            for (row, value) in column.iter().enumerate().take(matrix.nrows()) {
+                matrix[(row, *junction)] = *value;
+            }
+        }
+        Self {
+            observations: self.observations.clone(),
+            matrix,
+        }
+    }
+
     /// Sensitivities given column by column (one per junction), for tests.
     #[cfg(test)]
     pub(crate) fn from_columns(observations: &[Observation], columns: &[Vec<f64>]) -> Self {

@@ -57,6 +57,11 @@ impl PendingAlarm {
     pub(super) fn onset(&self) -> i64 {
         self.alarm.onset
     }
+
+    /// The alarm as it stands.
+    pub(super) fn alarm(&self) -> &Alarm {
+        &self.alarm
+    }
 }
 
 /// What locating an alarm came to.
@@ -92,6 +97,11 @@ impl AlarmBook {
             next_try_ms: alarm.time + delay,
             alarm,
         });
+    }
+
+    /// The junctions of the leaks reported so far.
+    pub(super) fn reported(&self) -> &[usize] {
+        &self.reported
     }
 
     /// Takes the alarms due to be located at `now`, their signatures brought up to `now`.

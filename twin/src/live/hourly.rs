@@ -9,6 +9,8 @@
 use std::collections::VecDeque;
 
 use crate::detect::DAY_MS;
+use hydraulics::solver::{KeptPeriod, SnapshotSolver, StepResult};
+
 use crate::estimate::Sensitivity;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -23,6 +25,8 @@ struct HourState {
     status: Vec<u8>,
     /// Computed the first time a location needs it.
     sensitivity: Option<Sensitivity>,
+    /// The solver's state, to solve the hour again with a leak.
+    kept: KeptPeriod,
 }
 
 /// The first solved period of every hour over the last day, oldest first.
@@ -34,7 +38,14 @@ pub(super) struct HourlyStates {
 impl HourlyStates {
     /// Keeps the period at `time` when it is the first of its hour; forgets what is older
     /// than a day and an hour (a signature spans a day at most).
-    pub(super) fn record(&mut self, time: i64, head: &[f64], flow: &[f64], status: &[u8]) {
+    pub(super) fn record(
+        &mut self,
+        time: i64,
+        head: &[f64],
+        flow: &[f64],
+        status: &[u8],
+        keep: impl FnOnce() -> KeptPeriod,
+    ) {
         let hour = time.div_euclid(HOUR_MS);
         if self
             .hours
@@ -49,6 +60,7 @@ impl HourlyStates {
             flow: flow.to_vec(),
             status: status.to_vec(),
             sensitivity: None,
+            kept: keep(),
         });
         while self
             .hours
@@ -69,11 +81,7 @@ impl HourlyStates {
         to: i64,
         compute: impl Fn(&[f64], &[f64], &[u8]) -> Sensitivity,
     ) -> Option<Sensitivity> {
-        let first = self
-            .hours
-            .iter()
-            .rposition(|hour| hour.time <= from)
-            .unwrap_or(0);
+        let first = self.first_covering(from);
         let parts: Vec<&Sensitivity> = self
             .hours
             .iter_mut()
@@ -87,6 +95,83 @@ impl HourlyStates {
             .collect();
         Sensitivity::mean(&parts)
     }
+
+    /// The response of every observation (as `read` reads them from a solved period) to a
+    /// leak at each of `candidates` (junction, leak size in the network's flow unit), per unit
+    /// of leak, averaged over the hours that cover `window` (as [`Self::mean_sensitivity`]'s).
+    /// Each hour is solved again from its own state, with the leak and without (so the
+    /// solver's convergence tolerance cancels), the consumption held. A candidate none of
+    /// whose hours converged is left out.
+    pub(super) fn solved_responses(
+        &self,
+        solver: &mut SnapshotSolver,
+        (from, to): (i64, i64),
+        candidates: &[(usize, f64)],
+        read: impl Fn(&StepResult) -> Vec<f64>,
+    ) -> Vec<(usize, Vec<f64>)> {
+        let mut sums: Vec<(Vec<f64>, usize)> = vec![(Vec::new(), 0); candidates.len()];
+        for hour in self.covering(from, to) {
+            let Some(base) = solved(solver, &hour.kept, 0, 0.0) else {
+                continue;
+            };
+            let base = read(&base);
+            for (&(junction, flow), (sum, counted)) in candidates.iter().zip(sums.iter_mut()) {
+                let Some(leaky) = solved(solver, &hour.kept, junction, flow) else {
+                    continue;
+                };
+                let leaky = read(&leaky);
+                let response = leaky
+                    .iter()
+                    .zip(&base)
+                    .map(|(with, without)| (with - without) / flow);
+                if sum.is_empty() {
+                    sum.extend(response);
+                } else {
+                    sum.iter_mut().zip(response).for_each(|(s, r)| *s += r);
+                }
+                *counted += 1;
+            }
+        }
+        candidates
+            .iter()
+            .zip(sums)
+            .filter(|(_, (_, counted))| *counted > 0)
+            .map(|(&(junction, _), (sum, counted))| {
+                (junction, sum.iter().map(|v| v / counted as f64).collect())
+            })
+            .collect()
+    }
+
+    /// The hours that cover `[from, to]`: the hour kept last at `from` and those kept after
+    /// it up to `to`.
+    fn covering(&self, from: i64, to: i64) -> impl Iterator<Item = &HourState> {
+        self.hours
+            .iter()
+            .skip(self.first_covering(from))
+            .take_while(move |hour| hour.time <= to)
+    }
+
+    /// The index of the hour kept last at `from` (the first when none is that old).
+    fn first_covering(&self, from: i64) -> usize {
+        self.hours
+            .iter()
+            .rposition(|hour| hour.time <= from)
+            .unwrap_or(0)
+    }
+}
+
+/// `period` solved again with `flow` of leak at `junction`; `None` when it does not converge.
+fn solved(
+    solver: &mut SnapshotSolver,
+    period: &KeptPeriod,
+    junction: usize,
+    flow: f64,
+) -> Option<StepResult> {
+    solver
+        .solve_with_leak(period, junction, flow)
+        .ok()
+        .filter(|snapshot| snapshot.converged)
+        .map(|snapshot| snapshot.result)
 }
 
 #[cfg(test)]
@@ -105,7 +190,13 @@ mod tests {
         // Five-minute periods over 30 hours, the head counting the hours.
         for period in 0..30 * 12 {
             let time = period * 300_000;
-            hourly.record(time, &[(time / HOUR_MS) as f64], &[], &[]);
+            hourly.record(
+                time,
+                &[(time / HOUR_MS) as f64],
+                &[],
+                &[],
+                KeptPeriod::default,
+            );
         }
         assert_eq!(hourly.hours.len(), 26, "a day and an hour, both ends kept");
         assert_eq!(hourly.hours[0].time, 4 * HOUR_MS);
