@@ -523,12 +523,7 @@ impl NetworkTwin {
         let consumption: Vec<f64> = nominal_demands(&self.network, state.sim_seconds);
         if needs_signatures {
             let sensitivity = sensitivity_at(&state.head, &state.flow, &state.status);
-            let total: f64 = consumption.iter().sum();
-            let share: Vec<f64> = consumption
-                .iter()
-                .map(|d| if total > 0.0 { d / total } else { 0.0 })
-                .collect();
-            let uniform = sensitivity.response_to(&share);
+            let uniform = sensitivity.spread_response(&consumption);
             let responses: Vec<Vec<f64>> = (0..sensitivity.junctions())
                 .map(|j| {
                     sensitivity

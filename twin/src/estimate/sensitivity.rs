@@ -35,6 +35,10 @@ pub struct Sensitivity {
     observations: Vec<Observation>,
     /// Observations x junctions.
     matrix: DMatrix<f64>,
+    /// The linearization, where some columns of `matrix` were replaced by responses to leaks
+    /// of a given size ([`Self::with_columns`]): the response to consumption spread over
+    /// every junction stays the tangent's, since that spread is small at each junction.
+    tangent: Option<DMatrix<f64>>,
 }
 
 impl Sensitivity {
@@ -144,26 +148,35 @@ impl Sensitivity {
         Self {
             observations: observations.to_vec(),
             matrix,
+            tangent: None,
         }
     }
 
     /// The elementwise mean of `parts` (same observations and junctions), `None` when empty.
     pub fn mean(parts: &[&Sensitivity]) -> Option<Sensitivity> {
         let first = parts.first()?;
-        let mut matrix = first.matrix.clone();
-        for part in &parts[1..] {
-            matrix += &part.matrix;
-        }
-        matrix /= parts.len() as f64;
+        let mean = |of: fn(&Sensitivity) -> &DMatrix<f64>| {
+            let mut sum = of(first).clone();
+            for part in &parts[1..] {
+                sum += of(part);
+            }
+            sum / parts.len() as f64
+        };
+        let tangent = parts
+            .iter()
+            .any(|part| part.tangent.is_some())
+            .then(|| mean(Sensitivity::tangent));
         Some(Self {
             observations: first.observations.clone(),
-            matrix,
+            matrix: mean(|part| &part.matrix),
+            tangent,
         })
     }
 
     /// These sensitivities with the columns of some junctions replaced (junction, responses
     /// in the order of the observations).
     pub fn with_columns(&self, columns: &[(usize, Vec<f64>)]) -> Sensitivity {
+        let tangent = self.tangent().clone();
         let mut matrix = self.matrix.clone();
         for (junction, column) in columns {
             for (row, value) in column.iter().enumerate().take(matrix.nrows()) {
@@ -173,7 +186,13 @@ impl Sensitivity {
         Self {
             observations: self.observations.clone(),
             matrix,
+            tangent: Some(tangent),
         }
+    }
+
+    /// The linearization (the matrix itself unless columns were replaced).
+    fn tangent(&self) -> &DMatrix<f64> {
+        self.tangent.as_ref().unwrap_or(&self.matrix)
     }
 
     /// Sensitivities given column by column (one per junction), for tests.
@@ -182,6 +201,7 @@ impl Sensitivity {
         Self {
             observations: observations.to_vec(),
             matrix: DMatrix::from_fn(observations.len(), columns.len(), |i, j| columns[j][i]),
+            tangent: None,
         }
     }
 
@@ -205,15 +225,28 @@ impl Sensitivity {
         self.matrix.column(junction).iter().copied().collect()
     }
 
+    /// The responses of every observation to one unit of extra consumption shared among the
+    /// junctions as `consumption` is (zero when there is none): the part of a leak's response
+    /// that a demand multiplier following the inflow takes back.
+    pub fn spread_response(&self, consumption: &[f64]) -> Vec<f64> {
+        let total: f64 = consumption.iter().sum();
+        if total > 0.0 {
+            let share: Vec<f64> = consumption.iter().map(|d| d / total).collect();
+            self.response_to(&share)
+        } else {
+            vec![0.0; self.observations.len()]
+        }
+    }
+
     /// The responses of every observation to extra consumption `extra[j]` at every junction
-    /// (e.g. a demand multiplier raised by one: `extra` = the nominal demands); metered
-    /// demands see their own node's share.
+    /// (e.g. a demand multiplier raised by one: `extra` = the nominal demands), from the
+    /// linearization; metered demands see their own node's share.
     pub fn response_to(&self, extra: &[f64]) -> Vec<f64> {
         let extra = DVector::from_iterator(
             self.junctions(),
             (0..self.junctions()).map(|j| extra.get(j).copied().unwrap_or(0.0)),
         );
-        let mut response: Vec<f64> = (&self.matrix * &extra).iter().copied().collect();
+        let mut response: Vec<f64> = (self.tangent() * &extra).iter().copied().collect();
         for (value, observation) in response.iter_mut().zip(&self.observations) {
             if let Observation::Demand(n) = *observation {
                 *value += extra.get(n).copied().unwrap_or(0.0);
@@ -393,4 +426,24 @@ pub fn nominal_demands(network: &Network, seconds: u64) -> Vec<f64> {
             _ => 0.0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaced_columns_answer_for_leaks_and_the_tangent_for_spread_consumption() {
+        let observations = [Observation::Pressure(0), Observation::Pressure(1)];
+        let tangent =
+            Sensitivity::from_columns(&observations, &[vec![-1.0, -0.5], vec![-0.2, -2.0]]);
+        let secant = tangent.with_columns(&[(0, vec![-1.5, -0.6])]);
+        assert_eq!(secant.column(0), vec![-1.5, -0.6]);
+        assert_eq!(secant.column(1), vec![-0.2, -2.0]);
+        assert_eq!(secant.response_to(&[1.0, 1.0]), vec![-1.2, -2.5]);
+        // Averaged with another hour, each part keeps its own.
+        let mean = Sensitivity::mean(&[&secant, &tangent]).expect("two hours");
+        assert_eq!(mean.column(0), vec![-1.25, -0.55]);
+        assert_eq!(mean.response_to(&[1.0, 0.0]), vec![-1.0, -0.5]);
+    }
 }

@@ -10,7 +10,8 @@ use crate::localize::{match_signature, Method, NodeScore};
 
 /// Junctions (the signature's best linear matches) whose responses are solved rather than
 /// linearized before an alarm is located: 12 located 87 of 120 development leaks, 24 located
-/// 88 and all 92 of Net3's located 89, at 30 sensors (BENCHMARKS, stop 24).
+/// 88 and all 92 of Net3's located 89, at 30 sensors (BENCHMARKS, stop 24, with the first
+/// version of the secants).
 const SECANT_CANDIDATES: usize = 24;
 
 /// `linear` (the alarm's sensitivities over the hours `window`) with the columns of the
@@ -66,13 +67,7 @@ pub(super) fn secant_sensitivity(
     // The solved leak holds the consumption (the twin's demand follows the metered inflow);
     // the linear columns leave that to the localizer, which takes the uniform response off
     // every column. The secants are given the same way.
-    let total: f64 = consumption.iter().sum();
-    let uniform = if total > 0.0 {
-        let share: Vec<f64> = consumption.iter().map(|d| d / total).collect();
-        linear.response_to(&share)
-    } else {
-        vec![0.0; observations.len()]
-    };
+    let uniform = linear.spread_response(consumption);
     let columns: Vec<(usize, Vec<f64>)> = responses
         .into_iter()
         .map(|(junction, response)| {
@@ -101,7 +96,7 @@ mod tests {
     use super::*;
     use crate::detect::EventKind;
     use crate::estimate::nominal_demands;
-    use crate::localize::Localizer;
+    use crate::localize::{Localizer, SAME_PLACE_M};
     use crate::reading::NetworkUnits;
     use crate::testutil::{linearized, steady};
 
@@ -187,16 +182,20 @@ mod tests {
             .step_by(4)
             .map(|leak| located_distances(&network, leak, 700.0))
             .collect();
-        let on_the_spot =
-            |pick: fn(&(f64, f64)) -> f64| distances.iter().filter(|d| pick(d) == 0.0).count();
-        let total = |pick: fn(&(f64, f64)) -> f64| distances.iter().map(pick).sum::<f64>();
+        let count = |pick: fn(&(f64, f64)) -> f64, within: f64| {
+            distances.iter().filter(|d| pick(d) <= within).count()
+        };
         let (tangent, secant) = (|d: &(f64, f64)| d.0, |d: &(f64, f64)| d.1);
-        // 23 leaks: at their own junction 10 by the tangent, 14 by the secants; 18.8 km and
-        // 8.9 km off in all.
+        // 23 leaks: at their own junction 10 by the tangent, 15 by the secants; within 300 m
+        // 16 and 19. (Three junctions of Net3 with no sensor near, 20, 40 and 50, give one
+        // signature: either way a leak there is placed at one of them.)
         assert!(
-            on_the_spot(secant) >= on_the_spot(tangent) + 3,
+            count(secant, 0.0) >= count(tangent, 0.0) + 4,
             "{distances:?}"
         );
-        assert!(total(secant) < 0.6 * total(tangent), "{distances:?}");
+        assert!(
+            count(secant, SAME_PLACE_M) >= count(tangent, SAME_PLACE_M) + 2,
+            "{distances:?}"
+        );
     }
 }

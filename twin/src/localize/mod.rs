@@ -269,13 +269,7 @@ pub fn match_signature(
     let rows: Vec<usize> = (0..signature.len().min(sigmas.len()))
         .filter(|&i| signature[i].is_finite() && sigmas[i].is_finite() && sigmas[i] > 0.0)
         .collect();
-    let total: f64 = consumption.iter().sum();
-    let uniform: Vec<f64> = if total > 0.0 {
-        let share: Vec<f64> = consumption.iter().map(|d| d / total).collect();
-        sensitivity.response_to(&share)
-    } else {
-        vec![0.0; signature.len()]
-    };
+    let uniform = sensitivity.spread_response(consumption);
     let measured: Vec<f64> = rows.iter().map(|&i| signature[i] / sigmas[i]).collect();
     (0..sensitivity.junctions())
         .map(|node| {
