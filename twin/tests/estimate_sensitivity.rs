@@ -175,14 +175,7 @@ fn estimation_and_localization_find_a_leak_the_solver_made() {
         assert!((estimated - flow).abs() < 0.2 * flow, "{leak}: {estimated}");
         // Localization: the reported node is within 300 m of the leak.
         let location = localizer
-            .locate(
-                sensitivity,
-                &residuals,
-                &sigmas,
-                consumption,
-                None,
-                Method::LeastSquares,
-            )
+            .locate(sensitivity, &residuals, &sigmas, consumption, None, &[])
             .unwrap();
         for method in [Method::Correlation, Method::Angle, Method::LeastSquares] {
             let scores = twin::localize::match_signature(
@@ -275,7 +268,7 @@ fn confidence_follows_the_fit_not_the_claimed_precision() {
                 &vec![sd; observations.len()],
                 &setup.consumption,
                 None,
-                Method::LeastSquares,
+                &[],
             )
             .unwrap()
     };

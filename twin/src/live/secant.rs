@@ -166,7 +166,7 @@ mod tests {
                     &alarm.sigmas,
                     &nominal,
                     None,
-                    Method::LeastSquares,
+                    &[],
                 )
                 .expect("located");
             from_leak[network.node_index(&location.node).expect("a node")]
