@@ -1,7 +1,7 @@
 //! What becomes of the watch's alarms: each waits until its signature had time to build up,
 //! is located, and is located again every hour with the evidence grown until the location is
-//! confident or the alarm old enough (then reported whatever the confidence: never dropped
-//! for lack of it). An alarm is dropped when the flow balance fell after its onset before it
+//! confident, fairly confident and the alarm 12 h old, or the alarm 18 h old (then reported
+//! whatever the confidence: never dropped for lack of it). An alarm is dropped when the flow balance fell after its onset before it
 //! was reported: the rise was a transient the model misses, not a leak.
 //! An alarm that the leaks already reported explain (located at one of them, or its signature
 //! fitted about as well by them as by the best new place) is one of them growing, not a new
@@ -145,8 +145,10 @@ impl AlarmBook {
         area: &Area<'_>,
     ) -> Option<TwinEvent> {
         let confident_enough = |confidence: f64| {
+            let age = now - due.raised_ms;
             confidence >= config.locate_confidence
-                || now - due.raised_ms >= config.locate_max_wait_ms
+                || (age >= config.locate_max_wait_ms && confidence >= config.late_confidence)
+                || age >= config.locate_last_wait_ms
         };
         match self.locate(area, &due.alarm, confident_enough) {
             Located::Report(event) => Some(event),

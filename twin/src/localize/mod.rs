@@ -131,7 +131,7 @@ impl Localizer {
     /// already reported) are fitted alongside every candidate: a known leak still growing
     /// while the signature was measured (its reference hours can predate part of that growth)
     /// must not pull the new leak's place towards it. With them, 37 fewer false alarms were
-    /// raised on 880 generated leaks for 7 fewer located (BENCHMARKS, stop 24).
+    /// raised on 960 generated leaks for 7 fewer located (BENCHMARKS, stop 24).
     pub fn locate(
         &self,
         sensitivity: &Sensitivity,
