@@ -86,3 +86,45 @@ pub fn linearized(
     );
     (solved, sensitivity)
 }
+
+/// EPANET's Net3, the network the demo embeds.
+pub fn net3() -> hydraulics::model::Network {
+    let text = include_str!("../../hydraulics/networks/Net3.inp");
+    hydraulics::read_str(text, "Net3.inp").expect("Net3 parses")
+}
+
+/// Pressure observations at every third junction of `network`.
+pub fn every_third_pressure(
+    network: &hydraulics::model::Network,
+) -> Vec<crate::estimate::Observation> {
+    (0..network.junction_count())
+        .step_by(3)
+        .map(crate::estimate::Observation::Pressure)
+        .collect()
+}
+
+/// A burst alarm whose signature is the change of the observed pressures from `before` to
+/// `after`, each with a standard deviation of 0.05.
+pub fn pressure_alarm(
+    observations: &[crate::estimate::Observation],
+    after: &hydraulics::solver::StepResult,
+    before: &hydraulics::solver::StepResult,
+) -> crate::detect::Alarm {
+    let signature: Vec<f64> = observations
+        .iter()
+        .map(|o| match *o {
+            crate::estimate::Observation::Pressure(n) => after.pressure[n] - before.pressure[n],
+            _ => f64::NAN,
+        })
+        .collect();
+    crate::detect::Alarm {
+        kind: crate::detect::EventKind::Burst,
+        time: 0,
+        onset: 0,
+        junction: 0,
+        flow: None,
+        strength: 1.0,
+        sigmas: vec![0.05; signature.len()],
+        signature,
+    }
+}

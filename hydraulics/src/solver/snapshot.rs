@@ -216,8 +216,8 @@ impl SnapshotSolver {
     }
 
     /// Solves `period` again with `flow` (network flow unit) of extra outflow at junction
-    /// `junction` and every other junction's demand lowered in proportion, so that the
-    /// consumption stays the period's: what a leak looks like to a twin whose demand follows
+    /// `junction` and every consumer's demand lowered in proportion, so that the outflow in
+    /// all stays the period's: what a leak looks like to a twin whose demand follows
     /// the metered inflow. Starts from the period's own solution, so the answer does not
     /// depend on what was solved before; the solver's state is left as it was.
     pub fn solve_with_leak(

@@ -1,8 +1,9 @@
 //! What becomes of the watch's alarms: each waits until its signature had time to build up,
 //! is located, and is located again every hour with the evidence grown until the location is
 //! confident, fairly confident and the alarm 12 h old, or the alarm 18 h old (then reported
-//! whatever the confidence: never dropped for lack of it). An alarm is dropped when the flow balance fell after its onset before it
-//! was reported: the rise was a transient the model misses, not a leak.
+//! whatever the confidence: never dropped for lack of it). An alarm is dropped when the flow
+//! balance fell after its onset before it was reported: the rise was a transient the model
+//! misses, not a leak.
 //! An alarm that the leaks already reported explain (located at one of them, or its signature
 //! fitted about as well by them as by the best new place) is one of them growing, not a new
 //! leak.
@@ -259,12 +260,7 @@ mod tests {
     use super::*;
     use crate::estimate::{nominal_demands, Observation};
     use crate::reading::NetworkUnits;
-    use crate::testutil::steady;
-
-    fn net3() -> Network {
-        let text = include_str!("../../../hydraulics/networks/Net3.inp");
-        hydraulics::read_str(text, "Net3.inp").expect("Net3 parses")
-    }
+    use crate::testutil::{every_third_pressure, net3, pressure_alarm, steady};
 
     /// `network` with constant outflows `leaks` (node id, flow) added.
     fn with_leaks(network: &Network, leaks: &[(&str, f64)]) -> Network {
@@ -287,36 +283,24 @@ mod tests {
         let mut model = with_leaks(network, &before);
         model.options.demand_multiplier *= (total + added) / total;
         let (solved, modelled) = (steady(&with_leaks(network, after)), steady(&model));
-        let signature: Vec<f64> = observations
-            .iter()
-            .map(|o| match *o {
-                Observation::Pressure(n) => solved.pressure[n] - modelled.pressure[n],
-                _ => f64::NAN,
-            })
-            .collect();
-        Alarm {
-            kind: EventKind::Burst,
-            time: 0,
-            onset: 0,
-            junction: 0,
-            flow: None,
-            strength: 1.0,
-            sigmas: vec![0.05; signature.len()],
-            signature,
-        }
+        pressure_alarm(observations, &solved, &modelled)
+    }
+
+    /// Net3 with a leak of 100 gpm at 243, observed at every third junction: the
+    /// observations, their sensitivities there, and the localizer.
+    fn around_a_leak_at_243() -> (Network, Vec<Observation>, Sensitivity, Localizer) {
+        let network = net3();
+        let units = NetworkUnits::new(&network.options);
+        let observations = every_third_pressure(&network);
+        let (_, sensitivity) =
+            crate::testutil::linearized(&with_leaks(&network, &[("243", 100.0)]), &observations);
+        let localizer = Localizer::new(&network, &units);
+        (network, observations, sensitivity, localizer)
     }
 
     #[test]
     fn a_reported_leak_that_grew_is_known_and_a_new_one_a_kilometre_away_is_not() {
-        let network = net3();
-        let units = NetworkUnits::new(&network.options);
-        let observations: Vec<Observation> = (0..network.junction_count())
-            .step_by(3)
-            .map(Observation::Pressure)
-            .collect();
-        let (_, sensitivity) =
-            crate::testutil::linearized(&with_leaks(&network, &[("243", 100.0)]), &observations);
-        let localizer = Localizer::new(&network, &units);
+        let (network, observations, sensitivity, localizer) = around_a_leak_at_243();
         let area = Area {
             network: &network,
             localizer: &localizer,
@@ -359,15 +343,7 @@ mod tests {
 
     #[test]
     fn a_new_leak_is_placed_with_the_growth_of_a_known_one_fitted_beside_it() {
-        let network = net3();
-        let units = NetworkUnits::new(&network.options);
-        let observations: Vec<Observation> = (0..network.junction_count())
-            .step_by(3)
-            .map(Observation::Pressure)
-            .collect();
-        let (_, sensitivity) =
-            crate::testutil::linearized(&with_leaks(&network, &[("243", 100.0)]), &observations);
-        let localizer = Localizer::new(&network, &units);
+        let (network, observations, sensitivity, localizer) = around_a_leak_at_243();
         let consumption = nominal_demands(&network, 0);
         let known = network.node_index("243").expect("243 exists");
         let from_known = localizer.distances(known, f64::INFINITY);

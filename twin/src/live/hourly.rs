@@ -4,13 +4,14 @@
 //! flows, pumps and tanks. Matched against the mean of the sensitivities over the same hours
 //! rather than those of the period that locates it, 38 more of 640 generated development
 //! leaks were located, with 18 fewer false alarms; on 320 fresh leaks 9 fewer, with 11 more
-//! (BENCHMARKS, stop 23).
+//! (BENCHMARKS, stop 23). Each hour's solver state is kept too, so that the hour can be
+//! solved again with a leak ([`HourlyStates::solved_responses`], for `super::secant`).
 
 use std::collections::VecDeque;
 
-use crate::detect::DAY_MS;
 use hydraulics::solver::{KeptPeriod, SnapshotSolver, StepResult};
 
+use crate::detect::DAY_MS;
 use crate::estimate::Sensitivity;
 
 const HOUR_MS: i64 = 3_600_000;

@@ -94,26 +94,17 @@ mod tests {
     use hydraulics::solver::BoundaryConditions;
 
     use super::*;
-    use crate::detect::EventKind;
     use crate::estimate::nominal_demands;
     use crate::localize::{Localizer, SAME_PLACE_M};
     use crate::reading::NetworkUnits;
-    use crate::testutil::{linearized, steady};
-
-    fn net3() -> Network {
-        let text = include_str!("../../../hydraulics/networks/Net3.inp");
-        hydraulics::read_str(text, "Net3.inp").expect("Net3 parses")
-    }
+    use crate::testutil::{every_third_pressure, linearized, net3, pressure_alarm, steady};
 
     /// How far from `leak` each way of locating puts a noise-free leak of `flow` there: the
     /// pressures' change against a model whose demand multiplier took the leak in, as the
     /// twin's does, located with the tangent and with the secants.
     fn located_distances(network: &Network, leak: usize, flow: f64) -> (f64, f64) {
         let units = NetworkUnits::new(&network.options);
-        let observations: Vec<Observation> = (0..network.junction_count())
-            .step_by(3)
-            .map(Observation::Pressure)
-            .collect();
+        let observations = every_third_pressure(network);
         let (base, linear) = linearized(network, &observations);
         let consumption: f64 = base.demand[..network.junction_count()]
             .iter()
@@ -123,24 +114,7 @@ mod tests {
         let mut leaky = network.clone();
         leaky.options.demand_multiplier *= held;
         assert!(leaky.add_constant_outflow(leak, flow / leaky.options.demand_multiplier));
-        let solved = steady(&leaky);
-        let signature: Vec<f64> = observations
-            .iter()
-            .map(|o| match *o {
-                Observation::Pressure(n) => solved.pressure[n] - base.pressure[n],
-                _ => f64::NAN,
-            })
-            .collect();
-        let alarm = Alarm {
-            kind: EventKind::Burst,
-            time: 0,
-            onset: 0,
-            junction: 0,
-            flow: None,
-            strength: 1.0,
-            sigmas: vec![0.05; signature.len()],
-            signature,
-        };
+        let alarm = pressure_alarm(&observations, &steady(&leaky), &base);
         let mut solver = SnapshotSolver::new(network).expect("Net3 compiles");
         let period = solver
             .solve(&BoundaryConditions::default())

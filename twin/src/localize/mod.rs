@@ -124,8 +124,9 @@ impl Localizer {
 
     /// Locates the leak that produced `signature` (per observation of `sensitivity`, the change
     /// since before the leak; `NaN` = not observed) with standard deviations `sigmas`, the
-    /// candidates ranked by least squares. `consumption` is the nominal consumption per junction: the estimation re-scales demand
-    /// with it, so part of a leak's signature looks like more consumption everywhere.
+    /// candidates ranked by least squares. `consumption` is the nominal consumption per
+    /// junction: the estimation re-scales demand with it, so part of a leak's signature looks
+    /// like more consumption everywhere.
     /// `known_flow` (from a flow balance) is reported as the leak's size when given; it does
     /// not weigh in the choice of the place (see below). `known_leaks` (junctions of leaks
     /// already reported) are fitted alongside every candidate: a known leak still growing
