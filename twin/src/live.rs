@@ -538,7 +538,7 @@ impl NetworkTwin {
         }
         let mut events = Vec::new();
         for pending in due {
-            let (from, to) = signature_window(pending.onset(), now);
+            let (from, to) = signature_window(pending.alarm().onset, now);
             let sensitivity = self
                 .hourly
                 .mean_sensitivity(from, to, sensitivity_at)

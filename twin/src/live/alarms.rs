@@ -54,11 +54,6 @@ pub(super) struct PendingAlarm {
 }
 
 impl PendingAlarm {
-    /// The alarm's estimated onset (ms).
-    pub(super) fn onset(&self) -> i64 {
-        self.alarm.onset
-    }
-
     /// The alarm as it stands.
     pub(super) fn alarm(&self) -> &Alarm {
         &self.alarm

@@ -6,7 +6,7 @@ use hydraulics::solver::{SnapshotSolver, StepResult};
 use super::hourly::HourlyStates;
 use crate::detect::Alarm;
 use crate::estimate::{Observation, Sensitivity};
-use crate::localize::{match_signature, Method, NodeScore};
+use crate::localize::{best_first, match_signature, Method};
 
 /// Junctions (the signature's best linear matches) whose responses are solved rather than
 /// linearized before an alarm is located: 12 located 87 of 120 development leaks, 24 located
@@ -36,9 +36,7 @@ pub(super) fn secant_sensitivity(
         consumption,
         Method::LeastSquares,
     );
-    let mut ranked: Vec<&NodeScore> = scores.iter().filter(|s| s.score.is_finite()).collect();
-    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut candidates: Vec<(usize, f64)> = ranked
+    let mut candidates: Vec<(usize, f64)> = best_first(&scores)
         .iter()
         .take(SECANT_CANDIDATES)
         .map(|s| (s.node, s.flow))

@@ -149,9 +149,7 @@ impl Localizer {
             consumption,
             Method::LeastSquares,
         );
-        let mut ranked: Vec<&NodeScore> = scores.iter().filter(|s| s.score.is_finite()).collect();
-        ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let shortlist: Vec<usize> = ranked
+        let shortlist: Vec<usize> = best_first(&scores)
             .iter()
             .take(REFINED_CANDIDATES)
             .map(|s| s.node)
@@ -274,6 +272,13 @@ pub fn explain(
         &EstimateConfig::default(),
     )
     .ok()
+}
+
+/// The junctions that could be scored, best first.
+pub fn best_first(scores: &[NodeScore]) -> Vec<&NodeScore> {
+    let mut ranked: Vec<&NodeScore> = scores.iter().filter(|s| s.score.is_finite()).collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    ranked
 }
 
 /// Scores every junction: how well a leak there explains `signature`. The part of each
