@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use nalgebra::{DMatrix, DVector};
+
 use super::{Kept, WatchConfig};
 use crate::detect::stats::median;
 
@@ -105,4 +107,63 @@ pub(super) fn step_change(
         expected(config.step_reference_ms),
     )?;
     Some(after.iter().zip(&before).map(|(a, b)| a - b).collect())
+}
+
+/// `directions` whitened by the covariance of the training `rows` (its off-diagonal entries
+/// shrunk by the share `shrinkage`): `b = S^-1 a / sqrt(a' S^-1 a)`, so that `b . u` has
+/// about unit variance on the training window (exactly without shrinkage) and a component
+/// counts by what the correlated noise leaves of it (an hour's demand noise moves every
+/// pressure sensor at once; a component a leak does not move still tells how much of that
+/// noise the others carry). Components
+/// missing from a tenth of the training rows or more get no weight. Returned unchanged when
+/// the covariance cannot be estimated (fewer complete rows than twice the components, or a
+/// component that never varied).
+pub(super) fn whitened(
+    directions: Vec<Vec<f64>>,
+    rows: &[Vec<f64>],
+    shrinkage: f64,
+) -> Vec<Vec<f64>> {
+    let width = directions.first().map_or(0, Vec::len);
+    let mostly_present =
+        |i: usize| rows.iter().filter(|r| r[i].is_finite()).count() * 10 >= rows.len() * 9;
+    let used: Vec<usize> = (0..width).filter(|&i| mostly_present(i)).collect();
+    let complete: Vec<&Vec<f64>> = rows
+        .iter()
+        .filter(|r| used.iter().all(|&i| r[i].is_finite()))
+        .collect();
+    let n = used.len();
+    if n == 0 || complete.len() < 2 * n {
+        return directions;
+    }
+    let mut centered = DMatrix::from_fn(complete.len(), n, |r, c| complete[r][used[c]]);
+    for mut column in centered.column_iter_mut() {
+        let mean = column.mean();
+        column.add_scalar_mut(-mean);
+    }
+    let mut covariance = centered.tr_mul(&centered) / (complete.len() - 1) as f64;
+    for a in 0..n {
+        for b in 0..n {
+            if a != b {
+                covariance[(a, b)] *= 1.0 - shrinkage;
+            }
+        }
+    }
+    let Some(cholesky) = covariance.cholesky() else {
+        return directions;
+    };
+    directions
+        .into_iter()
+        .map(|a| {
+            let within = DVector::from_iterator(n, used.iter().map(|&i| a[i]));
+            let solved = cholesky.solve(&within);
+            let norm = within.dot(&solved).max(0.0).sqrt();
+            let mut b = vec![0.0; width];
+            if norm > 0.0 {
+                for (k, &i) in used.iter().enumerate() {
+                    b[i] = solved[k] / norm;
+                }
+            }
+            b
+        })
+        .collect()
 }

@@ -241,8 +241,11 @@ fn a_pump_that_runs_at_other_hours_is_no_leak() {
             .collect::<Vec<_>>()
     };
     let pump_alarms = |frames: Vec<Frame>| {
+        // A watch more sensitive than the default (whose higher threshold keeps quiet about
+        // this pump even without its regime): the regime has to be what keeps it quiet.
         let config = WatchConfig {
             train_until_ms: 3 * DAY_MS,
+            training_margin: 3.0,
             ..WatchConfig::default()
         };
         // Without a metered inflow the watch also raises the odd alarm on noise (signatures
@@ -306,4 +309,55 @@ fn a_burst_came_at_once_and_a_leak_that_grew_to_its_size_did_not() {
         // Too early to tell.
         assert_eq!(watch.came_at_once(now - 3_600_000, now), None);
     }
+}
+
+#[test]
+fn whitened_directions_see_through_noise_common_to_all_sensors() {
+    // Three sensors share one noise source (an hour's demand noise moves them all) on top of
+    // their own; the leak moves the first one only.
+    let mut rng = Rng::new(5);
+    let rows: Vec<Vec<f64>> = (0..400)
+        .map(|_| {
+            let common = gaussian(&mut rng);
+            (0..3)
+                .map(|_| 0.95 * common + 0.3 * gaussian(&mut rng))
+                .collect()
+        })
+        .collect();
+    let leak = vec![1.0, 0.0, 0.0];
+    let plain = vec![leak.clone()];
+    let white = signature::whitened(plain.clone(), &rows, 0.1);
+    let spread = |direction: &[f64]| {
+        let values: Vec<f64> = rows.iter().map(|u| project(direction, u)).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt()
+    };
+    let signal = |direction: &[f64]| project(direction, &leak) / spread(direction);
+    // Whitened by the sample covariance itself, the projection has unit spread on the
+    // training rows; with or without shrinkage, the other two sensors tell it how much of
+    // the first one's reading is the shared noise.
+    let exact = signature::whitened(plain.clone(), &rows, 0.0);
+    assert!(
+        (spread(&exact[0]) - 1.0).abs() < 0.01,
+        "{}",
+        spread(&exact[0])
+    );
+    assert!(
+        signal(&white[0]) > 1.8 * signal(&plain[0]),
+        "{} against {}",
+        signal(&white[0]),
+        signal(&plain[0])
+    );
+    // A direction along the shared noise gains nothing: it cannot be told from it.
+    let along = vec![vec![1.0 / 3.0_f64.sqrt(); 3]];
+    let white_along = signature::whitened(along.clone(), &rows, 0.1);
+    let along_signal = |d: &[f64]| project(d, &along[0]) / spread(d);
+    assert!(
+        along_signal(&white_along[0]) < 1.1 * along_signal(&along[0]),
+        "{} against {}",
+        along_signal(&white_along[0]),
+        along_signal(&along[0])
+    );
+    // Too few rows to estimate the covariance: the directions come back unchanged.
+    assert_eq!(signature::whitened(plain.clone(), &rows[..4], 0.1), plain);
 }
