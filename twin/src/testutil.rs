@@ -124,7 +124,7 @@ pub fn pressure_alarm(
         junction: 0,
         flow: None,
         strength: 1.0,
-        sigmas: vec![0.05; signature.len()],
+        noise: crate::estimate::ObservationNoise::independent(vec![0.05; signature.len()]),
         signature,
     }
 }

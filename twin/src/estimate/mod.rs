@@ -9,8 +9,10 @@
 //! One Cholesky factorization of `L` then gives, per observed node, a row of `L^-1`: the
 //! response of that observation to a unit leak at any junction. Rows are solved in parallel.
 
+mod noise;
 mod sensitivity;
 mod wls;
 
+pub use noise::ObservationNoise;
 pub use sensitivity::{nominal_demands, Observation, Sensitivity};
 pub use wls::{estimate, Estimate, EstimateConfig, EstimateError};

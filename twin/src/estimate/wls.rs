@@ -3,7 +3,7 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use super::Sensitivity;
+use super::{ObservationNoise, Sensitivity};
 
 /// Priors of the estimate.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,14 +56,14 @@ pub enum EstimateError {
 }
 
 /// Estimates, from `residuals` (measured - simulated per observation; `NaN` = not observed)
-/// with standard deviations `sigmas`, the multiplier correction of each demand group (the
+/// with their `noise` (standard deviations and correlation), the multiplier correction of each demand group (the
 /// consumption it adds per unit correction: `groups[g][j]` at junction `j`) and the outflow of
 /// a leak at each of `candidates` (junction indices). Leak outflows are kept non-negative
 /// (active set: the most negative one is dropped and the rest solved again).
 pub fn estimate(
     sensitivity: &Sensitivity,
     residuals: &[f64],
-    sigmas: &[f64],
+    noise: &ObservationNoise,
     groups: &[Vec<f64>],
     candidates: &[usize],
     config: &EstimateConfig,
@@ -71,7 +71,7 @@ pub fn estimate(
     let rows = sensitivity.observations().len();
     for (what, got) in [
         ("residuals", residuals.len()),
-        ("standard deviations", sigmas.len()),
+        ("standard deviations", noise.sigmas.len()),
     ] {
         if got != rows {
             return Err(EstimateError::Shape {
@@ -81,9 +81,8 @@ pub fn estimate(
             });
         }
     }
-    let used: Vec<usize> = (0..rows)
-        .filter(|&i| residuals[i].is_finite() && sigmas[i].is_finite() && sigmas[i] > 0.0)
-        .collect();
+    let used = noise.usable(residuals);
+    let sigmas = &noise.sigmas;
     let group_columns: Vec<Vec<f64>> = groups.iter().map(|g| sensitivity.response_to(g)).collect();
     let mut active: Vec<usize> = candidates.to_vec();
     loop {
@@ -95,10 +94,21 @@ pub fn estimate(
                 sensitivity.get(i, active[k - groups.len()])
             }
         };
-        let jacobian = DMatrix::from_fn(used.len(), unknowns, |r, k| {
-            column(k, used[r]) / sigmas[used[r]]
-        });
-        let rhs = DVector::from_fn(used.len(), |r, _| residuals[used[r]] / sigmas[used[r]]);
+        // The leak and multiplier columns and the residuals (last), standardized and
+        // whitened together.
+        let system = noise.whiten(
+            &used,
+            DMatrix::from_fn(used.len(), unknowns + 1, |r, k| {
+                let value = if k < unknowns {
+                    column(k, used[r])
+                } else {
+                    residuals[used[r]]
+                };
+                value / sigmas[used[r]]
+            }),
+        );
+        let jacobian = system.columns(0, unknowns).into_owned();
+        let rhs: DVector<f64> = system.column(unknowns).into_owned();
         let mut normal = jacobian.transpose() * &jacobian;
         for k in 0..unknowns {
             let sd = if k < groups.len() {

@@ -170,7 +170,7 @@ impl AlarmBook {
         let location = area.localizer.locate(
             area.sensitivity,
             &alarm.signature,
-            &alarm.sigmas,
+            &alarm.noise,
             area.consumption,
             alarm.flow,
             &self.reported,
@@ -221,7 +221,7 @@ impl AlarmBook {
         let Some(reported) = explain(
             area.sensitivity,
             &alarm.signature,
-            &alarm.sigmas,
+            &alarm.noise,
             area.consumption,
             &self.reported,
         ) else {
@@ -312,7 +312,7 @@ mod tests {
                 .locate(
                     &sensitivity,
                     &alarm.signature,
-                    &alarm.sigmas,
+                    &alarm.noise,
                     area.consumption,
                     None,
                     &[],
@@ -356,7 +356,7 @@ mod tests {
                     .locate(
                         &sensitivity,
                         &alarm.signature,
-                        &alarm.sigmas,
+                        &alarm.noise,
                         &consumption,
                         None,
                         known_leaks,

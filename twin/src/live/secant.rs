@@ -32,7 +32,7 @@ pub(super) fn secant_sensitivity(
     let scores = match_signature(
         linear,
         &alarm.signature,
-        &alarm.sigmas,
+        &alarm.noise,
         consumption,
         Method::LeastSquares,
     );
@@ -135,7 +135,7 @@ mod tests {
                 .locate(
                     sensitivity,
                     &alarm.signature,
-                    &alarm.sigmas,
+                    &alarm.noise,
                     &nominal,
                     None,
                     &[],

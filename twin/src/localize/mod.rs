@@ -1,7 +1,8 @@
 //! Leak localization: the measured residual signature (how the observations moved since the
 //! leak began) matched against the sensitivity of every observation to a leak at every
-//! junction ([`crate::estimate::Sensitivity`]), by correlation, angle or least squares; the
-//! best candidates are then refined by the estimation ([`crate::estimate::estimate`]: demand
+//! junction ([`crate::estimate::Sensitivity`]), by correlation, angle or least squares (the
+//! signature and the responses standardized and whitened by the observations' noise,
+//! [`ObservationNoise`]); the best candidates are then refined by the estimation ([`crate::estimate::estimate`]: demand
 //! multiplier and leak outflow together) and reported as ranked nodes and pipes.
 
 pub mod identifiability;
@@ -10,8 +11,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use hydraulics::model::{LinkKind, Network};
+use nalgebra::DMatrix;
 
-use crate::estimate::{estimate, Estimate, EstimateConfig, Sensitivity};
+use crate::estimate::{estimate, Estimate, EstimateConfig, ObservationNoise, Sensitivity};
 use crate::reading::NetworkUnits;
 
 /// Radius (m) within which a candidate counts as the same place (BattLeDIM's tolerance).
@@ -123,7 +125,7 @@ impl Localizer {
     }
 
     /// Locates the leak that produced `signature` (per observation of `sensitivity`, the change
-    /// since before the leak; `NaN` = not observed) with standard deviations `sigmas`, the
+    /// since before the leak; `NaN` = not observed) with its `noise`, the
     /// candidates ranked by least squares. `consumption` is the nominal consumption per
     /// junction: the estimation re-scales demand with it, so part of a leak's signature looks
     /// like more consumption everywhere.
@@ -137,7 +139,7 @@ impl Localizer {
         &self,
         sensitivity: &Sensitivity,
         signature: &[f64],
-        sigmas: &[f64],
+        noise: &ObservationNoise,
         consumption: &[f64],
         known_flow: Option<f64>,
         known_leaks: &[usize],
@@ -145,7 +147,7 @@ impl Localizer {
         let scores = match_signature(
             sensitivity,
             signature,
-            sigmas,
+            noise,
             consumption,
             Method::LeastSquares,
         );
@@ -167,7 +169,7 @@ impl Localizer {
                 let nodes: Vec<usize> = std::iter::once(node)
                     .chain(known_leaks.iter().copied().filter(|&k| k != node))
                     .collect();
-                let fit = explain(sensitivity, signature, sigmas, consumption, &nodes)?;
+                let fit = explain(sensitivity, signature, noise, consumption, &nodes)?;
                 observations_used = fit.observations_used;
                 let flow = fit.leaks.first().map_or(0.0, |l| l.1);
                 Some((node, fit.cost, flow))
@@ -240,7 +242,7 @@ impl Localizer {
             misfit: if known_leaks.is_empty() {
                 best_cost
             } else {
-                explain(sensitivity, signature, sigmas, consumption, &[best])
+                explain(sensitivity, signature, noise, consumption, &[best])
                     .map_or(best_cost, |fit| fit.cost)
             },
             candidates: link_scores
@@ -258,7 +260,7 @@ impl Localizer {
 pub fn explain(
     sensitivity: &Sensitivity,
     signature: &[f64],
-    sigmas: &[f64],
+    noise: &ObservationNoise,
     consumption: &[f64],
     nodes: &[usize],
 ) -> Option<Estimate> {
@@ -266,7 +268,7 @@ pub fn explain(
     estimate(
         sensitivity,
         signature,
-        sigmas,
+        noise,
         &groups,
         nodes,
         &EstimateConfig::default(),
@@ -283,25 +285,35 @@ pub fn best_first(scores: &[NodeScore]) -> Vec<&NodeScore> {
 
 /// Scores every junction: how well a leak there explains `signature`. The part of each
 /// junction's response that a uniform rise of consumption explains is removed first (the
-/// estimation absorbs it into the demand multiplier).
+/// estimation absorbs it into the demand multiplier). The signature and the responses are
+/// standardized and whitened by `noise` before they are compared.
 pub fn match_signature(
     sensitivity: &Sensitivity,
     signature: &[f64],
-    sigmas: &[f64],
+    noise: &ObservationNoise,
     consumption: &[f64],
     method: Method,
 ) -> Vec<NodeScore> {
-    let rows: Vec<usize> = (0..signature.len().min(sigmas.len()))
-        .filter(|&i| signature[i].is_finite() && sigmas[i].is_finite() && sigmas[i] > 0.0)
-        .collect();
+    let rows = noise.usable(signature);
     let uniform = sensitivity.spread_response(consumption);
-    let measured: Vec<f64> = rows.iter().map(|&i| signature[i] / sigmas[i]).collect();
-    (0..sensitivity.junctions())
+    let junctions = sensitivity.junctions();
+    // Column 0: the signature; column 1 + j: the response to a leak at junction j.
+    let whitened = noise.whiten(
+        &rows,
+        DMatrix::from_fn(rows.len(), junctions + 1, |r, k| {
+            let i = rows[r];
+            let value = if k == 0 {
+                signature[i]
+            } else {
+                sensitivity.get(i, k - 1) - uniform[i]
+            };
+            value / noise.sigmas[i]
+        }),
+    );
+    let measured: Vec<f64> = whitened.column(0).iter().copied().collect();
+    (0..junctions)
         .map(|node| {
-            let response: Vec<f64> = rows
-                .iter()
-                .map(|&i| (sensitivity.get(i, node) - uniform[i]) / sigmas[i])
-                .collect();
+            let response: Vec<f64> = whitened.column(node + 1).iter().copied().collect();
             let dot: f64 = response.iter().zip(&measured).map(|(a, b)| a * b).sum();
             let norm2: f64 = response.iter().map(|a| a * a).sum();
             let flow = if norm2 > 0.0 {

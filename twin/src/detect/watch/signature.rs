@@ -114,47 +114,24 @@ pub(super) fn step_change(
 /// about unit variance on the training window (exactly without shrinkage) and a component
 /// counts by what the correlated noise leaves of it (an hour's demand noise moves every
 /// pressure sensor at once; a component a leak does not move still tells how much of that
-/// noise the others carry). Components
-/// missing from a tenth of the training rows or more get no weight. Returned unchanged when
-/// the covariance cannot be estimated (fewer complete rows than twice the components, or a
-/// component that never varied).
+/// noise the others carry). Components missing from a tenth of the training rows or more get
+/// no weight. Returned unchanged when the covariance cannot be estimated
+/// ([`shrunk_covariance`]).
 pub(super) fn whitened(
     directions: Vec<Vec<f64>>,
     rows: &[Vec<f64>],
     shrinkage: f64,
 ) -> Vec<Vec<f64>> {
     let width = directions.first().map_or(0, Vec::len);
-    let mostly_present =
-        |i: usize| rows.iter().filter(|r| r[i].is_finite()).count() * 10 >= rows.len() * 9;
-    let used: Vec<usize> = (0..width).filter(|&i| mostly_present(i)).collect();
-    let complete: Vec<&Vec<f64>> = rows
-        .iter()
-        .filter(|r| used.iter().all(|&i| r[i].is_finite()))
-        .collect();
-    let n = used.len();
-    if n == 0 || complete.len() < 2 * n {
-        return directions;
-    }
-    let mut centered = DMatrix::from_fn(complete.len(), n, |r, c| complete[r][used[c]]);
-    for mut column in centered.column_iter_mut() {
-        let mean = column.mean();
-        column.add_scalar_mut(-mean);
-    }
-    let mut covariance = centered.tr_mul(&centered) / (complete.len() - 1) as f64;
-    for a in 0..n {
-        for b in 0..n {
-            if a != b {
-                covariance[(a, b)] *= 1.0 - shrinkage;
-            }
-        }
-    }
-    let Some(cholesky) = covariance.cholesky() else {
+    let used = mostly_present(rows, 0..width);
+    let Some(cholesky) = shrunk_covariance(rows, &used, shrinkage).and_then(|c| c.cholesky())
+    else {
         return directions;
     };
     directions
         .into_iter()
         .map(|a| {
-            let within = DVector::from_iterator(n, used.iter().map(|&i| a[i]));
+            let within = DVector::from_iterator(used.len(), used.iter().map(|&i| a[i]));
             let solved = cholesky.solve(&within);
             let norm = within.dot(&solved).max(0.0).sqrt();
             let mut b = vec![0.0; width];
@@ -166,4 +143,62 @@ pub(super) fn whitened(
             b
         })
         .collect()
+}
+
+/// The correlation of the observations (the components from `first` on) over the training
+/// `rows`, its off-diagonal entries shrunk by the share `shrinkage`; observations missing from
+/// a tenth of the rows or more are uncorrelated with the rest. `None` when it cannot be
+/// estimated ([`shrunk_covariance`]).
+pub(super) fn correlation(rows: &[Vec<f64>], first: usize, shrinkage: f64) -> Option<DMatrix<f64>> {
+    let width = rows.first()?.len().checked_sub(first)?;
+    let used = mostly_present(rows, first..first + width);
+    let covariance = shrunk_covariance(rows, &used, shrinkage)?;
+    let mut correlation = DMatrix::identity(width, width);
+    for (a, &i) in used.iter().enumerate() {
+        for (b, &j) in used.iter().enumerate() {
+            let scale = (covariance[(a, a)] * covariance[(b, b)]).sqrt();
+            if a != b && scale > 0.0 {
+                correlation[(i - first, j - first)] = covariance[(a, b)] / scale;
+            }
+        }
+    }
+    Some(correlation)
+}
+
+/// The components of `candidates` that are finite in at least nine of ten `rows`.
+fn mostly_present(rows: &[Vec<f64>], candidates: std::ops::Range<usize>) -> Vec<usize> {
+    candidates
+        .filter(|&i| rows.iter().filter(|r| r[i].is_finite()).count() * 10 >= rows.len() * 9)
+        .collect()
+}
+
+/// The sample covariance of components `columns` over the `rows` where all of them are
+/// finite, its off-diagonal entries shrunk by the share `shrinkage`; `None` with fewer such
+/// rows than twice the components, or none, or a component that never varied.
+fn shrunk_covariance(rows: &[Vec<f64>], columns: &[usize], shrinkage: f64) -> Option<DMatrix<f64>> {
+    let complete: Vec<&Vec<f64>> = rows
+        .iter()
+        .filter(|r| columns.iter().all(|&i| r[i].is_finite()))
+        .collect();
+    let n = columns.len();
+    if n == 0 || complete.len() < 2 * n {
+        return None;
+    }
+    let mut centered = DMatrix::from_fn(complete.len(), n, |r, c| complete[r][columns[c]]);
+    for mut column in centered.column_iter_mut() {
+        let mean = column.mean();
+        column.add_scalar_mut(-mean);
+    }
+    let mut covariance = centered.tr_mul(&centered) / (complete.len() - 1) as f64;
+    if (0..n).any(|i| covariance[(i, i)] <= 0.0) {
+        return None;
+    }
+    for a in 0..n {
+        for b in 0..n {
+            if a != b {
+                covariance[(a, b)] *= 1.0 - shrinkage;
+            }
+        }
+    }
+    Some(covariance)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::signature::step_change;
+use super::signature::{correlation, step_change};
 use super::{Frame, Kept, WatchConfig, PROFILE_MIN_TRAINING_MS};
 use crate::detect::stats::{median, robust_fit};
 use crate::detect::{Cusum, CusumConfig, DetectError, ProfileBaseline, RegimeOffsets, DAY_MS};
@@ -32,6 +32,9 @@ pub(super) struct Fitted {
     pub(super) step_sigmas: Vec<f64>,
     /// The training window's steps, standardized, to calibrate the step threshold.
     pub(super) training_steps: Vec<Vec<f64>>,
+    /// Correlation of the observations' block means (the excess left out), for the noise of
+    /// a signature.
+    pub(super) observation_correlation: Option<nalgebra::DMatrix<f64>>,
 }
 
 /// Block medians of each component divided by `sigmas` (`NaN` where a component has none):
@@ -180,6 +183,7 @@ pub(super) fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, De
         balance: None,
         step_sigmas: Vec::new(),
         training_steps: Vec::new(),
+        observation_correlation: None,
     };
     let kept: Vec<Kept> = training
         .iter()
@@ -204,6 +208,11 @@ pub(super) fn fit(config: &WatchConfig, training: &[Frame]) -> Result<Fitted, De
     let raw: Vec<Vec<f64>> = blocks.iter().map(|b| block_means(b, &ones)).collect();
     fitted.sigmas = column_scales(&raw, ones.len(), config.min_sigma);
     fitted.training_blocks = standardized(&raw, &fitted.sigmas, config.clip);
+    fitted.observation_correlation = correlation(
+        &fitted.training_blocks,
+        usize::from(fitted.multipliers.is_some()),
+        config.signature_noise_shrinkage,
+    );
     let mut window: VecDeque<Kept> = VecDeque::with_capacity(kept.len());
     let mut steps: Vec<Vec<f64>> = Vec::new();
     for k in &kept {
