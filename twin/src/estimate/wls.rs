@@ -56,9 +56,9 @@ pub enum EstimateError {
 }
 
 /// Estimates, from `residuals` (measured - simulated per observation; `NaN` = not observed)
-/// with their `noise` (standard deviations and correlation), the multiplier correction of each demand group (the
-/// consumption it adds per unit correction: `groups[g][j]` at junction `j`) and the outflow of
-/// a leak at each of `candidates` (junction indices). Leak outflows are kept non-negative
+/// with their `noise` (standard deviations and correlation), the multiplier correction of
+/// each demand group (the consumption it adds per unit correction: `groups[g][j]` at junction
+/// `j`) and the outflow of a leak at each of `candidates` (junction indices). Leak outflows are kept non-negative
 /// (active set: the most negative one is dropped and the rest solved again).
 pub fn estimate(
     sensitivity: &Sensitivity,

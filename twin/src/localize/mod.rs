@@ -2,8 +2,9 @@
 //! leak began) matched against the sensitivity of every observation to a leak at every
 //! junction ([`crate::estimate::Sensitivity`]), by correlation, angle or least squares (the
 //! signature and the responses standardized and whitened by the observations' noise,
-//! [`ObservationNoise`]); the best candidates are then refined by the estimation ([`crate::estimate::estimate`]: demand
-//! multiplier and leak outflow together) and reported as ranked nodes and pipes.
+//! [`ObservationNoise`]); the best candidates are then refined by the estimation
+//! ([`crate::estimate::estimate`]: demand multiplier and leak outflow together) and reported
+//! as ranked nodes and pipes.
 
 pub mod identifiability;
 
@@ -125,10 +126,10 @@ impl Localizer {
     }
 
     /// Locates the leak that produced `signature` (per observation of `sensitivity`, the change
-    /// since before the leak; `NaN` = not observed) with its `noise`, the
-    /// candidates ranked by least squares. `consumption` is the nominal consumption per
-    /// junction: the estimation re-scales demand with it, so part of a leak's signature looks
-    /// like more consumption everywhere.
+    /// since before the leak; `NaN` = not observed) with its `noise`, the candidates ranked
+    /// by least squares. `consumption` is the nominal consumption per junction: the
+    /// estimation re-scales demand with it, so part of a leak's signature looks like more
+    /// consumption everywhere.
     /// `known_flow` (from a flow balance) is reported as the leak's size when given; it does
     /// not weigh in the choice of the place (see below). `known_leaks` (junctions of leaks
     /// already reported) are fitted alongside every candidate: a known leak still growing

@@ -11,8 +11,9 @@
 //! whitened by the covariance of `u` on the training window, so that noise common to many
 //! sensors weighs as noise once), and one CUSUM per junction accumulates `b_j . u - k`. The
 //! largest crossing its threshold raises an alarm that carries the onset, the leak size and
-//! the signature (how every observation moved since just before the onset) for localization. This combines the flow balance and all
-//! pressure sensors in one test, so a leak too small for either alone is still found.
+//! the signature (how every observation moved since just before the onset) for localization.
+//! This combines the flow balance and all pressure sensors in one test, so a leak too small
+//! for either alone is still found.
 //!
 //! Half-hour blocks and a CUSUM take hours to see even a large burst, so every period also
 //! runs a step test: the median of each component over the last hour against the six hours
