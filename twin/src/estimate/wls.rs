@@ -82,33 +82,33 @@ pub fn estimate(
         }
     }
     let used = noise.usable(residuals);
-    let sigmas = &noise.sigmas;
     let group_columns: Vec<Vec<f64>> = groups.iter().map(|g| sensitivity.response_to(g)).collect();
-    let mut active: Vec<usize> = candidates.to_vec();
+    // The multiplier columns, every candidate's column and the residuals (last), standardized
+    // and whitened once: the active set below only picks columns from it.
+    let all = groups.len() + candidates.len();
+    let system = noise.whiten(
+        &used,
+        DMatrix::from_fn(used.len(), all + 1, |r, k| {
+            let i = used[r];
+            let value = if k < groups.len() {
+                group_columns[k][i]
+            } else if k < all {
+                sensitivity.get(i, candidates[k - groups.len()])
+            } else {
+                residuals[i]
+            };
+            value / noise.sigmas[i]
+        }),
+    );
+    let rhs: DVector<f64> = system.column(all).into_owned();
+    // Positions in `candidates` of the leaks still in the model.
+    let mut active: Vec<usize> = (0..candidates.len()).collect();
     loop {
         let unknowns = groups.len() + active.len();
-        let column = |k: usize, i: usize| -> f64 {
-            if k < groups.len() {
-                group_columns[k][i]
-            } else {
-                sensitivity.get(i, active[k - groups.len()])
-            }
-        };
-        // The leak and multiplier columns and the residuals (last), standardized and
-        // whitened together.
-        let system = noise.whiten(
-            &used,
-            DMatrix::from_fn(used.len(), unknowns + 1, |r, k| {
-                let value = if k < unknowns {
-                    column(k, used[r])
-                } else {
-                    residuals[used[r]]
-                };
-                value / sigmas[used[r]]
-            }),
-        );
-        let jacobian = system.columns(0, unknowns).into_owned();
-        let rhs: DVector<f64> = system.column(unknowns).into_owned();
+        let columns: Vec<usize> = (0..groups.len())
+            .chain(active.iter().map(|&p| groups.len() + p))
+            .collect();
+        let jacobian = system.select_columns(&columns);
         let mut normal = jacobian.transpose() * &jacobian;
         for k in 0..unknowns {
             let sd = if k < groups.len() {
@@ -146,7 +146,7 @@ pub fn estimate(
             leaks: active
                 .iter()
                 .enumerate()
-                .map(|(i, &j)| (j, theta[groups.len() + i]))
+                .map(|(i, &p)| (candidates[p], theta[groups.len() + i]))
                 .collect(),
             cost: misfit + prior,
             observations_used: used.len(),
